@@ -1,0 +1,150 @@
+//! The command-line grammar.
+
+use std::{net::Ipv4Addr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::Ipv4Net;
+
+/// Deception-network sensor appliance: deploy decoy hosts, capture what touches them.
+#[derive(Debug, Parser)]
+#[command(name = "decnet", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of tables (listing and planning verbs).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); DECNET_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the services a decky can run, with their ports and persona keys.
+    Services,
+    /// List the archetypes (machine roles with preset services and OS).
+    Archetypes,
+    /// List the distro personas and their hostname styles.
+    Distros,
+    /// Plan a fleet and deploy it (`--dry-run` writes the compose file only).
+    Deploy(DeployArgs),
+    /// Configuration file tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Remove deployed deckies (not available yet).
+    Teardown(TeardownArgs),
+    /// Show the fleet's containers and their state (not available yet).
+    Status,
+    /// Converge the running fleet to the planned one (not available yet).
+    Redeploy,
+    /// Run the whole appliance in one process (not available yet).
+    Serve,
+    /// Run the syslog intake alone (not available yet).
+    Collect,
+    /// Run packet capture alone (not available yet).
+    Sniffer,
+    /// Correlate events into sessions and attackers (not available yet).
+    Correlate,
+    /// Run the attacker profiler alone (not available yet).
+    Profiler,
+    /// Run the active prober alone (not available yet).
+    Probe,
+    /// Mutate deckies that are due (not available yet).
+    Mutate,
+    /// Run the web API and dashboard alone (not available yet).
+    Api,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate an INI file and print the fleet it plans.
+    Check(CheckArgs),
+}
+
+/// Network and planning options shared by `deploy` and `config check`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Parent interface of the decoy network (default: the default route's interface).
+    #[arg(short, long)]
+    pub interface: Option<String>,
+    /// Decoy subnet in CIDR form (overrides the INI's `net`).
+    #[arg(long)]
+    pub subnet: Option<Ipv4Net>,
+    /// Gateway of the decoy subnet (default: the default route's gateway if inside the
+    /// subnet, else the subnet's first address).
+    #[arg(long)]
+    pub gateway: Option<Ipv4Addr>,
+    /// First address to hand out.
+    #[arg(long)]
+    pub ip_start: Option<Ipv4Addr>,
+    /// Pick distros at random instead of by archetype / round-robin.
+    #[arg(long)]
+    pub randomize_distros: bool,
+    /// Distros to cycle through, comma-separated (see `decnet distros`).
+    #[arg(long, value_delimiter = ',')]
+    pub distro: Vec<String>,
+    /// Minutes between mutations (0 = never); a host's own INI value still wins.
+    #[arg(long)]
+    pub mutate_interval: Option<u32>,
+    /// Use IPvlan L2 instead of MACVLAN (e.g. on Wi-Fi parents).
+    #[arg(long)]
+    pub ipvlan: bool,
+    /// Seed for every random choice, to reproduce a plan exactly.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// INI file describing the fleet (see README "INI format").
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Number of deckies (without --config).
+    #[arg(short = 'n', long)]
+    pub deckies: Option<u32>,
+    /// Services for every decky, comma-separated (see `decnet services`).
+    #[arg(long, value_delimiter = ',')]
+    pub services: Vec<String>,
+    /// Give each decky 1-3 random services.
+    #[arg(long)]
+    pub randomize_services: bool,
+    /// Archetype of every decky (see `decnet archetypes`).
+    #[arg(short, long)]
+    pub archetype: Option<String>,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Only plan and write the compose file; touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where `--dry-run` writes the compose file.
+    #[arg(short, long, default_value = "decnet-compose.yml")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The INI file to validate.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    /// Remove every decky and the decoy network.
+    #[arg(long, conflicts_with = "id")]
+    pub all: bool,
+    /// Remove one decky.
+    #[arg(long)]
+    pub id: Option<String>,
+}

@@ -1,0 +1,74 @@
+//! `decnet`: the appliance's one binary. Every verb of the CLI lives here; the work itself is
+//! done by the library crates.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod args;
+mod deploy;
+mod failure;
+mod hostnet;
+mod listings;
+
+use args::{Cli, Command, ConfigCommand};
+use failure::Failure;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DECNET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let json = cli.json;
+    match cli.command {
+        Command::Services => listings::services(json),
+        Command::Archetypes => listings::archetypes(json),
+        Command::Distros => listings::distros(json),
+        Command::Deploy(args) => deploy::deploy(&args, json),
+        Command::Config {
+            command: ConfigCommand::Check(args),
+        } => deploy::check(&args, json),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "decnet", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Teardown(_) => Err(Failure::not_yet("teardown", "the fleet engine")),
+        Command::Status => Err(Failure::not_yet("status", "the fleet engine")),
+        Command::Redeploy => Err(Failure::not_yet("redeploy", "the fleet engine")),
+        Command::Serve => Err(Failure::not_yet("serve", "the web and store workers")),
+        Command::Collect => Err(Failure::not_yet("collect", "the syslog intake")),
+        Command::Sniffer => Err(Failure::not_yet("sniffer", "the dataplane")),
+        Command::Correlate => Err(Failure::not_yet("correlate", "the intelligence workers")),
+        Command::Profiler => Err(Failure::not_yet("profiler", "the intelligence workers")),
+        Command::Probe => Err(Failure::not_yet("probe", "the prober")),
+        Command::Mutate => Err(Failure::not_yet("mutate", "the fleet engine")),
+        Command::Api => Err(Failure::not_yet("api", "the web API")),
+    }
+}

@@ -1,0 +1,8 @@
+//! The dataplane: everything that turns bytes arriving at the sensor into events.
+//!
+//! It owns the capture backends (AF_XDP on pinned threads, AF_PACKET `TPACKET_V3` as the
+//! fallback, pcap/pcapng files for offline work), zero-copy decoding of Ethernet/VLAN/IP/TCP/
+//! UDP/ICMP/ARP, the per-thread flow table, passive fingerprints (TCP SYN, JA3/JA4, HASSH,
+//! HTTP), packet retention, and the syslog intake that receives the deckies' RFC 5424 events.
+//! Everything it produces is a [`decnet_store::Event`] handed to the store's segment writers.
+//! The capture and intake pipelines land with their own issues; the crate starts empty.
