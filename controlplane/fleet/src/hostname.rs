@@ -15,8 +15,9 @@ const WIN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
 /// A hostname for a decky of this distro style and OS family.
 ///
-/// Windows personas ignore the distro style: a Windows workstation is `DESKTOP-XXXXXXX` as
-/// setup names it, a Windows server an upper-case `WORD-SRVnn` an administrator would choose.
+/// Non-Unix personas ignore the distro style: a Windows workstation is `DESKTOP-XXXXXXX` as
+/// setup names it, a Windows server an upper-case `WORD-SRVnn` an administrator would choose,
+/// embedded devices and routers short lower-case names.
 pub fn generate(rng: &mut impl Rng, style: HostnameStyle, os: OsFamily) -> String {
     let word = WORDS.choose(rng).copied().unwrap_or("alpha");
     let n: u8 = rng.random_range(10..100);
@@ -28,7 +29,10 @@ pub fn generate(rng: &mut impl Rng, style: HostnameStyle, os: OsFamily) -> Strin
             return format!("DESKTOP-{tail}");
         }
         OsFamily::WindowsServer => return format!("{}-SRV{n}", word.to_ascii_uppercase()),
-        _ => {}
+        // Appliances keep short names whatever their firmware is built on.
+        OsFamily::Embedded => return format!("{word}-{n}"),
+        OsFamily::Cisco => return format!("{word}-rtr{n}"),
+        OsFamily::Linux | OsFamily::Bsd => {}
     }
     match style {
         HostnameStyle::Generic => format!("SRV-{}-{n}", word.to_ascii_uppercase()),

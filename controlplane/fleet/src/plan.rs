@@ -335,7 +335,7 @@ pub(crate) fn allocate_ips(
         }
         let Some(ip) = free.next() else {
             return Err(FleetError::new(
-                Location::none(),
+                decky_loc(d, None),
                 ErrorKind::SubnetTooSmall {
                     subnet: subnet.to_string(),
                     start: start.to_string(),

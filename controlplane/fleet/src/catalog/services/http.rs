@@ -19,7 +19,7 @@ pub(crate) const HTTP_KEYS: [PersonaKey; 6] = [
     },
     PersonaKey {
         key: "fake_app",
-        env: "FAKE_APP",
+        env: "SITE_APP",
         kind: ValueKind::OneOf(&[
             "apache_default",
             "nginx_default",

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (run as root): installs the system
+# packages the tests need, then formatting, lints and every test of the workspace.
+# Slow suites (image boot, long benchmarks) are opt-in and documented in the README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse one build cache outside the clone so repeated runs (and CI) do not rebuild the world.
+if [[ -z "${CARGO_TARGET_DIR:-}" && -d /var/tmp && -w /var/tmp ]]; then
+    export CARGO_TARGET_DIR=/var/tmp/decnet-target
+fi
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# System packages the tests use (Debian names). ieee-data: the IEEE OUI registry the MAC
+# vendor table is checked against.
+APT_PACKAGES=(ieee-data)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "==> installing system packages: ${missing[*]}"
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "error: packages missing (${missing[*]}) and not root; run as root or install them" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked
