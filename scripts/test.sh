@@ -12,8 +12,8 @@ fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # System packages the tests use (Debian names). ieee-data: the IEEE OUI registry the MAC
-# vendor table is checked against.
-APT_PACKAGES=(ieee-data)
+# vendor table is checked against. redis-tools: redis-cli, a real client for the redis emulator.
+APT_PACKAGES=(ieee-data redis-tools)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

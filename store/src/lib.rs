@@ -7,5 +7,6 @@
 //! the event model is here from the start so producers can be written against it.
 
 mod event;
+pub mod rfc5424;
 
 pub use event::{Event, EventError, MAX_FIELD_BYTES, MAX_FIELDS, MAX_RAW_BYTES, Severity};

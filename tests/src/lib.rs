@@ -19,7 +19,17 @@ pub fn workspace_bin(name: &'static str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let out = Command::new(cargo)
-            .args(["build", "--quiet", "--bins", "--manifest-path"])
+            // Every package that ships a binary the tests run.
+            .args([
+                "build",
+                "--quiet",
+                "--bins",
+                "-p",
+                "decnet",
+                "-p",
+                "decnet-services",
+            ])
+            .arg("--manifest-path")
             .arg(&manifest)
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -38,4 +48,115 @@ pub fn workspace_bin(name: &'static str) -> PathBuf {
         Ok(dir) => dir.join(name),
         Err(e) => panic!("building the workspace binaries failed:\n{e}"),
     }
+}
+
+/// A `decky serve <slug>` process on a loopback port, with its events collected from a unix
+/// datagram socket; killed on drop.
+#[derive(Debug)]
+pub struct Decky {
+    child: std::process::Child,
+    pub port: u16,
+    events: std::os::unix::net::UnixDatagram,
+    _dir: tempfile::TempDir,
+}
+
+impl Decky {
+    /// Start `slug` with persona variables `env` on a free loopback port and wait until it
+    /// accepts connections.
+    #[allow(clippy::panic)] // test support: a decky that does not start fails the test loudly
+    pub fn start(slug: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let sock = dir.path().join("events.sock");
+        let events = std::os::unix::net::UnixDatagram::bind(&sock)
+            .unwrap_or_else(|e| panic!("bind {}: {e}", sock.display()));
+        events
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap_or_else(|e| panic!("timeout: {e}"));
+        let port = free_port();
+        let child = Command::new(workspace_bin("decky"))
+            .args(["serve", slug])
+            .env_clear()
+            .env("NODE_NAME", "e2e-host")
+            .env("HOSTNAME", "SRV-WEB-42")
+            .env("EVENT_SINK", format!("unix:{}", sock.display()))
+            .env("LISTEN_ADDR", "127.0.0.1")
+            .env("PORTS", port.to_string())
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn decky: {e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "decky serve {slug} did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let decky = Self {
+            child,
+            port,
+            events,
+            _dir: dir,
+        };
+        // The readiness probe itself is a connection: drain its connect/disconnect events.
+        decky.wait_for(|lines| lines.iter().filter(|l| l.contains(" disconnect ")).count() >= 1);
+        decky
+    }
+
+    /// Every event line received so far (RFC 5424 text).
+    pub fn drain(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = self.events.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    /// Collect event lines until `done` says the set is complete (at most 10 s).
+    pub fn wait_for(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut lines = Vec::new();
+        while !done(&lines) && std::time::Instant::now() < deadline {
+            lines.extend(self.drain());
+        }
+        lines
+    }
+}
+
+impl Drop for Decky {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port free on loopback right now.
+#[allow(clippy::panic)] // test support
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or_else(|e| panic!("no free port: {e}"), |a| a.port())
+}
+
+/// The value of SD parameter `key` in an RFC 5424 event line.
+pub fn sd_param(line: &str, key: &str) -> Option<String> {
+    let needle = format!(" {key}=\"");
+    let start = line.find(&needle)? + needle.len();
+    let mut value = String::new();
+    let mut chars = line[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => value.push(chars.next()?),
+            '"' => return Some(value),
+            c => value.push(c),
+        }
+    }
+    None
+}
+
+/// The MSGID (event kind) of an RFC 5424 event line.
+pub fn msgid(line: &str) -> Option<&str> {
+    line.split(' ').nth(5)
 }

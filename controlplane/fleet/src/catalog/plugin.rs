@@ -241,6 +241,9 @@ pub(crate) fn base_env(ctx: &FragmentContext<'_>) -> IndexMap<String, String> {
     env.insert("HOSTNAME".to_owned(), ctx.hostname.to_owned());
     env.insert("DISTRO".to_owned(), ctx.distro.to_owned());
     env.insert("OS_FAMILY".to_owned(), ctx.os_family.to_owned());
+    if let Some(distro) = crate::distro::distro(ctx.distro) {
+        env.insert("KERNEL".to_owned(), distro.kernel.to_owned());
+    }
     env
 }
 

@@ -1,0 +1,19 @@
+//! The protocols the `decky` binary can serve, by service slug.
+
+use std::sync::Arc;
+
+use crate::{persona::Persona, runtime::Protocol};
+
+pub mod line;
+pub mod redis;
+
+/// Slugs this build emulates.
+pub const AVAILABLE: &[&str] = &["redis"];
+
+/// The protocol of `slug` configured from `persona`, if this build emulates it.
+pub fn lookup(slug: &str, persona: &Persona) -> Option<Arc<dyn Protocol>> {
+    Some(match slug {
+        "redis" => Arc::new(redis::Redis::from_persona(persona)),
+        _ => return None,
+    })
+}

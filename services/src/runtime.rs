@@ -1,0 +1,299 @@
+//! The thin tokio layer around the sans-IO sessions: accept, bound, time out, emit.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use decnet_store::{Event, Severity};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+
+use crate::{
+    emitter::Emitter,
+    session::{ConnInfo, ServiceEvent, Session, Step},
+};
+
+/// A protocol the runtime can serve: makes one session per connection.
+pub trait Protocol: Send + Sync + 'static {
+    fn slug(&self) -> &'static str;
+    /// Ports the service listens on when none are given.
+    fn default_ports(&self) -> &'static [u16];
+    fn session(&self, conn: &ConnInfo) -> Box<dyn Session>;
+}
+
+/// Per-connection and per-service bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; further ones are closed at accept and counted.
+    pub max_connections: usize,
+    /// Connections at once from one source address.
+    pub max_per_source: usize,
+    /// Close after this long without a byte from the peer.
+    pub idle_timeout: Duration,
+    /// Close after this long whatever happens.
+    pub session_timeout: Duration,
+    /// Bytes accepted from one connection before it is closed.
+    pub max_bytes_in: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_per_source: 64,
+            idle_timeout: Duration::from_secs(300),
+            session_timeout: Duration::from_secs(3600),
+            max_bytes_in: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Counters of the connection stage.
+#[derive(Debug, Default)]
+pub struct RuntimeStats {
+    pub accepted: AtomicU64,
+    pub refused: AtomicU64,
+    pub active: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub io_errors: AtomicU64,
+}
+
+/// Who events are attributed to and where they go.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    pub decky: String,
+    pub service: String,
+    pub emitter: Emitter,
+    pub limits: Limits,
+    pub stats: Arc<RuntimeStats>,
+}
+
+impl ServiceContext {
+    pub fn new(decky: &str, service: &str, emitter: Emitter, limits: Limits) -> Self {
+        Self {
+            decky: decky.to_owned(),
+            service: service.to_owned(),
+            emitter,
+            limits,
+            stats: Arc::new(RuntimeStats::default()),
+        }
+    }
+
+    /// Stamp a session event with time, host, service and the connection's addresses.
+    pub fn event(&self, conn: &ConnInfo, ev: &ServiceEvent) -> Event {
+        let mut event = Event::new(now_ns(), &self.decky, &self.service, &ev.kind, ev.severity);
+        event.src_ip = Some(conn.peer.ip());
+        event.src_port = Some(conn.peer.port());
+        event.dst_ip = Some(conn.local.ip());
+        event.dst_port = Some(conn.local.port());
+        for (k, v) in &ev.fields {
+            // Over-long or too many fields are truncated and flagged by the event itself.
+            let _ = event.push_field(k, v);
+        }
+        event
+    }
+
+    fn emit(&self, conn: &ConnInfo, events: &[ServiceEvent]) {
+        for ev in events {
+            self.emitter.emit(&self.event(conn, ev));
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Releases a source's connection slot when the connection ends.
+struct SourceSlot {
+    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        if let Ok(mut table) = self.table.lock()
+            && let Some(n) = table.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                table.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn claim_slot(
+    table: &Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+    limits: &Limits,
+    active: u64,
+) -> Option<SourceSlot> {
+    if usize::try_from(active).unwrap_or(usize::MAX) >= limits.max_connections {
+        return None;
+    }
+    let mut guard = table.lock().ok()?;
+    let n = guard.entry(ip).or_insert(0);
+    if *n >= limits.max_per_source {
+        return None;
+    }
+    *n += 1;
+    Some(SourceSlot {
+        table: Arc::clone(table),
+        ip,
+    })
+}
+
+/// Serve `protocol` on `listener` until `shutdown` turns true.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    protocol: Arc<dyn Protocol>,
+    ctx: Arc<ServiceContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let sources: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                ctx.stats.io_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "accept failed");
+                // Out of descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let active = ctx.stats.active.load(Ordering::Relaxed);
+        let Some(slot) = claim_slot(&sources, peer.ip(), &ctx.limits, active) else {
+            ctx.stats.refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let local = stream.local_addr().unwrap_or(peer);
+        let conn = ConnInfo {
+            peer: normalize(peer),
+            local: normalize(local),
+        };
+        let session = protocol.session(&conn);
+        let ctx = Arc::clone(&ctx);
+        ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        ctx.stats.active.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            run_connection(stream, conn, session, &ctx).await;
+            ctx.stats.active.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
+        });
+    }
+}
+
+/// IPv4-mapped IPv6 peers (dual-stack sockets) are reported as plain IPv4.
+fn normalize(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+async fn run_connection(
+    mut stream: TcpStream,
+    conn: ConnInfo,
+    mut session: Box<dyn Session>,
+    ctx: &ServiceContext,
+) {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + ctx.limits.session_timeout;
+    let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+    ctx.emit(&conn, &[lifecycle("connect", &[])]);
+    let mut step = Step::default();
+    session.start(&mut step);
+    let mut reason = "closed";
+    let mut buf = vec![0u8; 16 * 1024];
+    'conn: loop {
+        let done = step.close;
+        let produced = step.take();
+        ctx.emit(&conn, &produced.events);
+        if !produced.out.is_empty() {
+            if stream.write_all(&produced.out).await.is_err() {
+                reason = "reset";
+                break 'conn;
+            }
+            bytes_out += produced.out.len() as u64;
+        }
+        if done {
+            reason = "server_close";
+            break;
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(ctx.limits.idle_timeout, stream.read(&mut buf)) => r,
+            () = tokio::time::sleep_until(deadline) => { reason = "session_timeout"; break }
+        };
+        let n = match read {
+            Err(_) => {
+                reason = "idle_timeout";
+                break;
+            }
+            Ok(Err(_)) => {
+                reason = "reset";
+                break;
+            }
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => n,
+        };
+        bytes_in += n as u64;
+        if bytes_in > ctx.limits.max_bytes_in {
+            reason = "byte_limit";
+            break;
+        }
+        session.receive(&buf[..n], &mut step);
+    }
+    let _ = stream.shutdown().await;
+    session.finish(&mut step);
+    ctx.emit(&conn, &step.events);
+    ctx.stats.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+    ctx.stats.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    let secs = format!("{:.3}", started.elapsed().as_secs_f64());
+    let (bin, bout) = (bytes_in.to_string(), bytes_out.to_string());
+    ctx.emit(
+        &conn,
+        &[lifecycle(
+            "disconnect",
+            &[
+                ("reason", reason),
+                ("duration_s", &secs),
+                ("bytes_in", &bin),
+                ("bytes_out", &bout),
+            ],
+        )],
+    );
+}
+
+fn lifecycle(kind: &str, fields: &[(&str, &str)]) -> ServiceEvent {
+    ServiceEvent {
+        kind: kind.to_owned(),
+        severity: Severity::Info,
+        fields: fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
