@@ -12,8 +12,9 @@ fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # System packages the tests use (Debian names). ieee-data: the IEEE OUI registry the MAC
-# vendor table is checked against. redis-tools: redis-cli, a real client for the redis emulator.
-APT_PACKAGES=(ieee-data redis-tools)
+# vendor table is checked against. redis-tools, curl: real clients for the emulators; nmap: checks
+# that `nmap -sV` names the impersonated product.
+APT_PACKAGES=(ieee-data redis-tools nmap curl)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -65,7 +65,7 @@ pub fn timestamp(ts_ns: i64) -> String {
 }
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's civil-from-days algorithm.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -1,0 +1,335 @@
+//! Sans-IO HTTP/1.x request parsing with Apache's default limits: request line and header
+//! fields up to 8190 bytes, at most 100 header fields, bodies read up to a cap.
+
+/// Longest request line or header field (Apache `LimitRequestLine`/`LimitRequestFieldSize`).
+pub const MAX_LINE: usize = 8190;
+/// Most header fields (Apache `LimitRequestFields`).
+pub const MAX_FIELDS: usize = 100;
+/// Largest body read; a longer one is refused with 413.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub target: String,
+    /// `1.0` or `1.1` (anything else is refused before this is built).
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// First header of that (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Path part of the target, without query.
+    pub fn path(&self) -> &str {
+        self.target.split(['?', '#']).next().unwrap_or("/")
+    }
+
+    /// Whether the connection stays open after the response.
+    pub fn keep_alive(&self) -> bool {
+        let conn = self.header("connection").map(str::to_ascii_lowercase);
+        match self.version.as_str() {
+            "1.1" => conn.as_deref() != Some("close"),
+            _ => conn.as_deref() == Some("keep-alive"),
+        }
+    }
+}
+
+/// Outcome of one parse attempt over the buffered bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A request and how many buffered bytes it used.
+    Request(Request, usize),
+    /// More bytes are needed.
+    Incomplete,
+    /// The request is unacceptable; answer with this status and close.
+    Reject(u16, &'static str),
+}
+
+fn line_end(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| from + p)
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Parse one request from the start of `buf`.
+pub fn parse(buf: &[u8]) -> Parsed {
+    // Apache ignores empty lines before a request line (RFC 9112 §2.2).
+    let mut pos = 0;
+    while buf.get(pos..pos + 2) == Some(b"\r\n") {
+        pos += 2;
+    }
+    let Some(end) = line_end(buf, pos) else {
+        return if buf.len() - pos > MAX_LINE {
+            Parsed::Reject(414, "request line too long")
+        } else {
+            Parsed::Incomplete
+        };
+    };
+    if end - pos > MAX_LINE {
+        return Parsed::Reject(414, "request line too long");
+    }
+    let line = String::from_utf8_lossy(trim_cr(&buf[pos..end])).into_owned();
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let (Some(method), Some(target), version) = (parts.next(), parts.next(), parts.next()) else {
+        return Parsed::Reject(400, "malformed request line");
+    };
+    if parts.next().is_some()
+        || !method
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
+    {
+        return Parsed::Reject(400, "malformed request line");
+    }
+    let version = match version {
+        Some("HTTP/1.1") => "1.1",
+        Some("HTTP/1.0") => "1.0",
+        // HTTP/0.9 (no version) and anything else: Apache answers 400.
+        _ => return Parsed::Reject(400, "unsupported protocol version"),
+    };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut cursor = end + 1;
+    loop {
+        let Some(end) = line_end(buf, cursor) else {
+            return if buf.len() - cursor > MAX_LINE {
+                Parsed::Reject(400, "header field too long")
+            } else {
+                Parsed::Incomplete
+            };
+        };
+        let raw = trim_cr(&buf[cursor..end]);
+        cursor = end + 1;
+        if raw.is_empty() {
+            break;
+        }
+        if raw.len() > MAX_LINE {
+            return Parsed::Reject(400, "header field too long");
+        }
+        if raw[0] == b' ' || raw[0] == b'\t' {
+            // Obsolete line folding (RFC 9112 §5.2): refused like a modern server.
+            return Parsed::Reject(400, "obsolete header folding");
+        }
+        let Some(colon) = raw.iter().position(|&b| b == b':') else {
+            return Parsed::Reject(400, "header field without colon");
+        };
+        if headers.len() >= MAX_FIELDS {
+            return Parsed::Reject(400, "too many header fields");
+        }
+        let name = String::from_utf8_lossy(&raw[..colon]).trim().to_owned();
+        let value = String::from_utf8_lossy(&raw[colon + 1..]).trim().to_owned();
+        if name.is_empty() || name.contains(' ') {
+            return Parsed::Reject(400, "malformed header name");
+        }
+        headers.push((name, value));
+    }
+    let mut request = Request {
+        method: method.to_owned(),
+        target: target.to_owned(),
+        version: version.to_owned(),
+        headers,
+        body: Vec::new(),
+    };
+    let chunked = request
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        return match dechunk(buf, cursor) {
+            Ok(Some((body, used))) => {
+                request.body = body;
+                Parsed::Request(request, used)
+            }
+            Ok(None) => Parsed::Incomplete,
+            Err(status) => Parsed::Reject(status, "bad chunked body"),
+        };
+    }
+    let length = match request.header("content-length") {
+        None => 0,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n <= MAX_BODY => n,
+            Ok(_) => return Parsed::Reject(413, "body too large"),
+            Err(_) => return Parsed::Reject(400, "bad content-length"),
+        },
+    };
+    if buf.len() < cursor + length {
+        return Parsed::Incomplete;
+    }
+    request.body = buf[cursor..cursor + length].to_vec();
+    Parsed::Request(request, cursor + length)
+}
+
+/// Decode a chunked body starting at `from`: `Ok(None)` until the last chunk and trailers
+/// are buffered.
+fn dechunk(buf: &[u8], from: usize) -> Result<Option<(Vec<u8>, usize)>, u16> {
+    let mut body = Vec::new();
+    let mut pos = from;
+    loop {
+        let Some(end) = line_end(buf, pos) else {
+            return if buf.len() - pos > 64 {
+                Err(400)
+            } else {
+                Ok(None)
+            };
+        };
+        let size_text = String::from_utf8_lossy(trim_cr(&buf[pos..end]));
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| 400u16)?;
+        pos = end + 1;
+        if size == 0 {
+            // Trailers until an empty line.
+            loop {
+                let Some(end) = line_end(buf, pos) else {
+                    return Ok(None);
+                };
+                let empty = trim_cr(&buf[pos..end]).is_empty();
+                pos = end + 1;
+                if empty {
+                    return Ok(Some((body, pos)));
+                }
+            }
+        }
+        if body.len() + size > MAX_BODY {
+            return Err(413);
+        }
+        if buf.len() < pos + size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&buf[pos..pos + size]);
+        pos += size;
+        match buf.get(pos..pos + 2) {
+            Some(b"\r\n") => pos += 2,
+            Some(_) => return Err(400),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Decode `application/x-www-form-urlencoded` pairs.
+pub fn form_pairs(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn request(text: &[u8]) -> (Request, usize) {
+        match parse(text) {
+            Parsed::Request(r, n) => (r, n),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn curl_get() {
+        let raw = b"GET /index.html?a=1 HTTP/1.1\r\nHost: 10.0.0.5\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
+        let (r, n) = request(raw);
+        assert_eq!(n, raw.len());
+        assert_eq!(
+            (r.method.as_str(), r.path(), r.target.as_str()),
+            ("GET", "/index.html", "/index.html?a=1")
+        );
+        assert_eq!(r.header("user-agent"), Some("curl/7.88.1"));
+        assert!(r.keep_alive());
+    }
+
+    #[test]
+    fn bodies_by_length_and_chunks() {
+        let (r, _) = request(
+            b"POST /wp-login.php HTTP/1.0\r\nContent-Length: 19\r\n\r\nlog=admin&pwd=s%21x",
+        );
+        assert_eq!(
+            form_pairs(&String::from_utf8_lossy(&r.body)),
+            vec![("log".into(), "admin".into()), ("pwd".into(), "s!x".into())]
+        );
+        assert!(!r.keep_alive());
+        let (r, n) = request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\nGET");
+        assert_eq!(r.body, b"abcde");
+        assert_eq!(n, 71, "the trailing GET stays buffered");
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"),
+            Parsed::Incomplete
+        );
+    }
+
+    #[test]
+    fn rejections() {
+        assert_eq!(
+            parse(b"GET /\r\n"),
+            Parsed::Reject(400, "unsupported protocol version")
+        );
+        assert!(matches!(
+            parse(&[b'a'; MAX_LINE + 2]),
+            Parsed::Reject(414, _)
+        ));
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nX: 1\r\n y\r\n\r\n"),
+            Parsed::Reject(400, _)
+        ));
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"),
+            Parsed::Reject(413, _)
+        ));
+        let many: String = (0..=MAX_FIELDS).map(|i| format!("X{i}: 1\r\n")).collect();
+        assert!(matches!(
+            parse(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
+            Parsed::Reject(400, _)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn form_decoding_never_panics(text in ".{0,200}") {
+            let _ = form_pairs(&text);
+        }
+    }
+}
