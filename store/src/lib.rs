@@ -6,7 +6,9 @@
 //! implementations and their migrations. The segment and SQL layers land with the store issue;
 //! the event model is here from the start so producers can be written against it.
 
+mod address;
 mod event;
 pub mod rfc5424;
 
+pub use address::{FieldAddresses, SRC_IP_FIELDS, parse_address};
 pub use event::{Event, EventError, MAX_FIELD_BYTES, MAX_FIELDS, MAX_RAW_BYTES, Severity};

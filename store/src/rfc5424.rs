@@ -94,22 +94,45 @@ pub fn format(event: &Event) -> Vec<u8> {
     out.push(b' ');
 
     let mut params: Vec<(&str, String)> = Vec::new();
-    if let Some(ip) = event.src_ip {
-        params.push(("src_ip", ip.to_string()));
-    }
-    if let Some(port) = event.src_port {
-        params.push(("src_port", port.to_string()));
-    }
-    if let Some(ip) = event.dst_ip {
-        params.push(("dst_ip", ip.to_string()));
-    }
-    if let Some(port) = event.dst_port {
-        params.push(("dst_port", port.to_string()));
-    }
+    // Address members go first unless the fields already carry them (the reader lifts those),
+    // so a message read back and written again is the same message.
+    let carried = event.field_addresses();
+    let addresses = [
+        (
+            "src_ip",
+            event
+                .src_ip
+                .filter(|v| carried.src_ip != Some(*v))
+                .map(|v| v.to_string()),
+        ),
+        (
+            "src_port",
+            event
+                .src_port
+                .filter(|v| carried.src_port != Some(*v))
+                .map(|v| v.to_string()),
+        ),
+        (
+            "dst_ip",
+            event
+                .dst_ip
+                .filter(|v| carried.dst_ip != Some(*v))
+                .map(|v| v.to_string()),
+        ),
+        (
+            "dst_port",
+            event
+                .dst_port
+                .filter(|v| carried.dst_port != Some(*v))
+                .map(|v| v.to_string()),
+        ),
+    ];
+    params.extend(addresses.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
     let mut msg = None;
     for (k, v) in event.fields() {
         if k == MSG_FIELD {
-            msg = Some(v.as_str());
+            // An empty MSG is no MSG.
+            msg = Some(v.as_str()).filter(|m| !m.is_empty());
         } else {
             params.push((k.as_str(), v.clone()));
         }
@@ -130,6 +153,11 @@ pub fn format(event: &Event) -> Vec<u8> {
     }
     if let Some(msg) = msg {
         out.push(b' ');
+        // Readers strip one leading BOM (RFC 5424 §6.4); a MSG that itself starts with U+FEFF
+        // keeps it only behind a second one.
+        if msg.starts_with('\u{feff}') {
+            out.extend_from_slice("\u{feff}".as_bytes());
+        }
         out.extend(
             msg.bytes()
                 .map(|b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
