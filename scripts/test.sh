@@ -13,8 +13,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # System packages the tests use (Debian names). ieee-data: the IEEE OUI registry the MAC
 # vendor table is checked against. redis-tools, curl: real clients for the emulators; nmap: checks
-# that `nmap -sV` names the impersonated product.
-APT_PACKAGES=(ieee-data redis-tools nmap curl)
+# that `nmap -sV` names the impersonated product. default-mysql-client: the `mysql` client;
+# python3: poplib, imaplib, smtplib and ftplib for the mail and file-transfer emulators.
+APT_PACKAGES=(ieee-data redis-tools nmap curl default-mysql-client python3)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -14,3 +14,4 @@ pub mod persona;
 pub mod protocols;
 pub mod runtime;
 pub mod session;
+pub mod shell;

@@ -1,8 +1,16 @@
 //! The thin tokio layer around the sans-IO sessions: accept, bound, time out, emit.
+//!
+//! Besides bytes and events a [`Step`] can ask for three things only the I/O layer can do:
+//! hold its output back ([`Step::delay`]), drive a data channel
+//! ([`DataOp`](crate::session::DataOp), carried out by the `data` submodule), and keep
+//! artifacts in the quarantine directory ([`Step::store`]).
+
+mod data;
 
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -19,7 +27,7 @@ use tokio::{
 
 use crate::{
     emitter::Emitter,
-    session::{ConnInfo, ServiceEvent, Session, Step},
+    session::{Artifact, ConnInfo, ServiceEvent, Session, Step},
 };
 
 /// A protocol the runtime can serve: makes one session per connection.
@@ -76,6 +84,8 @@ pub struct ServiceContext {
     pub emitter: Emitter,
     pub limits: Limits,
     pub stats: Arc<RuntimeStats>,
+    /// Where artifacts sessions ask to keep are written; `None` drops them.
+    pub quarantine: Option<PathBuf>,
 }
 
 impl ServiceContext {
@@ -86,7 +96,15 @@ impl ServiceContext {
             emitter,
             limits,
             stats: Arc::new(RuntimeStats::default()),
+            quarantine: None,
         }
+    }
+
+    /// Keep artifacts in `dir` (created when first needed).
+    #[must_use]
+    pub fn with_quarantine(mut self, dir: Option<PathBuf>) -> Self {
+        self.quarantine = dir;
+        self
     }
 
     /// Stamp a session event with time, host, service and the connection's addresses.
@@ -108,7 +126,64 @@ impl ServiceContext {
             self.emitter.emit(&self.event(conn, ev));
         }
     }
+
+    /// Write artifacts to the quarantine directory; a failure is an event, never fatal.
+    async fn store(&self, conn: &ConnInfo, artifacts: Vec<Artifact>) {
+        let Some(dir) = &self.quarantine else { return };
+        for artifact in artifacts {
+            let name = artifact.name.clone();
+            let dir = dir.clone();
+            let written = tokio::task::spawn_blocking(move || write_artifact(&dir, &artifact))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            if let Err(error) = written {
+                self.stats.io_errors.fetch_add(1, Ordering::Relaxed);
+                let ev = service_event(
+                    "quarantine_error",
+                    Severity::Error,
+                    &[("name", &name), ("error", &error)],
+                );
+                self.emit(conn, &[ev]);
+            }
+        }
+    }
 }
+
+/// A plain, visible file name: nothing a session writes can land outside the directory.
+fn safe_artifact_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Write under a temporary name and rename, so a reader never sees a partial file.
+fn write_artifact(dir: &Path, artifact: &Artifact) -> std::io::Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    if !safe_artifact_name(&artifact.name) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "unsafe artifact name",
+        ));
+    }
+    std::fs::create_dir_all(dir)?;
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".{}.{}.{seq}.part",
+        artifact.name,
+        std::process::id()
+    ));
+    std::fs::write(&tmp, &artifact.bytes)?;
+    std::fs::rename(&tmp, dir.join(&artifact.name)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// How long a peer that stopped reading may hold up an idle session's farewell.
+const LAST_WORDS: Duration = Duration::from_secs(5);
 
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_ns() -> i64 {
@@ -224,14 +299,24 @@ async fn run_connection(
     let deadline = tokio::time::Instant::now() + ctx.limits.session_timeout;
     let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
     ctx.emit(&conn, &[lifecycle("connect", &[])]);
+    let mut data = data::DataChannel::new(conn, ctx.limits.idle_timeout, Arc::clone(&ctx.stats));
     let mut step = Step::default();
     session.start(&mut step);
     let mut reason = "closed";
     let mut buf = vec![0u8; 16 * 1024];
     'conn: loop {
+        if let Some(pause) = step.delay.take()
+            && tokio::time::timeout_at(deadline, tokio::time::sleep(pause))
+                .await
+                .is_err()
+        {
+            reason = "session_timeout";
+            break;
+        }
         let done = step.close;
         let produced = step.take();
         ctx.emit(&conn, &produced.events);
+        ctx.store(&conn, produced.artifacts).await;
         if !produced.out.is_empty() {
             if stream.write_all(&produced.out).await.is_err() {
                 reason = "reset";
@@ -243,13 +328,39 @@ async fn run_connection(
             reason = "server_close";
             break;
         }
+        for op in produced.data {
+            if let Some(event) = data.apply(op).await {
+                session.data(event, &mut step);
+            }
+        }
+        if !step.is_empty() {
+            continue;
+        }
+        // A transfer in flight keeps the session alive (vsftpd times the data channel instead).
+        let idle = if data.busy() {
+            ctx.limits.session_timeout
+        } else {
+            ctx.limits.idle_timeout
+        };
         let read = tokio::select! {
-            r = tokio::time::timeout(ctx.limits.idle_timeout, stream.read(&mut buf)) => r,
+            r = tokio::time::timeout(idle, stream.read(&mut buf)) => r,
+            event = data.next() => {
+                session.data(event, &mut step);
+                continue;
+            }
             () = tokio::time::sleep_until(deadline) => { reason = "session_timeout"; break }
         };
         let n = match read {
             Err(_) => {
                 reason = "idle_timeout";
+                session.idle(&mut step);
+                let last = std::mem::take(&mut step.out);
+                if !last.is_empty()
+                    && let Ok(Ok(())) =
+                        tokio::time::timeout(LAST_WORDS, stream.write_all(&last)).await
+                {
+                    bytes_out += last.len() as u64;
+                }
                 break;
             }
             Ok(Err(_)) => {
@@ -266,9 +377,11 @@ async fn run_connection(
         }
         session.receive(&buf[..n], &mut step);
     }
+    drop(data);
     let _ = stream.shutdown().await;
     session.finish(&mut step);
     ctx.emit(&conn, &step.events);
+    ctx.store(&conn, std::mem::take(&mut step.artifacts)).await;
     ctx.stats.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
     ctx.stats.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
     let secs = format!("{:.3}", started.elapsed().as_secs_f64());
@@ -288,12 +401,19 @@ async fn run_connection(
 }
 
 fn lifecycle(kind: &str, fields: &[(&str, &str)]) -> ServiceEvent {
+    service_event(kind, Severity::Info, fields)
+}
+
+fn service_event(kind: &str, severity: Severity, fields: &[(&str, &str)]) -> ServiceEvent {
     ServiceEvent {
         kind: kind.to_owned(),
-        severity: Severity::Info,
+        severity,
         fields: fields
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,6 @@
 //! The sans-IO contract every protocol implements.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use decnet_store::Severity;
 
@@ -28,12 +28,61 @@ impl ServiceEvent {
     }
 }
 
+/// A second connection a session needs besides its own (FTP's data channel), carried out by
+/// the runtime so the session stays sans-IO. A connection has at most one channel; `Listen`
+/// and `Connect` replace the previous one, and a transfer consumes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataOp {
+    /// Listen on an ephemeral port of the connection's own local address and accept one
+    /// connection from the peer's address; answered at once by [`DataEvent::Listening`] (or
+    /// [`DataEvent::Failed`]).
+    Listen,
+    /// At the next transfer, connect to this port on the peer's own address. Only the peer's
+    /// address: a session can never make the host open connections to third parties.
+    Connect(u16),
+    /// Open the channel, write these bytes and close it: [`DataEvent::Opened`], then
+    /// [`DataEvent::Sent`] or [`DataEvent::Failed`].
+    Send(Vec<u8>),
+    /// Open the channel and read until the peer closes it, keeping at most `limit` bytes:
+    /// [`DataEvent::Opened`], then [`DataEvent::Received`] (or `Failed` if it never opened).
+    Receive { limit: usize },
+    /// Drop the channel and any transfer on it.
+    Close,
+}
+
+/// What happened to the data channel; delivered through [`Session::data`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataEvent {
+    /// The listener is bound on this port of the connection's local address.
+    Listening(u16),
+    /// The peer connected (or was connected to); the transfer is under way.
+    Opened,
+    /// Every byte of a `Send` was written and the channel closed.
+    Sent { bytes: u64 },
+    /// The peer closed the channel after a `Receive`: the kept bytes and how many arrived.
+    Received { data: Vec<u8>, total: u64 },
+    /// No channel to use, nobody connected in time, or the transfer broke.
+    Failed,
+}
+
+/// Bytes the runtime keeps in the service's quarantine directory (when one is configured).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// A plain file name (letters, digits, `.`, `_`, `-`); anything else is refused.
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
 /// What one step of a session produced: bytes to send, events, and whether to hang up.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Step {
     pub out: Vec<u8>,
     pub events: Vec<ServiceEvent>,
     pub close: bool,
+    /// Hold `out` back this long before sending it (the real servers' pause after failures).
+    pub delay: Option<Duration>,
+    pub data: Vec<DataOp>,
+    pub artifacts: Vec<Artifact>,
 }
 
 impl Step {
@@ -57,6 +106,34 @@ impl Step {
         self.close = true;
     }
 
+    /// Delay this step's output by `by` (added to any delay already asked for).
+    pub fn delay(&mut self, by: Duration) {
+        self.delay = Some(self.delay.unwrap_or_default() + by);
+    }
+
+    /// Ask the runtime for something on the data channel.
+    pub fn data(&mut self, op: DataOp) {
+        self.data.push(op);
+    }
+
+    /// Ask the runtime to keep `bytes` as `name` in the quarantine directory.
+    pub fn store(&mut self, name: &str, bytes: Vec<u8>) {
+        self.artifacts.push(Artifact {
+            name: name.to_owned(),
+            bytes,
+        });
+    }
+
+    /// Nothing produced yet.
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+            && self.events.is_empty()
+            && !self.close
+            && self.delay.is_none()
+            && self.data.is_empty()
+            && self.artifacts.is_empty()
+    }
+
     /// Take what this step produced, leaving it empty for the next.
     pub fn take(&mut self) -> Step {
         std::mem::take(self)
@@ -70,6 +147,11 @@ pub trait Session: Send {
     fn start(&mut self, step: &mut Step);
     /// Bytes arrived from the peer.
     fn receive(&mut self, data: &[u8], step: &mut Step);
+    /// The data channel asked for with [`Step::data`] changed state.
+    fn data(&mut self, _event: DataEvent, _step: &mut Step) {}
+    /// The peer stayed silent for the idle timeout; output is sent (best effort) as the
+    /// connection's last words, e.g. a `421` line, before the runtime hangs up.
+    fn idle(&mut self, _step: &mut Step) {}
     /// The peer went away or a limit ended the connection; nothing more can be sent.
     fn finish(&mut self, _step: &mut Step) {}
 }

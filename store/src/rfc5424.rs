@@ -17,12 +17,19 @@ const APP_NAME_MAX: usize = 48;
 const MSGID_MAX: usize = 32;
 const PARAM_NAME_MAX: usize = 32;
 
+/// Header fields are printable ASCII; anything else becomes `_` (never dropped, so a value
+/// cannot shrink into the NILVALUE `-` and change meaning).
 fn push_header(out: &mut Vec<u8>, value: &str, max: usize) {
-    let start = out.len();
-    out.extend(value.bytes().filter(|b| (33..=126).contains(b)).take(max));
-    if out.len() == start {
+    if value.is_empty() {
         out.push(b'-');
+        return;
     }
+    out.extend(value.chars().take(max).map(|c| {
+        u8::try_from(c)
+            .ok()
+            .filter(|b| (33..=126).contains(b))
+            .unwrap_or(b'_')
+    }));
 }
 
 /// SD-NAME: printable ASCII except `=`, space, `]` and `"` (RFC 5424 §6.3.3).
@@ -196,7 +203,7 @@ mod tests {
     fn header_fields_cannot_be_forged() {
         let e = Event::new(0, "a b", "", "x y\nz", Severity::Warning);
         let line = String::from_utf8(format(&e)).unwrap();
-        assert_eq!(line, "<132>1 1970-01-01T00:00:00.000000Z ab - - xyz -");
+        assert_eq!(line, "<132>1 1970-01-01T00:00:00.000000Z a_b - - x_y_z -");
     }
 
     #[test]

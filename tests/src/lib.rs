@@ -18,6 +18,18 @@ pub fn workspace_bin(name: &'static str) -> PathBuf {
     let built = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        // The test executable lives in <target>/<profile>/deps/; binaries one level up.
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .ok_or("test executable has no parent directory")?
+            .to_path_buf();
+        // Another checkout sharing this target directory may have replaced the binaries there
+        // while ours count as fresh; removing them makes cargo link this checkout's again.
+        for bin in ["decnet", "decky"] {
+            let _ = std::fs::remove_file(dir.join(bin));
+        }
         let out = Command::new(cargo)
             // Every package that ships a binary the tests run.
             .args([
@@ -36,13 +48,7 @@ pub fn workspace_bin(name: &'static str) -> PathBuf {
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
-        // The test executable lives in <target>/<profile>/deps/; binaries one level up.
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .ok_or("test executable has no parent directory")?;
-        Ok(dir.to_path_buf())
+        Ok(dir)
     });
     match built {
         Ok(dir) => dir.join(name),

