@@ -15,3 +15,4 @@ pub mod protocols;
 pub mod runtime;
 pub mod session;
 pub mod shell;
+pub mod tls;

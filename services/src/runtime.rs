@@ -6,6 +6,7 @@
 //! artifacts in the quarantine directory ([`Step::store`]).
 
 mod data;
+mod tls;
 
 use std::{
     collections::HashMap,
@@ -20,8 +21,8 @@ use std::{
 
 use decnet_store::{Event, Severity};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpListener,
     sync::watch,
 };
 
@@ -36,6 +37,11 @@ pub trait Protocol: Send + Sync + 'static {
     /// Ports the service listens on when none are given.
     fn default_ports(&self) -> &'static [u16];
     fn session(&self, conn: &ConnInfo) -> Box<dyn Session>;
+    /// TLS settings when the service speaks TLS from the first byte (https); the runtime
+    /// then completes the handshake before the session sees any byte.
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        None
+    }
 }
 
 /// Per-connection and per-service bounds.
@@ -270,8 +276,16 @@ pub async fn serve_tcp(
         let ctx = Arc::clone(&ctx);
         ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
         ctx.stats.active.fetch_add(1, Ordering::Relaxed);
+        let tls = protocol.tls();
         tokio::spawn(async move {
-            run_connection(stream, conn, session, &ctx).await;
+            match tls {
+                None => run_connection(stream, conn, session, &ctx).await,
+                Some(config) => {
+                    if let Some(stream) = tls::handshake(stream, config, &conn, &ctx).await {
+                        run_connection(stream, conn, session, &ctx).await;
+                    }
+                }
+            }
             ctx.stats.active.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
@@ -289,8 +303,8 @@ fn normalize(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn run_connection(
-    mut stream: TcpStream,
+async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     conn: ConnInfo,
     mut session: Box<dyn Session>,
     ctx: &ServiceContext,

@@ -103,3 +103,91 @@ fn nmap_identifies_apache_httpd() {
     eprintln!("nmap: {line}");
     assert!(line.contains("Apache httpd 2.4.62 ((Debian))"), "{text}");
 }
+
+#[test]
+fn https_serves_the_site_behind_a_plain_self_signed_certificate() {
+    let decky = Decky::start("https", &[("HOSTNAME", "web01.corp.local")]);
+    let url = format!("https://web01.corp.local:{}/", decky.port);
+    let resolve = format!("web01.corp.local:{}:127.0.0.1", decky.port);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-i",
+            "-k",
+            "-v",
+            "--max-time",
+            "10",
+            "--resolve",
+            &resolve,
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(body.starts_with("HTTP/1.1 200 OK\r\n"), "{body}\n{trace}");
+    assert!(body.contains("Apache2 Debian Default Page"));
+    assert!(trace.contains("subject: CN=web01.corp.local"), "{trace}");
+    assert!(trace.contains("issuer: CN=web01.corp.local"), "{trace}");
+    assert!(trace.contains("ALPN: server accepted http/1.1"), "{trace}");
+    let lower = trace.to_ascii_lowercase();
+    assert!(
+        !lower.contains("rcgen") && !lower.contains("decnet"),
+        "{trace}"
+    );
+
+    let lines = decky.wait_for(|l| l.iter().any(|x| msgid(x) == Some("request")));
+    let hello = lines
+        .iter()
+        .find(|l| msgid(l) == Some("tls_client_hello"))
+        .expect("hello event");
+    assert_eq!(sd_param(hello, "sni").as_deref(), Some("web01.corp.local"));
+    assert!(sd_param(hello, "alpn").unwrap().contains("http/1.1"));
+    let request = lines.iter().find(|l| msgid(l) == Some("request")).unwrap();
+    assert_eq!(
+        sd_param(request, "host").unwrap(),
+        format!("web01.corp.local:{}", decky.port)
+    );
+    assert!(request.contains(" https - request "), "{request}");
+
+    // A plain-text client gets no HTTP answer, and the failed handshake is an event.
+    let plain = curl(&[&format!("http://127.0.0.1:{}/", decky.port)]);
+    assert!(!plain.contains("HTTP/1.1"), "{plain}");
+    let lines = decky.wait_for(|l| l.iter().any(|x| msgid(x) == Some("tls_error")));
+    assert!(
+        lines.iter().any(|l| msgid(l) == Some("tls_error")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn nmap_identifies_apache_over_tls() {
+    if Command::new("nmap").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: nmap is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let decky = Decky::start("https", &[]);
+    let out = Command::new("nmap")
+        .args([
+            "-sV",
+            "-Pn",
+            "-n",
+            "--version-light",
+            "-p",
+            &decky.port.to_string(),
+            "127.0.0.1",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("/tcp"))
+        .unwrap_or_default()
+        .to_owned();
+    eprintln!("nmap: {line}");
+    assert!(
+        line.contains("ssl/http") && line.contains("Apache httpd 2.4.62 ((Debian))"),
+        "{text}"
+    );
+}

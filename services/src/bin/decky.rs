@@ -64,12 +64,7 @@ fn main() -> ExitCode {
 
 async fn serve(slug: &str) -> Result<(), String> {
     let persona = Persona::from_env();
-    let protocol = protocols::lookup(slug, &persona).ok_or_else(|| {
-        format!(
-            "unknown service {slug:?}; available: {}",
-            protocols::AVAILABLE.join(", ")
-        )
-    })?;
+    let protocol = protocols::lookup(slug, &persona).map_err(|e| e.to_string())?;
     let mut sinks = vec![
         persona
             .get_or("EVENT_SINK", "stdout")

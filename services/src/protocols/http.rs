@@ -5,7 +5,7 @@
 mod pages;
 mod parse;
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use decnet_store::{Severity, rfc5424::civil_from_days};
 
@@ -37,6 +37,8 @@ pub struct Http {
     extra_headers: Vec<(String, String)>,
     files: BTreeMap<String, Vec<u8>>,
     hostname: String,
+    /// Set for https: the runtime terminates TLS before the session.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Http {
@@ -81,7 +83,16 @@ impl Http {
                 .map(|d| load_files(Path::new(d)))
                 .unwrap_or_default(),
             hostname: p.hostname().to_owned(),
+            tls: None,
         }
+    }
+
+    /// The same site behind TLS, with the operator's or a generated certificate.
+    pub fn https_from_persona(p: &Persona) -> Result<Self, crate::tls::TlsError> {
+        Ok(Self {
+            tls: Some(crate::tls::server_config(p)?),
+            ..Self::from_persona(p)
+        })
     }
 }
 
@@ -113,11 +124,15 @@ fn load_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 impl Protocol for Http {
     fn slug(&self) -> &'static str {
-        "http"
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     fn default_ports(&self) -> &'static [u16] {
-        &[80]
+        if self.tls.is_some() { &[443] } else { &[80] }
+    }
+
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.clone()
     }
 
     fn session(&self, conn: &ConnInfo) -> Box<dyn Session> {

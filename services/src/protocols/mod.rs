@@ -21,6 +21,7 @@ pub mod telnet;
 pub const AVAILABLE: &[&str] = &[
     "ftp",
     "http",
+    "https",
     "imap",
     "mysql",
     "pop3",
@@ -30,11 +31,28 @@ pub const AVAILABLE: &[&str] = &[
     "telnet",
 ];
 
-/// The protocol of `slug` configured from `persona`, if this build emulates it.
-pub fn lookup(slug: &str, persona: &Persona) -> Option<Arc<dyn Protocol>> {
-    Some(match slug {
+/// Why a service could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("unknown service {slug:?}; available: {}", AVAILABLE.join(", "))]
+    Unknown { slug: String },
+    #[error("service {slug:?} is misconfigured: {reason}")]
+    Config { slug: String, reason: String },
+}
+
+/// The protocol of `slug` configured from `persona`.
+pub fn lookup(slug: &str, persona: &Persona) -> Result<Arc<dyn Protocol>, LookupError> {
+    Ok(match slug {
         "ftp" => Arc::new(ftp::Ftp::from_persona(persona)),
         "http" => Arc::new(http::Http::from_persona(persona)),
+        "https" => {
+            Arc::new(
+                http::Http::https_from_persona(persona).map_err(|e| LookupError::Config {
+                    slug: slug.to_owned(),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
         "imap" => Arc::new(imap::Imap::from_persona(persona)),
         "mysql" => Arc::new(mysql::Mysql::from_persona(persona)),
         "pop3" => Arc::new(pop3::Pop3::from_persona(persona)),
@@ -42,6 +60,10 @@ pub fn lookup(slug: &str, persona: &Persona) -> Option<Arc<dyn Protocol>> {
         "smtp" => Arc::new(smtp::Smtp::from_persona(persona, false)),
         "smtp_relay" => Arc::new(smtp::Smtp::from_persona(persona, true)),
         "telnet" => Arc::new(telnet::Telnet::from_persona(persona)),
-        _ => return None,
+        _ => {
+            return Err(LookupError::Unknown {
+                slug: slug.to_owned(),
+            });
+        }
     })
 }

@@ -1,10 +1,13 @@
 //! imap: a Dovecot persona with bait mailboxes.
 use crate::catalog::prelude::*;
 
+// The TLS port (993/995) joins when the emulator speaks TLS: a plain-text answer there would
+// give the host away.
+
 pub(crate) static SERVICE: ServiceDef = ServiceDef {
     slug: "imap",
     summary: "Dovecot IMAP persona with bait mailboxes",
-    ports: &[Port::tcp(143), Port::tcp(993)],
+    ports: &[Port::tcp(143)],
     persona: &[
         PersonaKey {
             key: "banner",

@@ -1,10 +1,13 @@
 //! pop3: a Dovecot POP3 persona over the same bait mailboxes as imap.
 use crate::catalog::prelude::*;
 
+// The TLS port (993/995) joins when the emulator speaks TLS: a plain-text answer there would
+// give the host away.
+
 pub(crate) static SERVICE: ServiceDef = ServiceDef {
     slug: "pop3",
     summary: "Dovecot POP3 persona with bait mailboxes",
-    ports: &[Port::tcp(110), Port::tcp(995)],
+    ports: &[Port::tcp(110)],
     persona: &[
         PersonaKey {
             key: "banner",

@@ -1,0 +1,6 @@
+//! The smtp session state machine on arbitrary client bytes, split at fuzzer-chosen sizes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| decnet_fuzz::drive_service("smtp", data));
