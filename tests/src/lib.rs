@@ -166,3 +166,30 @@ pub fn sd_param(line: &str, key: &str) -> Option<String> {
 pub fn msgid(line: &str) -> Option<&str> {
     line.split(' ').nth(5)
 }
+
+/// `nmap -sV` on a loopback port: the `PORT STATE SERVICE VERSION` row (empty when nmap
+/// printed none), or `None`, after a loud SKIPPED line, when nmap is not installed.
+pub fn nmap_version_row(port: u16) -> Option<String> {
+    let out = Command::new("nmap")
+        .args([
+            "-sV",
+            "-Pn",
+            "-n",
+            "--version-light",
+            "-p",
+            &port.to_string(),
+            "127.0.0.1",
+        ])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("SKIPPED: nmap is not installed (scripts/test.sh installs it)");
+        return None;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{port}/tcp")))
+        .unwrap_or_default();
+    eprintln!("nmap: {row}");
+    Some(row.to_owned())
+}

@@ -307,30 +307,12 @@ fn curl_passive_and_active_transfers() {
     );
 }
 
-/// nmap's service fingerprint of `port`: the PORT/STATE/SERVICE/VERSION row.
-fn nmap_service_line(port: u16) -> Option<String> {
-    let out = Command::new("nmap")
-        .args(["-sV", "-Pn", "-n", "-p", &port.to_string(), "127.0.0.1"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines()
-        .find(|l| l.starts_with(&format!("{port}/tcp")))
-        .map(str::to_owned)
-}
-
-fn nmap_available() -> bool {
-    Command::new("nmap").arg("--version").output().is_ok()
-}
-
 #[test]
 fn nmap_identifies_vsftpd() {
-    if !nmap_available() {
-        eprintln!("nmap not installed (scripts/test.sh installs it); skipping");
-        return;
-    }
     let decky = Decky::start("ftp", &[]);
-    let line = nmap_service_line(decky.port).expect("nmap reports the port");
+    let Some(line) = decnet_e2e::nmap_version_row(decky.port) else {
+        return;
+    };
     assert!(line.contains(" open "), "{line}");
     assert!(line.contains("ftp"), "{line}");
     assert!(line.ends_with("vsftpd 3.0.3"), "{line}");

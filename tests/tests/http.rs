@@ -77,30 +77,11 @@ fn curl_sees_apache_and_wordpress_logins_are_captured() {
 
 #[test]
 fn nmap_identifies_apache_httpd() {
-    if Command::new("nmap").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: nmap is not installed (scripts/test.sh installs it)");
-        return;
-    }
     let decky = Decky::start("http", &[]);
-    let out = Command::new("nmap")
-        .args([
-            "-sV",
-            "-Pn",
-            "-n",
-            "--version-light",
-            "-p",
-            &decky.port.to_string(),
-            "127.0.0.1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("/tcp"))
-        .unwrap_or_default()
-        .to_owned();
-    eprintln!("nmap: {line}");
+    let Some(line) = decnet_e2e::nmap_version_row(decky.port) else {
+        return;
+    };
+    let text = &line;
     assert!(line.contains("Apache httpd 2.4.62 ((Debian))"), "{text}");
 }
 
@@ -162,30 +143,11 @@ fn https_serves_the_site_behind_a_plain_self_signed_certificate() {
 
 #[test]
 fn nmap_identifies_apache_over_tls() {
-    if Command::new("nmap").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: nmap is not installed (scripts/test.sh installs it)");
-        return;
-    }
     let decky = Decky::start("https", &[]);
-    let out = Command::new("nmap")
-        .args([
-            "-sV",
-            "-Pn",
-            "-n",
-            "--version-light",
-            "-p",
-            &decky.port.to_string(),
-            "127.0.0.1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("/tcp"))
-        .unwrap_or_default()
-        .to_owned();
-    eprintln!("nmap: {line}");
+    let Some(line) = decnet_e2e::nmap_version_row(decky.port) else {
+        return;
+    };
+    let text = &line;
     assert!(
         line.contains("ssl/http") && line.contains("Apache httpd 2.4.62 ((Debian))"),
         "{text}"

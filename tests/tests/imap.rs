@@ -112,30 +112,11 @@ fn imaplib_login_list_and_fetch_are_captured() {
 
 #[test]
 fn nmap_identifies_dovecot_imapd() {
-    if Command::new("nmap").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: nmap is not installed (scripts/test.sh installs it)");
-        return;
-    }
     let decky = Decky::start("imap", &[]);
-    let out = Command::new("nmap")
-        .args([
-            "-sV",
-            "-Pn",
-            "-n",
-            "--version-light",
-            "-p",
-            &decky.port.to_string(),
-            "127.0.0.1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("/tcp"))
-        .unwrap_or_default()
-        .to_owned();
-    eprintln!("nmap: {line}");
+    let Some(line) = decnet_e2e::nmap_version_row(decky.port) else {
+        return;
+    };
+    let text = &line;
     assert!(
         line.contains("imap") && line.contains("Dovecot imapd"),
         "{text}"

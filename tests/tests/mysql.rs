@@ -92,30 +92,11 @@ fn mysql_client_logins_are_captured_crackably() {
 
 #[test]
 fn nmap_identifies_mysql_with_its_version() {
-    if Command::new("nmap").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: nmap is not installed (scripts/test.sh installs it)");
-        return;
-    }
     let decky = Decky::start("mysql", &[("MYSQL_VERSION", "5.7.42-log")]);
-    let out = Command::new("nmap")
-        .args([
-            "-sV",
-            "-Pn",
-            "-n",
-            "--version-light",
-            "-p",
-            &decky.port.to_string(),
-            "127.0.0.1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("/tcp"))
-        .unwrap_or_default()
-        .to_owned();
-    eprintln!("nmap: {line}");
+    let Some(line) = decnet_e2e::nmap_version_row(decky.port) else {
+        return;
+    };
+    let text = &line;
     assert!(
         line.contains("mysql") && line.contains("MySQL 5.7.42-log"),
         "{text}"

@@ -107,30 +107,11 @@ fn poplib_login_list_and_retrieve_are_captured() {
 
 #[test]
 fn nmap_identifies_dovecot_pop3d() {
-    if Command::new("nmap").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: nmap is not installed (scripts/test.sh installs it)");
-        return;
-    }
     let decky = Decky::start("pop3", &[]);
-    let out = Command::new("nmap")
-        .args([
-            "-sV",
-            "-Pn",
-            "-n",
-            "--version-light",
-            "-p",
-            &decky.port.to_string(),
-            "127.0.0.1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("/tcp"))
-        .unwrap_or_default()
-        .to_owned();
-    eprintln!("nmap: {line}");
+    let Some(line) = decnet_e2e::nmap_version_row(decky.port) else {
+        return;
+    };
+    let text = &line;
     assert!(
         line.contains("pop3") && line.contains("Dovecot pop3d"),
         "{text}"

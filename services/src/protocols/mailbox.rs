@@ -210,17 +210,9 @@ fn human_password(rng: &mut StdRng) -> String {
     )
 }
 
-/// Civil date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+/// Civil date of a day count since 1970-01-01, month as a 0-based index.
 fn civil(days: i64) -> (i64, usize, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = decnet_store::rfc5424::civil_from_days(days);
     (year, usize::try_from(month - 1).unwrap_or(0), day)
 }
 

@@ -224,18 +224,8 @@ const MONTHS: [&str; 12] = [
 
 /// UTC calendar fields of Unix seconds: (year, month 1-12, day, hour, minute, second).
 pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = decnet_store::rfc5424::civil_from_days(secs.div_euclid(86_400));
     let field = |v: i64| u32::try_from(v).unwrap_or(0);
     (
         year,
