@@ -4,6 +4,15 @@
 
 use std::collections::BTreeMap;
 
+/// Products whose stock version depends on the distro.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stock {
+    /// The `Server` header of Apache httpd.
+    ApacheServerHeader,
+    /// vsftpd's version number.
+    Vsftpd,
+}
+
 /// Environment-derived persona settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Persona {
@@ -54,6 +63,33 @@ impl Persona {
         self.get_or("DISTRO", "debian")
     }
 
+    /// The OS family the host impersonates (`linux`, `windows`, `windows_server`, …).
+    pub fn os_family(&self) -> &str {
+        self.get_or("OS_FAMILY", "linux")
+    }
+
+    /// The distro's own build of a product: version strings a stock install of the persona's
+    /// distro reports, so banners agree with the claimed OS.
+    pub fn stock_version(&self, product: Stock) -> &'static str {
+        let distro = self.distro();
+        match product {
+            Stock::ApacheServerHeader => match distro {
+                "ubuntu22" => "Apache/2.4.52 (Ubuntu)",
+                "ubuntu20" => "Apache/2.4.41 (Ubuntu)",
+                "rocky9" => "Apache/2.4.57 (Rocky Linux)",
+                "centos7" => "Apache/2.4.6 (CentOS)",
+                "fedora" => "Apache/2.4.58 (Fedora Linux)",
+                "alpine" | "arch" => "Apache/2.4.62 (Unix)",
+                _ => "Apache/2.4.62 (Debian)",
+            },
+            Stock::Vsftpd => match distro {
+                "ubuntu22" | "rocky9" | "fedora" | "alpine" | "arch" => "3.0.5",
+                "centos7" => "3.0.2",
+                _ => "3.0.3",
+            },
+        }
+    }
+
     /// `user:password` pairs from a credentials variable (`a:b, c:d`).
     pub fn credentials(&self, key: &str) -> Vec<(String, String)> {
         self.get(key)
@@ -94,5 +130,12 @@ mod tests {
         assert_eq!(p.credentials("IMAP_USERS").len(), 2);
         assert!(!p.flag("F", true));
         assert!(p.flag("MISSING", true));
+        assert_eq!(p.stock_version(Stock::Vsftpd), "3.0.3");
+        let ubuntu = Persona::from_pairs(&[("DISTRO", "ubuntu22")]);
+        assert_eq!(
+            ubuntu.stock_version(Stock::ApacheServerHeader),
+            "Apache/2.4.52 (Ubuntu)"
+        );
+        assert_eq!(ubuntu.stock_version(Stock::Vsftpd), "3.0.5");
     }
 }

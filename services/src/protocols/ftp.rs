@@ -33,7 +33,7 @@ use super::{
     line::{Line, LineBuffer},
 };
 use crate::{
-    persona::Persona,
+    persona::{Persona, Stock},
     runtime::Protocol,
     session::{ConnInfo, DataEvent, Session, Step},
 };
@@ -75,6 +75,8 @@ pub struct Ftp {
 #[derive(Debug)]
 struct Config {
     greeting: String,
+    /// vsftpd version of the persona's distro, for STAT.
+    version: &'static str,
     anonymous: bool,
     users: Vec<(String, String)>,
     bait: Vec<bait::BaitFile>,
@@ -95,7 +97,14 @@ impl Ftp {
         };
         Self {
             config: Arc::new(Config {
-                greeting: greeting_line(p.get_or("FTP_BANNER", "220 (vsFTPd 3.0.3)"), "220"),
+                greeting: greeting_line(
+                    &p.get("FTP_BANNER").map_or_else(
+                        || format!("220 (vsFTPd {})", p.stock_version(Stock::Vsftpd)),
+                        str::to_owned,
+                    ),
+                    "220",
+                ),
+                version: p.stock_version(Stock::Vsftpd),
                 anonymous: p.flag("FTP_ANONYMOUS", true),
                 users: p.credentials("FTP_USERS"),
                 bait: bait::generate(&id),
@@ -510,10 +519,11 @@ impl FtpSession {
             "211-FTP server status:\r\n     Connected to {}\r\n     Logged in as {user}\r\n     \
              TYPE: {}\r\n     No session bandwidth limit\r\n     Session timeout in seconds is \
              300\r\n     Control connection is plain text\r\n     Data connections will be plain \
-             text\r\n     At session startup, client count was 1\r\n     vsFTPd 3.0.3 - secure, \
+             text\r\n     At session startup, client count was 1\r\n     vsFTPd {} - secure, \
              fast, stable\r\n211 End of status\r\n",
             self.peer,
             if self.ascii { "ASCII" } else { "BINARY" },
+            self.config.version,
         );
         step.send(text.as_bytes());
     }

@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, path::Path, sync::Arc};
 use decnet_store::{Severity, rfc5424::civil_from_days};
 
 use crate::{
-    persona::Persona,
+    persona::{Persona, Stock},
     runtime::{Protocol, now_ns},
     session::{ConnInfo, Session, Step},
 };
@@ -43,9 +43,17 @@ pub struct Http {
 
 impl Http {
     pub fn from_persona(p: &Persona) -> Self {
-        let server = p
-            .get_or("SERVER_HEADER", "Apache/2.4.62 (Debian)")
-            .to_owned();
+        // A Windows host is an IIS host; elsewhere the distro's own Apache build.
+        let server = p.get("SERVER_HEADER").map_or_else(
+            || {
+                if p.os_family().starts_with("windows") {
+                    "Microsoft-IIS/10.0".to_owned()
+                } else {
+                    p.stock_version(Stock::ApacheServerHeader).to_owned()
+                }
+            },
+            str::to_owned,
+        );
         let product = Product::from_server_header(&server);
         let site_app = p.get("SITE_APP").unwrap_or_default();
         let front = match site_app {

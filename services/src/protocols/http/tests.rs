@@ -206,3 +206,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn server_header_defaults_follow_the_persona() {
+    let mut s = session(&[("DISTRO", "ubuntu22")]);
+    let (text, _) = drive(&mut s, b"HEAD / HTTP/1.0\r\n\r\n");
+    assert!(
+        text.contains("\r\nServer: Apache/2.4.52 (Ubuntu)\r\n"),
+        "{text}"
+    );
+    let mut s = session(&[("OS_FAMILY", "windows_server")]);
+    let (text, _) = drive(&mut s, b"HEAD / HTTP/1.0\r\n\r\n");
+    assert!(
+        text.contains("\r\nServer: Microsoft-IIS/10.0\r\n"),
+        "{text}"
+    );
+}

@@ -10,8 +10,8 @@ pub(crate) static SERVICE: ServiceDef = ServiceDef {
             key: "banner",
             env: "FTP_BANNER",
             kind: ValueKind::Text,
-            default: Some("220 (vsFTPd 3.0.3)"),
-            doc: "Greeting line.",
+            default: None,
+            doc: "Greeting line (default: the distro's stock vsftpd, e.g. `220 (vsFTPd 3.0.3)` on Debian).",
         },
         PersonaKey {
             key: "anonymous",

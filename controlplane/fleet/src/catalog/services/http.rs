@@ -7,8 +7,8 @@ pub(crate) const HTTP_KEYS: [PersonaKey; 6] = [
         key: "server_header",
         env: "SERVER_HEADER",
         kind: ValueKind::Text,
-        default: Some("Apache/2.4.62 (Debian)"),
-        doc: "`Server:` response header; the error pages follow the product it names.",
+        default: None,
+        doc: "`Server:` response header; the error pages follow the product it names (default: the distro's stock Apache, IIS 10 on Windows personas).",
     },
     PersonaKey {
         key: "response_code",
