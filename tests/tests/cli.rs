@@ -154,7 +154,7 @@ fn dry_run_random_fleet_compose_structure() {
     check_common_structure(&doc, 5);
     let services = doc["services"].as_mapping().unwrap();
     for n in 1..=5 {
-        let name = format!("decky-{n:02}");
+        let name = format!("host-{n:02}");
         let base = &services[name.as_str()];
         assert_eq!(
             base["networks"]["lan"]["ipv4_address"],
@@ -325,69 +325,69 @@ const NET: &str = "[general]\nnet = 10.9.0.0/24\n\n";
 fn bad_inputs_give_one_line_errors_with_exit_code_2() {
     let cases: Vec<(String, &str)> = vec![
         (
-            format!("{NET}[a]\nservices = ssh, telnetd\n"),
-            "bad.ini: line 5: [a] services: unknown service `telnetd`; known services:",
+            format!("{NET}[aa]\nservices = ssh, telnetd\n"),
+            "bad.ini: line 5: [aa] services: unknown service `telnetd`; known services:",
         ),
         (
             format!(
-                "{NET}[a]\nip = 10.9.0.7\nservices = ssh\n\n[b]\nip = 10.9.0.7\nservices = ssh\n"
+                "{NET}[aa]\nip = 10.9.0.7\nservices = ssh\n\n[bb]\nip = 10.9.0.7\nservices = ssh\n"
             ),
-            "bad.ini: line 9: [b] ip: 10.9.0.7 is already assigned to `a`",
+            "bad.ini: line 9: [bb] ip: 10.9.0.7 is already assigned to `aa`",
         ),
         (
-            format!("{NET}[a]\nip = 10.8.0.7\nservices = ssh\n"),
-            "bad.ini: line 5: [a] ip: 10.8.0.7 is outside the subnet 10.9.0.0/24",
+            format!("{NET}[aa]\nip = 10.8.0.7\nservices = ssh\n"),
+            "bad.ini: line 5: [aa] ip: 10.8.0.7 is outside the subnet 10.9.0.0/24",
         ),
         (
-            format!("{NET}[a]\narchetype = deaddeck\namount = 0\n"),
-            "bad.ini: line 6: [a] amount: amount 0 is out of range; use 1 to 100",
+            format!("{NET}[aa]\narchetype = deaddeck\namount = 0\n"),
+            "bad.ini: line 6: [aa] amount: amount 0 is out of range; use 1 to 100",
         ),
         (
-            format!("{NET}[a]\narchetype = deaddeck\namount = 101\n"),
-            "bad.ini: line 6: [a] amount: amount 101 is out of range; use 1 to 100",
+            format!("{NET}[aa]\narchetype = deaddeck\namount = 101\n"),
+            "bad.ini: line 6: [aa] amount: amount 101 is out of range; use 1 to 100",
         ),
         (
             format!("{NET}[bad name!]\nservices = ssh\n"),
             "bad.ini: line 4: invalid name \"bad name!\"",
         ),
         (
-            format!("{NET}[a]\nservices = ssh\n\n[ghost.ssh]\npassword = x\n"),
+            format!("{NET}[aa]\nservices = ssh\n\n[ghost.ssh]\npassword = x\n"),
             "bad.ini: line 7: [ghost.ssh]: subsection names no host: no section or group called `ghost`",
         ),
         (
-            "[general]\nnet = 10.9.0.0/30\n\n[a]\narchetype = deaddeck\namount = 3\n".to_owned(),
-            "bad.ini: line 4: [a-02]: subnet 10.9.0.0/30 is too small: 3 addresses needed from 10.9.0.0, only 1 free",
+            "[general]\nnet = 10.9.0.0/30\n\n[aa]\narchetype = deaddeck\namount = 3\n".to_owned(),
+            "bad.ini: line 4: [aa-02]: subnet 10.9.0.0/30 is too small: 3 addresses needed from 10.9.0.0, only 1 free",
         ),
         (
-            format!("{NET}[a]\nservices = http\n\n[a.http]\nserver_hdr = x\n"),
-            "bad.ini: line 8: [a.http] server_hdr: unknown persona key for `http`; it accepts: server_header,",
+            format!("{NET}[aa]\nservices = http\n\n[aa.http]\nserver_hdr = x\n"),
+            "bad.ini: line 8: [aa.http] server_hdr: unknown persona key for `http`; it accepts: server_header,",
         ),
         (
-            format!("{NET}[a]\nservices = http\n\n[a.htp]\nserver_header = x\n"),
-            "bad.ini: line 7: [a.htp]: unknown service `htp`",
+            format!("{NET}[aa]\nservices = http\n\n[aa.htp]\nserver_header = x\n"),
+            "bad.ini: line 7: [aa.htp]: unknown service `htp`",
         ),
         (
-            format!("{NET}[a]\nservices = ssh\n\n[a.http]\nresponse_code = 700\n"),
-            "bad.ini: line 8: [a.http] response_code: invalid persona value \"700\": expected a whole number from 100 to 599",
+            format!("{NET}[aa]\nservices = ssh\n\n[aa.http]\nresponse_code = 700\n"),
+            "bad.ini: line 8: [aa.http] response_code: invalid persona value \"700\": expected a whole number from 100 to 599",
         ),
         (
-            format!("{NET}[a]\nservices = ssh\n\n[a.http]\nresponse_code = 200\n"),
-            "bad.ini: line 7: [a.http]: `http` is not a service of this host",
+            format!("{NET}[aa]\nservices = ssh\n\n[aa.http]\nresponse_code = 200\n"),
+            "bad.ini: line 7: [aa.http]: `http` is not a service of this host",
         ),
         (
-            format!("{NET}[a]\nservices = ssh\nip = 10.9.0.5\namount = 2\n"),
-            "bad.ini: line 6: [a] ip: `amount` cannot be combined with `ip`",
+            format!("{NET}[aa]\nservices = ssh\nip = 10.9.0.5\namount = 2\n"),
+            "bad.ini: line 6: [aa] ip: `amount` cannot be combined with `ip`",
         ),
         (
-            format!("{NET}[a]\nservices = smtp, smtp_relay\n"),
-            "bad.ini: line 4: [a] services: services `smtp` and `smtp_relay` both bind 25/tcp",
+            format!("{NET}[aa]\nservices = smtp, smtp_relay\n"),
+            "bad.ini: line 5: [aa] services: services `smtp` and `smtp_relay` both bind 25/tcp",
         ),
         (
-            format!("{NET}[a]\nservices = ssh\ncolour = blue\n"),
-            "bad.ini: line 6: [a] colour: unknown key; this section accepts:",
+            format!("{NET}[aa]\nservices = ssh\ncolour = blue\n"),
+            "bad.ini: line 6: [aa] colour: unknown key; this section accepts:",
         ),
         (
-            "[a]\nservices = ssh\n".to_owned(),
+            "[aa]\nservices = ssh\n".to_owned(),
             "bad.ini: no subnet: set `net` in [general] or pass --subnet",
         ),
         (
@@ -395,8 +395,36 @@ fn bad_inputs_give_one_line_errors_with_exit_code_2() {
             "bad.ini: line 4: [custom-ssh]: custom service: `ssh` is the name of a built-in service",
         ),
         (
-            format!("{NET}[a]\nservices = sniffer\n"),
-            "bad.ini: line 5: [a] services: service `sniffer` runs once per fleet",
+            format!("{NET}[aa]\nservices = sniffer\n"),
+            "bad.ini: line 5: [aa] services: service `sniffer` runs once per fleet",
+        ),
+        (
+            format!("{NET}[web]\nservices = ssh\n\n[web-ssh]\nservices = http\n"),
+            "bad.ini: line 7: [web-ssh]: container name `web-ssh` is already used by host `web`",
+        ),
+        (
+            format!("{NET}[web]\narchetype = deaddeck\namount = 2\n\n[web-01.htp]\nx = 1\n"),
+            "bad.ini: line 8: [web-01.htp]: unknown service `htp`",
+        ),
+        (
+            format!("{NET}[aa]\narchetype = deaddeck\namount = 5\n  junk\n"),
+            "bad.ini: line 6: [aa] amount: the value continues on an indented line",
+        ),
+        (
+            "[general]\nnet = 10.9.0.0/24\nlog_target = collector.corp.local:514\n".to_owned(),
+            "bad.ini: line 3: [general] log_target: invalid log target",
+        ),
+        (
+            "[general]\nnet = 10.9.0.0/24\ngw = 10.9.0.255\n\n[aa]\nservices = ssh\n".to_owned(),
+            "bad.ini: [general] gw: 10.9.0.255 is the broadcast address",
+        ),
+        (
+            format!("{NET}[-a]\nservices = ssh\n"),
+            "bad.ini: line 4: invalid name \"-a\"",
+        ),
+        (
+            format!("{NET}[aa]\nservices = http\n\n[aa.http]\nfiles = /var/run/docker.sock\n"),
+            "bad.ini: line 8: [aa.http] files: invalid persona value",
         ),
     ];
     for (body, expected) in cases {
@@ -420,11 +448,56 @@ fn oversize_ini_is_refused() {
     body.push_str("; padding\n".repeat(60_000).as_str());
     let (code, stderr) = bad_ini(&body);
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("configuration files are limited to 524288 bytes"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("larger than 524288 bytes"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1);
+}
+
+#[test]
+fn the_readme_ini_example_is_valid() {
+    let readme = fs::read_to_string(repo_file("README.md")).unwrap();
+    let start = readme.find("```ini\n").expect("README has an INI example") + 7;
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("readme.ini");
+    fs::write(&ini, &readme[start..end]).unwrap();
+    let plan = json_of(&["config", "check", ini.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(plan["deckies"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn endless_inputs_are_refused_without_reading_them_whole() {
+    let out = decnet()
+        .args(["config", "check", "/dev/zero"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("larger than 524288 bytes"));
+}
+
+#[test]
+fn dollar_signs_reach_the_container_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("d.ini");
+    fs::write(&ini, "[general]\nnet = 10.9.0.0/24\n\n[web01]\nservices = ssh\n\n[web01.ssh]\npassword = pa$word${X\n").unwrap();
+    let out_path = dir.path().join("c.yml");
+    let out = decnet()
+        .args(["deploy", "--dry-run", "-c"])
+        .arg(&ini)
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_yaml::from_str(&fs::read_to_string(&out_path).unwrap()).unwrap();
+    // Compose turns `$$` back into `$`; a single `$` would be substituted or rejected.
+    assert_eq!(
+        doc["services"]["web01-ssh"]["environment"]["SSH_ROOT_PASSWORD"],
+        "pa$$word$${X"
+    );
 }
 
 #[test]

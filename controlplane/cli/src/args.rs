@@ -109,7 +109,7 @@ pub struct DeployArgs {
     /// INI file describing the fleet (see README "INI format").
     #[arg(short, long)]
     pub config: Option<PathBuf>,
-    /// Number of deckies (without --config).
+    /// Number of deckies (without --config), named host-01, host-02, …
     #[arg(short = 'n', long)]
     pub deckies: Option<u32>,
     /// Services for every decky, comma-separated (see `decnet services`).

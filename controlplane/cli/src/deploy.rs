@@ -33,16 +33,22 @@ fn flag_error(flag: &str, kind: ErrorKind) -> Failure {
 }
 
 fn read_config(path: &Path) -> Result<Vec<u8>, Failure> {
-    let meta = fs::metadata(path)
+    use std::io::Read as _;
+    let file = fs::File::open(path)
         .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", path.display())))?;
-    if meta.len() > MAX_INI_BYTES as u64 {
+    // Read one byte past the limit instead of trusting the size the file system reports:
+    // pipes and devices (`/dev/zero`) have none.
+    let mut bytes = Vec::new();
+    file.take(MAX_INI_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.len() > MAX_INI_BYTES {
         return Err(Failure::config(format!(
-            "{}: the file is {} bytes; configuration files are limited to {MAX_INI_BYTES} bytes",
-            path.display(),
-            meta.len()
+            "{}: the file is larger than {MAX_INI_BYTES} bytes, the limit for configuration files",
+            path.display()
         )));
     }
-    fs::read(path).map_err(|e| Failure::runtime(format!("cannot read {}: {e}", path.display())))
+    Ok(bytes)
 }
 
 fn load_file(path: &Path) -> Result<FleetSpec, Failure> {
@@ -109,7 +115,7 @@ fn spec_from_flags(args: &DeployArgs) -> Result<FleetSpec, Failure> {
     let width = count.to_string().len().max(2);
     let deckies = (1..=count)
         .map(|n| DeckySpec {
-            name: format!("decky-{n:0width$}"),
+            name: format!("host-{n:0width$}"),
             services: services.clone(),
             archetype,
             ..DeckySpec::default()
@@ -174,8 +180,11 @@ fn plan_spec(
                 .map(|r| r.gateway)
                 .filter(|gw| subnet.contains(gw));
         }
+        // The appliance's own addresses and the LAN's real router are never handed out,
+        // whatever gateway the fleet is told to use.
         net.host_ips = hostnet::local_ipv4()
             .into_iter()
+            .chain(route.as_ref().map(|r| r.gateway))
             .filter(|ip| subnet.contains(ip))
             .collect();
     }

@@ -252,11 +252,28 @@ pub fn compose(plan: &FleetPlan) -> ComposeFile {
             name: NETWORK_NAME.to_owned(),
         },
     );
+    for service in services.values_mut() {
+        escape_interpolation(service);
+    }
     ComposeFile {
         version: "3.8".to_owned(),
         services,
         networks,
     }
+}
+
+/// Compose substitutes `$VAR` in values; user text (passwords, bodies, commands) must reach
+/// the container as written, so every `$` is doubled.
+fn escape_interpolation(service: &mut ComposeService) {
+    let esc = |s: &mut String| {
+        if s.contains('$') {
+            *s = s.replace('$', "$$");
+        }
+    };
+    service.environment.values_mut().for_each(esc);
+    service.command.iter_mut().for_each(esc);
+    service.volumes.iter_mut().for_each(esc);
+    service.labels.values_mut().for_each(esc);
 }
 
 /// The compose document as YAML text.

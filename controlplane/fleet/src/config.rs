@@ -47,6 +47,27 @@ pub fn load(bytes: &[u8]) -> Result<FleetSpec, FleetError> {
         }
     }
 
+    // Every host name the file defines, `amount` expansions included, so a mistyped service in
+    // `[web-01.htp]` is caught instead of becoming a host called `web-01.htp`.
+    let mut known_hosts: Vec<String> = Vec::new();
+    for section in &sections {
+        let name = section.name.as_str();
+        let is_subsection = name
+            .rsplit_once('.')
+            .is_some_and(|(_, slug)| spec.catalog.get(slug).is_some());
+        if name == "general" || name.starts_with("custom-") || is_subsection {
+            continue;
+        }
+        known_hosts.push(name.to_owned());
+        let amount = section
+            .get("amount")
+            .and_then(|e| e.value.parse::<u32>().ok())
+            .unwrap_or(1);
+        if (2..=100).contains(&amount) {
+            known_hosts.extend((1..=amount).map(|n| format!("{name}-{n:02}")));
+        }
+    }
+
     // Pass 2: general and host sections; subsections are collected for pass 3.
     let mut subsections: Vec<(&Section, &str, &str)> = Vec::new();
     let mut groups: IndexMap<String, Vec<usize>> = IndexMap::new();
@@ -64,7 +85,7 @@ pub fn load(bytes: &[u8]) -> Result<FleetSpec, FleetError> {
                 subsections.push((section, host, slug));
                 continue;
             }
-            if sections.iter().any(|s| s.name == host) {
+            if known_hosts.iter().any(|h| h == host) {
                 // `[web01.htp]` next to `[web01]`: a mistyped service, not a new host.
                 return Err(FleetError::new(
                     Location::at(Some(section.line), name, None),
@@ -118,6 +139,7 @@ pub fn load(bytes: &[u8]) -> Result<FleetSpec, FleetError> {
                 .entry(slug.to_owned())
                 .or_default();
             persona.line = Some(section.line);
+            persona.section = Some(section.name.clone());
             for entry in &section.entries {
                 persona
                     .values
@@ -155,8 +177,25 @@ fn invalid(
     )
 }
 
+/// Only list keys may continue on indented lines; anywhere else a continuation is a mistake
+/// that would otherwise end up inside a value.
+fn single_line(section: &Section, entry: &Entry) -> Result<(), FleetError> {
+    if entry.key != "services" && entry.key != "ports" && entry.value.contains('\n') {
+        return Err(FleetError::new(
+            loc(section, entry),
+            ErrorKind::Conflict(
+                "the value continues on an indented line; only `services` and `ports` may span \
+                 lines (unindent the next line if it is a key of its own)"
+                    .into(),
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn general(section: &Section, spec: &mut FleetSpec) -> Result<(), FleetError> {
     for entry in &section.entries {
+        single_line(section, entry)?;
         let value = entry.value.as_str();
         match entry.key.as_str() {
             "net" => {
@@ -241,30 +280,18 @@ fn minutes(section: &Section, entry: &Entry) -> Result<u32, FleetError> {
         })
 }
 
-/// `host:port` (or `udp://host:port`), where host is an IP or DNS name.
+/// `ip:port` (or `udp://ip:port`): services send straight to it and resolve no names, so a
+/// name that would only fail inside every container is refused here.
 fn log_target(section: &Section, entry: &Entry) -> Result<String, FleetError> {
     let raw = entry.value.strip_prefix("udp://").unwrap_or(&entry.value);
-    let bad = || {
-        invalid(
+    match raw.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.port() > 0 => Ok(raw.to_owned()),
+        _ => Err(invalid(
             section,
             entry,
             "log target",
-            "expected host:port, e.g. 192.0.2.10:514",
-        )
-    };
-    let (host, port) = raw.rsplit_once(':').ok_or_else(bad)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
-    let host_ok = host.parse::<std::net::IpAddr>().is_ok()
-        || (!host.is_empty()
-            && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
-    if port_ok && host_ok {
-        Ok(raw.to_owned())
-    } else {
-        Err(bad())
+            "expected IP:PORT, e.g. 192.0.2.10:514 (host names are not resolved)",
+        )),
     }
 }
 
@@ -285,7 +312,9 @@ fn host_section(
         ..DeckySpec::default()
     };
     let mut amount = 1u32;
+    let mut hostname_line = None;
     for entry in &section.entries {
+        single_line(section, entry)?;
         let value = entry.value.as_str();
         match entry.key.as_str() {
             "ip" => {
@@ -325,6 +354,7 @@ fn host_section(
                     ));
                 }
                 base.services = Some(list);
+                base.services_line = Some(entry.line);
             }
             "archetype" => {
                 base.archetype = Some(archetype(value).ok_or_else(|| {
@@ -363,6 +393,7 @@ fn host_section(
                     ));
                 }
                 base.hostname = Some(value.to_owned());
+                hostname_line = Some(entry.line);
             }
             "mutate_interval" | "mutate-interval" => {
                 base.mutate_interval = Some(minutes(section, entry)?);
@@ -396,7 +427,7 @@ fn host_section(
         }
         if base.hostname.is_some() {
             return Err(FleetError::new(
-                Location::at(Some(section.line), &section.name, Some("hostname")),
+                Location::at(hostname_line, &section.name, Some("hostname")),
                 ErrorKind::Conflict(
                     "`amount` cannot be combined with a fixed `hostname`; hosts need their own"
                         .into(),
@@ -404,8 +435,15 @@ fn host_section(
             ));
         }
         for n in 1..=amount {
+            let name = format!("{}-{n:02}", section.name);
+            if !is_valid_name(&name) {
+                return Err(FleetError::new(
+                    Location::line(section.line),
+                    ErrorKind::BadName(name),
+                ));
+            }
             out.push(DeckySpec {
-                name: format!("{}-{n:02}", section.name),
+                name,
                 ..base.clone()
             });
         }
@@ -440,6 +478,7 @@ fn custom_service(section: &Section, slug: &str) -> Result<CustomService, FleetE
         read_only: true,
     };
     for entry in &section.entries {
+        single_line(section, entry)?;
         let value = entry.value.as_str();
         match entry.key.as_str() {
             "binary" | "image" => {
@@ -490,6 +529,25 @@ fn custom_service(section: &Section, slug: &str) -> Result<CustomService, FleetE
                     .map(|c| c.trim().trim_start_matches("CAP_").to_ascii_uppercase())
                     .filter(|c| !c.is_empty())
                     .collect();
+                // Capabilities that hand the container the host are never granted to a
+                // service an attacker talks to.
+                const FORBIDDEN: [&str; 7] = [
+                    "ALL",
+                    "SYS_ADMIN",
+                    "SYS_MODULE",
+                    "SYS_PTRACE",
+                    "SYS_RAWIO",
+                    "DAC_READ_SEARCH",
+                    "BPF",
+                ];
+                if let Some(bad) = caps.iter().find(|c| FORBIDDEN.contains(&c.as_str())) {
+                    return Err(invalid(
+                        section,
+                        entry,
+                        "capability list",
+                        format!("{bad} would give an attacker-facing container the host"),
+                    ));
+                }
                 if caps
                     .iter()
                     .any(|c| !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))

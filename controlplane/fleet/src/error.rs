@@ -113,7 +113,7 @@ pub enum ErrorKind {
     NoSubnet,
     #[error("{ip} is outside the subnet {subnet}")]
     IpOutsideSubnet { ip: String, subnet: String },
-    #[error("{ip} is the subnet's {role} address and cannot be given to a host")]
+    #[error("{ip} is {role} and cannot be given to a host")]
     IpReserved { ip: String, role: &'static str },
     #[error("{ip} is already assigned to `{other}`")]
     DuplicateIp { ip: String, other: String },

@@ -69,7 +69,19 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Section>, FleetError> {
         }
         if trimmed.starts_with('[') {
             can_continue = false;
-            let name = trimmed
+            // configparser ignores what follows the closing bracket; a comment there is common.
+            let header = match trimmed.find(']') {
+                Some(end)
+                    if matches!(
+                        trimmed[end + 1..].trim_start().chars().next(),
+                        None | Some(';' | '#')
+                    ) =>
+                {
+                    &trimmed[..=end]
+                }
+                _ => trimmed,
+            };
+            let name = header
                 .strip_prefix('[')
                 .and_then(|t| t.strip_suffix(']'))
                 .map(str::trim)
@@ -170,6 +182,12 @@ mod tests {
         assert!(e.to_string().starts_with("line 2: expected `key = value`"));
         let e = parse(b"[a]\n[a]\n").unwrap_err();
         assert_eq!(e.line(), Some(2));
+        let s = parse(b"[web]   ; a host\nk = v\n").unwrap();
+        assert_eq!(s[0].name, "web");
+        assert!(matches!(
+            parse(b"[web] junk\n").unwrap_err().kind(),
+            ErrorKind::BadHeader(_)
+        ));
         let e = parse(b"[a\n").unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::BadHeader(_)));
         assert!(matches!(

@@ -127,6 +127,21 @@ pub fn plan(spec: FleetSpec, options: &PlanOptions) -> Result<FleetPlan, FleetEr
         .subnet
         .ok_or_else(|| FleetError::new(Location::none(), ErrorKind::NoSubnet))?;
     let gateway = match spec.network.gateway {
+        Some(gw)
+            if subnet.prefix_len() < 31 && (gw == subnet.network() || gw == subnet.broadcast()) =>
+        {
+            return Err(FleetError::new(
+                Location::at(None, "general", Some("gw")),
+                ErrorKind::IpReserved {
+                    ip: gw.to_string(),
+                    role: if gw == subnet.network() {
+                        "the network address"
+                    } else {
+                        "the broadcast address"
+                    },
+                },
+            ));
+        }
         Some(gw) if subnet.contains(&gw) => gw,
         Some(gw) => {
             return Err(FleetError::new(
@@ -169,6 +184,12 @@ pub fn plan(spec: FleetSpec, options: &PlanOptions) -> Result<FleetPlan, FleetEr
                 .unwrap_or(OsFamily::Linux);
         let distro = choose_distro(d, index, options, &mut archetype_cursor, &mut rng);
         let hostname = match &d.hostname {
+            Some(h) if used_hostnames.contains(h) => {
+                return Err(FleetError::new(
+                    decky_loc(d, Some("hostname")),
+                    ErrorKind::Conflict(format!("hostname `{h}` is already used by another host")),
+                ));
+            }
             Some(h) => h.clone(),
             None => unique(&mut used_hostnames, || {
                 hostname::generate(&mut rng, distro.hostname_style, os)
@@ -198,6 +219,7 @@ pub fn plan(spec: FleetSpec, options: &PlanOptions) -> Result<FleetPlan, FleetEr
         });
     }
 
+    check_container_names(&spec.deckies, &deckies)?;
     let ip_range = covering_net(deckies.iter().map(|d| d.ip)).unwrap_or(subnet);
     Ok(FleetPlan {
         network: PlannedNetwork {
@@ -234,6 +256,32 @@ fn check_names(deckies: &[DeckySpec]) -> Result<(), FleetError> {
     Ok(())
 }
 
+/// Every container (a host's base and its services) needs a name of its own: `[web]` running
+/// ssh and a host called `web-ssh` would otherwise both be `web-ssh`, and one would vanish.
+fn check_container_names(specs: &[DeckySpec], planned: &[PlannedDecky]) -> Result<(), FleetError> {
+    let mut owners: IndexMap<String, &str> = IndexMap::new();
+    for (spec, d) in specs.iter().zip(planned) {
+        let names = std::iter::once(d.name.clone()).chain(
+            d.services
+                .iter()
+                .map(|s| crate::compose::service_container_name(&d.name, s)),
+        );
+        for name in names {
+            if let Some(owner) = owners.get(&name) {
+                return Err(FleetError::new(
+                    decky_loc(spec, None),
+                    ErrorKind::Conflict(format!(
+                        "container name `{name}` is already used by host `{owner}`; rename one \
+                         of the hosts"
+                    )),
+                ));
+            }
+            owners.insert(name, &d.name);
+        }
+    }
+    Ok(())
+}
+
 /// Pick a value not in `used`, trying a bounded number of times (then accept a repeat; the
 /// callers use this only where a repeat is harmless but undesirable).
 fn unique<T: Ord>(used: &mut BTreeSet<T>, mut make: impl FnMut() -> T) -> T {
@@ -259,12 +307,16 @@ fn reserved(
     gateway: Ipv4Addr,
     host_ips: &[Ipv4Addr],
 ) -> Vec<(Ipv4Addr, &'static str)> {
-    let mut out = vec![(gateway, "gateway")];
+    let mut out = vec![(gateway, "the subnet's gateway")];
     if subnet.prefix_len() < 31 {
-        out.push((subnet.network(), "network"));
-        out.push((subnet.broadcast(), "broadcast"));
+        out.push((subnet.network(), "the network address"));
+        out.push((subnet.broadcast(), "the broadcast address"));
     }
-    out.extend(host_ips.iter().map(|h| (*h, "appliance's own")));
+    out.extend(
+        host_ips
+            .iter()
+            .map(|h| (*h, "an address of the appliance or its router")),
+    );
     out
 }
 
@@ -362,13 +414,15 @@ fn choose_services(
     } else if let Some(a) = d.archetype {
         a.services.iter().map(|s| (*s).to_owned()).collect()
     } else if options.randomize_services || d.line.is_some() {
-        // INI hosts without services or archetype get random ones, as in the original.
-        let mut candidate = random_services(catalog, rng);
+        // INI hosts without services or archetype get random ones, as in the original; the
+        // services a persona subsection configures are always among them.
+        let required: Vec<String> = d.persona.keys().cloned().collect();
+        let mut candidate = random_services(catalog, &required, rng);
         for _ in 0..UNIQUE_ATTEMPTS {
             if !used.contains(&sorted(&candidate)) {
                 break;
             }
-            candidate = random_services(catalog, rng);
+            candidate = random_services(catalog, &required, rng);
         }
         candidate
     } else {
@@ -381,12 +435,17 @@ fn choose_services(
     Ok(list)
 }
 
-/// 1–3 distinct services from the built-in pool with no two binding the same port.
-fn random_services(catalog: &Catalog, rng: &mut StdRng) -> Vec<String> {
+/// `required` plus random services from the built-in pool, 1–3 in all (more only when more
+/// are required), no two binding the same port.
+fn random_services(catalog: &Catalog, required: &[String], rng: &mut StdRng) -> Vec<String> {
     let pool = Catalog::random_pool();
-    let want = rng.random_range(1..=3usize);
-    let mut picked: Vec<String> = Vec::new();
-    let mut ports: Vec<Port> = Vec::new();
+    let want = rng.random_range(1..=3usize).max(required.len());
+    let mut picked: Vec<String> = required.to_vec();
+    let mut ports: Vec<Port> = required
+        .iter()
+        .filter_map(|s| catalog.get(s))
+        .flat_map(|s| s.ports().to_vec())
+        .collect();
     for _ in 0..UNIQUE_ATTEMPTS {
         if picked.len() == want {
             break;
@@ -409,7 +468,7 @@ fn check_ports(d: &DeckySpec, services: &[String], catalog: &Catalog) -> Result<
     for slug in services {
         let service = catalog.resolve(slug).map_err(|_| {
             FleetError::new(
-                decky_loc(d, Some("services")),
+                Location::at(d.services_line.or(d.line), &d.name, Some("services")),
                 ErrorKind::UnknownService {
                     slug: slug.clone(),
                     known: catalog.per_decky_slugs().join(", "),
@@ -419,7 +478,7 @@ fn check_ports(d: &DeckySpec, services: &[String], catalog: &Catalog) -> Result<
         for port in service.ports() {
             if let Some((_, other)) = bound.iter().find(|(p, _)| p == port) {
                 return Err(FleetError::new(
-                    decky_loc(d, Some("services")),
+                    Location::at(d.services_line.or(d.line), &d.name, Some("services")),
                     ErrorKind::PortClash {
                         a: (*other).to_owned(),
                         b: slug.clone(),
@@ -480,7 +539,7 @@ fn resolve_persona(
     for (slug, persona) in &d.persona {
         if !services.contains(slug) {
             return Err(FleetError::new(
-                Location::at(persona.line, &format!("{}.{slug}", d.name), None),
+                Location::at(persona.line, &persona_section(d, persona, slug), None),
                 ErrorKind::ServiceNotOnHost(slug.clone()),
             ));
         }
@@ -516,6 +575,14 @@ fn host_bounds(subnet: Ipv4Net) -> (u32, u32) {
     } else {
         (net + 1, bcast - 1)
     }
+}
+
+/// The INI section a persona came from (`[group.slug]` for a group member's inherited one).
+fn persona_section(d: &DeckySpec, persona: &crate::spec::PersonaSpec, slug: &str) -> String {
+    persona
+        .section
+        .clone()
+        .unwrap_or_else(|| format!("{}.{slug}", d.name))
 }
 
 /// The smallest network containing every address, or `None` for no addresses.

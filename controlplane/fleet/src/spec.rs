@@ -27,6 +27,8 @@ pub struct NetworkSpec {
 pub struct PersonaSpec {
     /// Line of the subsection header, if it came from a file.
     pub line: Option<usize>,
+    /// Name of that subsection (`web.ssh`), for errors.
+    pub section: Option<String>,
     /// Key → (value, line).
     pub values: IndexMap<String, (String, Option<usize>)>,
 }
@@ -40,6 +42,8 @@ pub struct DeckySpec {
     pub ip: Option<(Ipv4Addr, Option<usize>)>,
     /// Explicit services; `None` means archetype or random.
     pub services: Option<Vec<String>>,
+    /// Line of the `services` key, for errors about the list.
+    pub services_line: Option<usize>,
     pub archetype: Option<&'static Archetype>,
     pub os: Option<OsFamily>,
     pub distro: Option<&'static Distro>,
@@ -63,11 +67,15 @@ pub struct FleetSpec {
     pub catalog: Catalog,
 }
 
-/// Whether `name` is a valid host (section) name: `^[A-Za-z0-9._-]{1,128}$`, no leading dot.
+/// Longest host name, including the `-NN` an `amount` expansion adds.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Whether `name` is a valid host (section) name: what Docker accepts as a container name
+/// (`[A-Za-z0-9][A-Za-z0-9_.-]+`) within the original's 128-character limit.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
+    name.len() >= 2
+        && name.len() <= MAX_NAME_LEN
+        && name.as_bytes()[0].is_ascii_alphanumeric()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))

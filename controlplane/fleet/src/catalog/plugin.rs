@@ -112,10 +112,29 @@ impl ValueKind {
                 }
             }
             Self::HostDir { .. } | Self::HostFile { .. } => {
-                if value.starts_with('/') && !value.contains(['\n', '\0', ':']) {
-                    Ok(())
+                if !value.starts_with('/') || value.contains(['\n', '\0', ':']) {
+                    return Err("expected an absolute path on this appliance (no ':')".into());
+                }
+                // These end up mounted into a container an attacker is talking to: system
+                // trees and runtime sockets (docker.sock!) must never be among them.
+                let system = [
+                    "/proc", "/sys", "/dev", "/etc", "/run", "/var/run", "/boot", "/root",
+                ];
+                let trimmed = value.trim_end_matches('/');
+                let denied = trimmed.is_empty()
+                    || value.split('/').any(|part| part == "..")
+                    || value.ends_with(".sock")
+                    || system
+                        .iter()
+                        .any(|d| trimmed == *d || trimmed.starts_with(&format!("{d}/")));
+                if denied {
+                    Err(
+                        "refusing to mount a system directory, a socket or `..` into a service; \
+                         use a directory of your own such as /srv/persona/web01"
+                            .into(),
+                    )
                 } else {
-                    Err("expected an absolute path on this appliance (no ':')".into())
+                    Ok(())
                 }
             }
         }

@@ -78,7 +78,7 @@ fn explicit_ip_errors_name_the_line() {
         matches!(
             err.kind(),
             ErrorKind::IpReserved {
-                role: "gateway",
+                role: "the subnet's gateway",
                 ..
             }
         ),
@@ -232,7 +232,7 @@ fn ipvlan_plans_have_no_macs() {
 
 #[test]
 fn mutate_interval_precedence() {
-    let ini = b"[general]\nnet = 10.6.0.0/24\nmutate_interval = 45\n\n[a]\nservices = ssh\nmutate_interval = 5\n\n[b]\nservices = ssh\n";
+    let ini = b"[general]\nnet = 10.6.0.0/24\nmutate_interval = 45\n\n[aa]\nservices = ssh\nmutate_interval = 5\n\n[bb]\nservices = ssh\n";
     let spec = config::load(ini).unwrap();
     let p = plan(spec.clone(), &seeded(1)).unwrap();
     assert_eq!(
@@ -250,6 +250,34 @@ fn mutate_interval_precedence() {
     );
     let p = plan(spec_of(1, "10.6.0.0/24"), &seeded(1)).unwrap();
     assert_eq!(p.deckies[0].mutate_interval, DEFAULT_MUTATE_MINUTES);
+}
+
+#[test]
+fn duplicate_hostnames_are_refused() {
+    let mut spec = spec_of(2, "10.7.0.0/24");
+    spec.deckies[0].hostname = Some("web01".into());
+    spec.deckies[1].hostname = Some("web01".into());
+    let err = plan(spec, &seeded(1)).unwrap_err();
+    assert!(
+        err.to_string().contains("hostname `web01` is already used"),
+        "{err}"
+    );
+}
+
+#[test]
+fn random_hosts_keep_the_services_their_personas_configure() {
+    let ini = b"[general]\nnet = 10.8.0.0/24\n\n[web]\namount = 4\n\n[web.ssh]\npassword = x\n";
+    for seed in 0..20 {
+        let p = plan(config::load(ini).unwrap(), &seeded(seed)).unwrap();
+        for d in &p.deckies {
+            assert!(
+                d.services.contains(&"ssh".to_owned()),
+                "seed {seed}: {:?}",
+                d.services
+            );
+            assert_eq!(d.persona["ssh"]["password"], "x");
+        }
+    }
 }
 
 #[test]
@@ -286,6 +314,7 @@ proptest! {
         start_offset in 0u32..64,
         host_offset in 0u32..64,
         explicit_offsets in proptest::collection::vec(0u32..64, 0..4),
+        gateway_offset in proptest::option::of(1u32..64),
     ) {
         let size = 1u64 << (32 - subnet.prefix_len());
         let base = u32::from(subnet.network());
@@ -300,12 +329,16 @@ proptest! {
                 explicit.push(at(*off));
             }
         }
-        let gateway = subnet.hosts().next().unwrap();
+        if let Some(off) = gateway_offset {
+            spec.network.gateway = Some(at(off));
+        }
+        let gateway = spec.network.gateway.unwrap_or_else(|| subnet.hosts().next().unwrap());
         match plan(spec, &seeded(0)) {
             Ok(p) => {
                 let mut seen = std::collections::BTreeSet::new();
                 for d in &p.deckies {
                     prop_assert!(subnet.contains(&d.ip));
+                    prop_assert!(explicit.contains(&d.ip) || d.ip >= at(start_offset), "{} before ip_start", d.ip);
                     prop_assert!(seen.insert(d.ip), "{} handed out twice", d.ip);
                     prop_assert_ne!(d.ip, gateway);
                     prop_assert_ne!(d.ip, at(host_offset));
