@@ -4,12 +4,20 @@
 # Slow suites (image boot, long benchmarks) are opt-in and documented in the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Nothing here reads a terminal; a stray stdin must never reach a compiler probe.
+exec </dev/null
 
 # Reuse one build cache outside the clone so repeated runs (and CI) do not rebuild the world.
 if [[ -z "${CARGO_TARGET_DIR:-}" && -d /var/tmp && -w /var/tmp ]]; then
     export CARGO_TARGET_DIR=/var/tmp/decnet-target
 fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Cargo caches its rustc probes in the target directory, failures included; a probe that
+# once failed (a stray stdin fed `rustc -` garbage) would otherwise fail every later build.
+if [[ -n "${CARGO_TARGET_DIR:-}" && -f "$CARGO_TARGET_DIR/.rustc_info.json" ]] &&
+    grep -q '"success":false' "$CARGO_TARGET_DIR/.rustc_info.json"; then
+    rm -f "$CARGO_TARGET_DIR/.rustc_info.json"
+fi
 
 # System packages the tests use (Debian names). ieee-data: the IEEE OUI registry the MAC
 # vendor table is checked against. redis-tools, curl: real clients for the emulators; nmap: checks
