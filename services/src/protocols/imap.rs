@@ -11,7 +11,7 @@ mod fetch;
 mod search;
 mod syntax;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use decnet_store::Severity;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -39,9 +39,6 @@ const MAX_BAD_LOGIN: u32 = 3;
 /// The `imap` process disconnects at this many bad commands in a row.
 const MAX_BAD: u32 = 20;
 const LOGGED: usize = 256;
-/// Dovecot's `auth_failure_delay`.
-const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(2);
-const DEFAULT_USERS: &str = "admin:admin123,root:toor,mail:mail,user:user";
 
 const PRE_LOGIN_CAPS: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN";
 const CAPS: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY \
@@ -67,10 +64,7 @@ impl Imap {
 
     /// As [`Imap::from_persona`], with mail dated relative to `now` (Unix seconds).
     pub fn with_clock(p: &Persona, now: i64) -> Self {
-        let mut users = p.credentials("IMAP_USERS");
-        if users.is_empty() {
-            users = Persona::from_pairs(&[("U", DEFAULT_USERS)]).credentials("U");
-        }
+        let users = mailbox::mail_users(p, "IMAP_USERS");
         Self {
             banner: p
                 .get_or("IMAP_BANNER", "Dovecot (Debian) ready.")
@@ -249,7 +243,7 @@ impl ImapSession {
             out.send(
                 format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n").as_bytes(),
             );
-            out.delay(AUTH_FAILURE_DELAY);
+            out.delay(mailbox::AUTH_FAILURE_DELAY);
         }
     }
 
@@ -283,7 +277,7 @@ impl ImapSession {
                         format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n")
                             .as_bytes(),
                     );
-                    out.delay(AUTH_FAILURE_DELAY);
+                    out.delay(mailbox::AUTH_FAILURE_DELAY);
                 } else {
                     let what = if initial { "initial" } else { "continued" };
                     out.send(

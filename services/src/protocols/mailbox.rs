@@ -7,7 +7,23 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
+use std::time::Duration;
+
 use crate::persona::Persona;
+
+/// Dovecot's `auth_failure_delay`: a failed login is answered after this pause.
+pub const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(2);
+
+/// Mail accounts from `key` (`user:password` pairs), or the original's default set.
+pub fn mail_users(p: &Persona, key: &str) -> Vec<(String, String)> {
+    let users = p.credentials(key);
+    if users.is_empty() {
+        Persona::from_pairs(&[("U", "admin:admin123,root:toor,mail:mail,user:user")])
+            .credentials("U")
+    } else {
+        users
+    }
+}
 
 /// One mail address.
 #[derive(Debug, Clone, PartialEq, Eq)]

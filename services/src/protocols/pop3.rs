@@ -5,7 +5,7 @@
 //! configured with `disable_plaintext_auth = no`); after login as the `pop3` process does.
 //! Every login attempt is recorded with the password, whether it matched or not.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use decnet_store::Severity;
 
@@ -30,11 +30,8 @@ const MAX_BAD_LOGIN: u32 = 3;
 const MAX_BAD: u32 = 20;
 /// Characters of a command argument kept in events.
 const LOGGED_ARG: usize = 256;
-/// Dovecot's `auth_failure_delay`: a failed login is answered after this pause.
-const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(2);
 
 const CAPABILITIES: &str = "CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n";
-const DEFAULT_USERS: &str = "admin:admin123,root:toor,mail:mail,user:user";
 
 /// The service as configured for one host.
 #[derive(Debug)]
@@ -51,10 +48,7 @@ impl Pop3 {
 
     /// As [`Pop3::from_persona`], with mail dated relative to `now` (Unix seconds).
     pub fn with_clock(p: &Persona, now: i64) -> Self {
-        let mut users = p.credentials("POP3_USERS");
-        if users.is_empty() {
-            users = Persona::from_pairs(&[("U", DEFAULT_USERS)]).credentials("U");
-        }
+        let users = mailbox::mail_users(p, "POP3_USERS");
         Self {
             banner: p
                 .get_or("POP3_BANNER", "Dovecot (Debian) ready.")
@@ -145,7 +139,7 @@ impl Pop3Session {
             self.bad = 0;
         } else {
             out.send(b"-ERR [AUTH] Authentication failed.\r\n");
-            out.delay(AUTH_FAILURE_DELAY);
+            out.delay(mailbox::AUTH_FAILURE_DELAY);
         }
     }
 

@@ -157,7 +157,7 @@ fn failed_logins_are_captured_and_delayed() {
         text(&step),
         "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
     );
-    assert_eq!(step.delay, Some(AUTH_FAILURE_DELAY));
+    assert_eq!(step.delay, Some(mailbox::AUTH_FAILURE_DELAY));
     let auth = step.events.iter().find(|e| e.kind == "auth").unwrap();
     assert_eq!(
         (
