@@ -12,12 +12,11 @@ if [[ -z "${CARGO_TARGET_DIR:-}" && -d /var/tmp && -w /var/tmp ]]; then
     export CARGO_TARGET_DIR=/var/tmp/decnet-target
 fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-# Cargo caches its rustc probes in the target directory, failures included; a probe that
-# once failed (a stray stdin fed `rustc -` garbage) would otherwise fail every later build.
-if [[ -n "${CARGO_TARGET_DIR:-}" && -f "$CARGO_TARGET_DIR/.rustc_info.json" ]] &&
-    grep -q '"success":false' "$CARGO_TARGET_DIR/.rustc_info.json"; then
-    rm -f "$CARGO_TARGET_DIR/.rustc_info.json"
-fi
+# Cargo caches its rustc probes in the target directory, failures included. A probe that ran
+# while `ring`'s build script was compiling C once came back with the C compiler's error text
+# and was cached, failing every later build; probing afresh each run costs milliseconds.
+export CARGO_CACHE_RUSTC_INFO=0
+rm -f "${CARGO_TARGET_DIR:-target}/.rustc_info.json"
 
 # System packages the tests use (Debian names). ieee-data: the IEEE OUI registry the MAC
 # vendor table is checked against. redis-tools, curl: real clients for the emulators; nmap: checks
