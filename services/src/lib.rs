@@ -15,4 +15,5 @@ pub mod protocols;
 pub mod runtime;
 pub mod session;
 pub mod shell;
+#[cfg(feature = "tls")]
 pub mod tls;

@@ -6,6 +6,7 @@
 //! artifacts in the quarantine directory ([`Step::store`]).
 
 mod data;
+#[cfg(feature = "tls")]
 mod tls;
 
 use std::{
@@ -39,6 +40,7 @@ pub trait Protocol: Send + Sync + 'static {
     fn session(&self, conn: &ConnInfo) -> Box<dyn Session>;
     /// TLS settings when the service speaks TLS from the first byte (https); the runtime
     /// then completes the handshake before the session sees any byte.
+    #[cfg(feature = "tls")]
     fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
         None
     }
@@ -276,8 +278,10 @@ pub async fn serve_tcp(
         let ctx = Arc::clone(&ctx);
         ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
         ctx.stats.active.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "tls")]
         let tls = protocol.tls();
         tokio::spawn(async move {
+            #[cfg(feature = "tls")]
             match tls {
                 None => run_connection(stream, conn, session, &ctx).await,
                 Some(config) => {
@@ -286,6 +290,8 @@ pub async fn serve_tcp(
                     }
                 }
             }
+            #[cfg(not(feature = "tls"))]
+            run_connection(stream, conn, session, &ctx).await;
             ctx.stats.active.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });

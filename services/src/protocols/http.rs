@@ -5,7 +5,9 @@
 mod pages;
 mod parse;
 
-use std::{collections::BTreeMap, path::Path, sync::Arc};
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+use std::{collections::BTreeMap, path::Path};
 
 use decnet_store::{Severity, rfc5424::civil_from_days};
 
@@ -38,6 +40,7 @@ pub struct Http {
     files: BTreeMap<String, Vec<u8>>,
     hostname: String,
     /// Set for https: the runtime terminates TLS before the session.
+    #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -91,11 +94,21 @@ impl Http {
                 .map(|d| load_files(Path::new(d)))
                 .unwrap_or_default(),
             hostname: p.hostname().to_owned(),
+            #[cfg(feature = "tls")]
             tls: None,
         }
     }
 
+    #[cfg_attr(not(feature = "tls"), allow(clippy::unused_self))]
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
     /// The same site behind TLS, with the operator's or a generated certificate.
+    #[cfg(feature = "tls")]
     pub fn https_from_persona(p: &Persona) -> Result<Self, crate::tls::TlsError> {
         Ok(Self {
             tls: Some(crate::tls::server_config(p)?),
@@ -132,13 +145,14 @@ fn load_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 impl Protocol for Http {
     fn slug(&self) -> &'static str {
-        if self.tls.is_some() { "https" } else { "http" }
+        if self.is_tls() { "https" } else { "http" }
     }
 
     fn default_ports(&self) -> &'static [u16] {
-        if self.tls.is_some() { &[443] } else { &[80] }
+        if self.is_tls() { &[443] } else { &[80] }
     }
 
+    #[cfg(feature = "tls")]
     fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
         self.tls.clone()
     }

@@ -18,10 +18,24 @@ pub mod smtp;
 pub mod telnet;
 
 /// Slugs this build emulates.
+#[cfg(feature = "tls")]
 pub const AVAILABLE: &[&str] = &[
     "ftp",
     "http",
     "https",
+    "imap",
+    "mysql",
+    "pop3",
+    "redis",
+    "smtp",
+    "smtp_relay",
+    "telnet",
+];
+/// Slugs this build emulates.
+#[cfg(not(feature = "tls"))]
+pub const AVAILABLE: &[&str] = &[
+    "ftp",
+    "http",
     "imap",
     "mysql",
     "pop3",
@@ -45,6 +59,7 @@ pub fn lookup(slug: &str, persona: &Persona) -> Result<Arc<dyn Protocol>, Lookup
     Ok(match slug {
         "ftp" => Arc::new(ftp::Ftp::from_persona(persona)),
         "http" => Arc::new(http::Http::from_persona(persona)),
+        #[cfg(feature = "tls")]
         "https" => {
             Arc::new(
                 http::Http::https_from_persona(persona).map_err(|e| LookupError::Config {
