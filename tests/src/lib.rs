@@ -199,3 +199,31 @@ pub fn nmap_version_row(port: u16) -> Option<String> {
     eprintln!("nmap: {row}");
     Some(row.to_owned())
 }
+
+/// Run a Python client script (`python3 -c SCRIPT PORT`) and return what it printed; a
+/// failing client fails the test with its output.
+#[allow(clippy::panic)] // test support
+pub fn python_client(script: &str, port: u16) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script, &port.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is installed by scripts/test.sh: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// No event line names the product.
+pub fn assert_neutral(lines: &[String]) {
+    for line in lines {
+        let lower = line.to_ascii_lowercase();
+        assert!(
+            !lower.contains("decnet") && !lower.contains("honeypot"),
+            "{line}"
+        );
+    }
+}

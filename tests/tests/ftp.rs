@@ -58,16 +58,7 @@ print(json.dumps(out))
 "#;
 
 fn python(script: &str, port: u16) -> Value {
-    let out = Command::new("python3")
-        .args(["-c", script, &port.to_string()])
-        .output()
-        .expect("python3 is on PATH");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&decnet_e2e::python_client(script, port)).unwrap()
 }
 
 fn curl(args: &[&str]) -> Vec<u8> {

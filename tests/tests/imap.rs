@@ -1,8 +1,6 @@
 //! The imap emulator against Python's imaplib and `nmap -sV`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::Command;
-
 use decnet_e2e::{Decky, msgid, sd_param};
 
 const CLIENT: &str = r#"
@@ -28,16 +26,7 @@ print(m.logout()[0])
 #[test]
 fn imaplib_login_list_and_fetch_are_captured() {
     let decky = Decky::start("imap", &[("IMAP_USERS", "mail:mail")]);
-    let out = Command::new("python3")
-        .args(["-c", CLIENT, &decky.port.to_string()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = decnet_e2e::python_client(CLIENT, decky.port);
     assert!(
         text.starts_with("* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN] Dovecot (Debian) ready.\n"),
         "{text}"
@@ -101,13 +90,7 @@ fn imaplib_login_list_and_fetch_are_captured() {
         commands,
         expected.map(|(a, b)| (a.to_owned(), b.to_owned()))
     );
-    for line in &lines {
-        let lower = line.to_ascii_lowercase();
-        assert!(
-            !lower.contains("decnet") && !lower.contains("honeypot"),
-            "{line}"
-        );
-    }
+    decnet_e2e::assert_neutral(&lines);
 }
 
 #[test]

@@ -1,8 +1,6 @@
 //! The pop3 emulator against Python's poplib and `nmap -sV`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::Command;
-
 use decnet_e2e::{Decky, msgid, sd_param};
 
 const CLIENT: &str = r#"
@@ -30,16 +28,7 @@ p.quit()
 #[test]
 fn poplib_login_list_and_retrieve_are_captured() {
     let decky = Decky::start("pop3", &[]);
-    let out = Command::new("python3")
-        .args(["-c", CLIENT, &decky.port.to_string()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = decnet_e2e::python_client(CLIENT, decky.port);
     assert!(text.starts_with("+OK Dovecot (Debian) ready.\n"), "{text}");
     assert!(
         text.contains("FAILED b'-ERR [AUTH] Authentication failed.'"),
@@ -96,13 +85,7 @@ fn poplib_login_list_and_retrieve_are_captured() {
         lines.iter().filter(|l| msgid(l) == Some("connect")).count(),
         2
     );
-    for line in &lines {
-        let lower = line.to_ascii_lowercase();
-        assert!(
-            !lower.contains("decnet") && !lower.contains("honeypot"),
-            "{line}"
-        );
-    }
+    decnet_e2e::assert_neutral(&lines);
 }
 
 #[test]

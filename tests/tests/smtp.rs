@@ -1,8 +1,6 @@
 //! The smtp and smtp_relay emulators against Python's smtplib and nmap.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::Command;
-
 use decnet_e2e::{Decky, msgid, sd_param};
 use serde_json::{Value, json};
 
@@ -51,16 +49,7 @@ print(json.dumps(out))
 "#;
 
 fn python(script: &str, port: u16) -> Value {
-    let out = Command::new("python3")
-        .args(["-c", script, &port.to_string()])
-        .output()
-        .expect("python3 is on PATH");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&decnet_e2e::python_client(script, port)).unwrap()
 }
 
 fn of_connection(lines: &[String], port: &Value) -> Vec<String> {

@@ -1,8 +1,6 @@
 //! The telnet emulator against Python's telnetlib client and `nmap -sV`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::process::Command;
-
 use decnet_e2e::{Decky, msgid, sd_param};
 
 const CLIENT: &str = r##"
@@ -24,16 +22,7 @@ fn telnetlib_login_and_shell_are_captured() {
         "telnet",
         &[("DISTRO", "debian"), ("KERNEL", "6.1.0-27-amd64")],
     );
-    let out = Command::new("python3")
-        .args(["-c", CLIENT, &decky.port.to_string()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = decnet_e2e::python_client(CLIENT, decky.port);
     assert!(text.contains("root@SRV-WEB-42:~# "), "{text}");
     assert!(
         text.contains("Linux SRV-WEB-42 6.1.0-27-amd64 #1 SMP PREEMPT_DYNAMIC Debian"),
