@@ -1,0 +1,525 @@
+//! One repository suite, run against SQLite always and against PostgreSQL and MariaDB when
+//! their admin URLs are given (`.ci/run` starts both and sets them; CI fails rather than skips
+//! when they are missing).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::IpAddr;
+
+use super::*;
+use crate::Severity;
+
+const PG_ENV: &str = "DECNET_TEST_PG_URL";
+const MYSQL_ENV: &str = "DECNET_TEST_MYSQL_URL";
+
+fn event(
+    ts_s: i64,
+    decky: &str,
+    service: &str,
+    kind: &str,
+    ip: &str,
+    fields: &[(&str, &str)],
+) -> Event {
+    let mut e = Event::new(
+        ts_s * 1_000_000_000,
+        decky,
+        service,
+        kind,
+        Severity::Warning,
+    );
+    e.src_ip = ip.parse::<IpAddr>().ok();
+    e.src_port = Some(40_000);
+    for (k, v) in fields {
+        e.push_field(k, v).unwrap();
+    }
+    e.set_raw(format!("<132>1 raw {kind} \0\u{ff}").as_bytes());
+    e
+}
+
+fn rows(events: Vec<Event>) -> Vec<(u64, Event)> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64, e))
+        .collect()
+}
+
+/// A database of its own for one test on a server whose admin URL is in `env`; `None` (with a
+/// loud message) when the server is not configured outside CI.
+async fn server_repo(env: &str, kind: &str) -> Option<SqlRepository> {
+    let Ok(admin) = std::env::var(env) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{env} is not set in CI: .ci/run must start {kind} and export it"
+        );
+        eprintln!("SKIPPED: {kind} repository tests need {env} (./scripts/test.sh sets it)");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("decnet_t{}", uuid::Uuid::new_v4().simple());
+    let mut admin_conn = {
+        use sqlx::Connection;
+        sqlx::AnyConnection::connect(&admin)
+            .await
+            .expect("admin connection")
+    };
+    let create = format!("CREATE DATABASE {name}");
+    sqlx::query(sqlx::AssertSqlSafe(create))
+        .execute(&mut admin_conn)
+        .await
+        .unwrap();
+    // Same server and credentials, the new database as the path.
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
+    let slash = base.rfind('/').unwrap();
+    let url = match query {
+        Some(q) => format!("{}/{name}?{q}", &base[..slash]),
+        None => format!("{}/{name}", &base[..slash]),
+    };
+    Some(SqlRepository::connect(&url).await.unwrap())
+}
+
+async fn sqlite_repo(dir: &tempfile::TempDir) -> SqlRepository {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    SqlRepository::connect(&url).await.unwrap()
+}
+
+async fn suite(repo: &SqlRepository) {
+    exactly_once_segments(repo).await;
+    search_grammar(repo).await;
+    histogram_stats_and_cursor(repo).await;
+    hostile_text_round_trips(repo).await;
+    users_state_bounties(repo).await;
+    attackers_and_deckies(repo).await;
+    retention(repo).await;
+    // Migrating again is a no-op.
+    repo.migrate().await.unwrap();
+}
+
+async fn exactly_once_segments(repo: &SqlRepository) {
+    let batch = rows(
+        (0..2500)
+            .map(|i| {
+                event(
+                    1000 + i,
+                    "web01",
+                    "http",
+                    "request",
+                    "10.0.0.9",
+                    &[("n", &i.to_string())],
+                )
+            })
+            .collect(),
+    );
+    assert_eq!(repo.insert_segment(5, &batch).await.unwrap(), 2500);
+    // A replay after a crash between commit and delete inserts nothing.
+    assert_eq!(repo.insert_segment(5, &batch).await.unwrap(), 0);
+    assert_eq!(repo.insert_segment(6, &batch[..10]).await.unwrap(), 10);
+    assert_eq!(repo.max_segment_id().await.unwrap(), 6);
+    assert_eq!(
+        repo.count_events(&EventQuery::default()).await.unwrap(),
+        2510
+    );
+    repo.purge().await.unwrap();
+    assert_eq!(repo.count_events(&EventQuery::default()).await.unwrap(), 0);
+}
+
+async fn seed(repo: &SqlRepository) {
+    let events = vec![
+        event(
+            100,
+            "web01",
+            "ssh",
+            "auth_attempt",
+            "198.51.100.1",
+            &[("username", "root"), ("password", "toor")],
+        ),
+        event(
+            101,
+            "web01",
+            "ssh",
+            "auth_attempt",
+            "198.51.100.1",
+            &[("username", "admin"), ("password", "admin")],
+        ),
+        event(
+            160,
+            "db02",
+            "mysql",
+            "auth_attempt",
+            "198.51.100.2",
+            &[("username", "root"), ("password", "Hunter2")],
+        ),
+        event(
+            200,
+            "db02",
+            "http",
+            "request",
+            "203.0.113.5",
+            &[("path", "/wp-login.php"), ("method", "POST")],
+        ),
+    ];
+    repo.insert_segment(10, &rows(events)).await.unwrap();
+}
+
+async fn search(repo: &SqlRepository, s: &str) -> Vec<i64> {
+    let query = EventQuery {
+        search: s.to_owned(),
+        ..EventQuery::default()
+    };
+    let found = repo.events(&query, 100, 0).await.unwrap();
+    assert_eq!(
+        repo.count_events(&query).await.unwrap(),
+        found.len() as i64,
+        "count for {s:?}"
+    );
+    found
+        .into_iter()
+        .map(|e| e.event.ts_ns / 1_000_000_000)
+        .collect()
+}
+
+async fn search_grammar(repo: &SqlRepository) {
+    seed(repo).await;
+    assert_eq!(search(repo, "").await, [200, 160, 101, 100]);
+    assert_eq!(search(repo, "decky:web01").await, [101, 100]);
+    assert_eq!(
+        search(repo, "service:ssh event:auth_attempt").await,
+        [101, 100]
+    );
+    assert_eq!(search(repo, "attacker:198.51.100.2").await, [160]);
+    assert_eq!(search(repo, "username:root").await, [160, 100]);
+    // Two field tokens: both must hold (the original kept only the last one's value).
+    assert_eq!(search(repo, "username:root password:toor").await, [100]);
+    assert_eq!(
+        search(repo, "username:root password:nope").await,
+        Vec::<i64>::new()
+    );
+    // Bare words match anywhere, case-insensitively; LIKE wildcards are literal.
+    assert_eq!(search(repo, "WP-LOGIN").await, [200]);
+    assert_eq!(search(repo, "hunter2").await, [160]);
+    assert_eq!(search(repo, "%").await, Vec::<i64>::new());
+    assert_eq!(search(repo, "\"wp-login.php\" method:POST").await, [200]);
+    let window = EventQuery {
+        start_ns: Some(101_000_000_000),
+        end_ns: Some(200_000_000_000),
+        ..EventQuery::default()
+    };
+    assert_eq!(repo.count_events(&window).await.unwrap(), 2);
+    let err = repo
+        .count_events(&EventQuery {
+            search: "x ".repeat(600),
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("at most"), "{err}");
+    let page = repo.events(&EventQuery::default(), 2, 1).await.unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].event.ts_ns, 160_000_000_000);
+}
+
+async fn histogram_stats_and_cursor(repo: &SqlRepository) {
+    let bars = repo.histogram(&EventQuery::default(), 60).await.unwrap();
+    let got: Vec<(i64, i64)> = bars
+        .iter()
+        .map(|b| (b.start_ns / 1_000_000_000, b.count))
+        .collect();
+    assert_eq!(got, [(60, 2), (120, 1), (180, 1)]);
+    assert!(repo.histogram(&EventQuery::default(), 0).await.is_err());
+    let stats = repo.stats().await.unwrap();
+    assert_eq!(stats.total_events, 4);
+    assert_eq!(stats.unique_attackers, 3);
+    assert_eq!(stats.deckies_seen, 2);
+    let all = repo
+        .events_after(0, &EventQuery::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    let after = repo
+        .events_after(all[1].id, &EventQuery::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 2);
+    let ssh_after = repo
+        .events_after(
+            all[0].id,
+            &EventQuery {
+                search: "service:ssh".into(),
+                ..EventQuery::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ssh_after.len(), 1);
+    assert_eq!(repo.max_event_id().await.unwrap(), all[3].id);
+}
+
+async fn hostile_text_round_trips(repo: &SqlRepository) {
+    let mut e = event(
+        300,
+        "h\u{e9}st",
+        "x",
+        "k",
+        "::1",
+        &[("cmd", "rm -rf / \0; echo '\"%_!"), ("emoji", "\u{1F600}")],
+    );
+    e.push_field("cmd", "second value of a repeated key")
+        .unwrap();
+    e.set_raw(&[0, 159, 146, 150, 255]);
+    repo.insert_segment(11, &[(0, e.clone())]).await.unwrap();
+    let got = repo
+        .events(
+            &EventQuery {
+                search: "emoji:\u{1F600}".into(),
+                ..EventQuery::default()
+            },
+            10,
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let back = &got[0].event;
+    assert_eq!(back.raw(), e.raw());
+    assert_eq!(back.decky, "h\u{e9}st");
+    assert_eq!(back.src_ip, e.src_ip);
+    assert_eq!(back.field("cmd"), Some("rm -rf / \u{fffd}; echo '\"%_!"));
+    assert_eq!(search(repo, "%_!").await, [300]);
+}
+
+async fn users_state_bounties(repo: &SqlRepository) {
+    let admin = repo
+        .create_user("admin", "$argon2id$x", "admin", true)
+        .await
+        .unwrap();
+    assert!(
+        repo.create_user("admin", "h", "viewer", false)
+            .await
+            .is_err()
+    );
+    assert!(repo.create_user("eve", "h", "root", false).await.is_err());
+    repo.create_user("viewer1", "h", "viewer", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.user_by_name("admin").await.unwrap().unwrap().uuid,
+        admin.uuid
+    );
+    assert!(
+        repo.set_user_password(&admin.uuid, "$argon2id$y", false)
+            .await
+            .unwrap()
+    );
+    let changed = repo.user_by_uuid(&admin.uuid).await.unwrap().unwrap();
+    assert_eq!(changed.password_hash, "$argon2id$y");
+    assert!(!changed.must_change_password);
+    assert!(repo.set_user_role(&admin.uuid, "viewer").await.unwrap());
+    assert_eq!(repo.list_users().await.unwrap().len(), 2);
+    assert!(repo.delete_user(&admin.uuid).await.unwrap());
+    assert!(!repo.delete_user(&admin.uuid).await.unwrap());
+
+    assert_eq!(repo.state("cursor").await.unwrap(), None);
+    repo.set_state("cursor", &serde_json::json!({"id": 5}))
+        .await
+        .unwrap();
+    repo.set_state("cursor", &serde_json::json!({"id": 7}))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.state("cursor").await.unwrap(),
+        Some(serde_json::json!({"id": 7}))
+    );
+
+    let b = NewBounty {
+        ts_ns: 1,
+        decky: "web01".into(),
+        service: "ssh".into(),
+        attacker_ip: "198.51.100.1".into(),
+        bounty_type: "credential".into(),
+        payload: r#"{"username":"root","password":"toor"}"#.into(),
+    };
+    assert!(repo.add_bounty(&b).await.unwrap());
+    assert!(!repo.add_bounty(&b).await.unwrap());
+    let other = NewBounty {
+        payload: r#"{"username":"root","password":"x"}"#.into(),
+        ..b.clone()
+    };
+    assert!(repo.add_bounty(&other).await.unwrap());
+    assert_eq!(
+        repo.count_bounties(Some("credential"), None).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        repo.count_bounties(None, Some("10.9.9.9")).await.unwrap(),
+        0
+    );
+    let listed = repo
+        .bounties(None, Some("198.51.100.1"), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(listed[0].payload, other.payload);
+}
+
+async fn attackers_and_deckies(repo: &SqlRepository) {
+    let mut a = Attacker {
+        uuid: String::new(),
+        ip: "198.51.100.1".into(),
+        first_seen_ns: 1,
+        last_seen_ns: 5,
+        event_count: 3,
+        service_count: 1,
+        decky_count: 1,
+        services: r#"["ssh"]"#.into(),
+        deckies: r#"["web01"]"#.into(),
+        fingerprints: "[]".into(),
+        commands: "[]".into(),
+        traversal_path: String::new(),
+        is_traversal: false,
+        bounty_count: 1,
+        credential_count: 1,
+        score: 40,
+    };
+    let uuid = repo.upsert_attacker(&a).await.unwrap();
+    a.event_count = 9;
+    a.score = 70;
+    assert_eq!(repo.upsert_attacker(&a).await.unwrap(), uuid);
+    let b = Attacker {
+        ip: "203.0.113.5".into(),
+        last_seen_ns: 9,
+        score: 10,
+        services: r#"["http"]"#.into(),
+        ..a.clone()
+    };
+    repo.upsert_attacker(&b).await.unwrap();
+    let got = repo.attacker_by_uuid(&uuid).await.unwrap().unwrap();
+    assert_eq!((got.event_count, got.score), (9, 70));
+    let by_score: Vec<String> = repo
+        .attackers(None, None, "score", 10, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.ip)
+        .collect();
+    assert_eq!(by_score, ["198.51.100.1", "203.0.113.5"]);
+    let recent: Vec<String> = repo
+        .attackers(None, None, "last_seen", 10, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.ip)
+        .collect();
+    assert_eq!(recent, ["203.0.113.5", "198.51.100.1"]);
+    assert_eq!(repo.count_attackers(Some("203.0"), None).await.unwrap(), 1);
+    assert_eq!(repo.count_attackers(None, Some("ssh")).await.unwrap(), 1);
+    assert!(
+        repo.attackers(None, None, "ip; DROP TABLE x", 10, 0)
+            .await
+            .is_err()
+    );
+
+    let d = DeckyRecord {
+        name: "web01".into(),
+        spec: "{}".into(),
+        state: "running".into(),
+        last_error: None,
+        updated_ns: 0,
+    };
+    repo.upsert_decky(&d).await.unwrap();
+    repo.upsert_decky(&DeckyRecord {
+        state: "failed".into(),
+        last_error: Some("boom".into()),
+        ..d.clone()
+    })
+    .await
+    .unwrap();
+    let fleet = repo.deckies().await.unwrap();
+    assert_eq!(fleet.len(), 1);
+    assert_eq!(fleet[0].last_error.as_deref(), Some("boom"));
+    assert!(repo.delete_decky("web01").await.unwrap());
+}
+
+async fn retention(repo: &SqlRepository) {
+    repo.purge().await.unwrap();
+    let batch = rows(
+        (0..200)
+            .map(|i| event(i, "d", "s", "k", "10.0.0.1", &[("pad", &"x".repeat(400))]))
+            .collect(),
+    );
+    repo.insert_segment(20, &batch).await.unwrap();
+    assert_eq!(repo.delete_events_before(50_000_000_000).await.unwrap(), 50);
+    let before = repo.events_bytes().await.unwrap();
+    repo.enforce_size(before / 2).await.unwrap();
+    assert!(repo.events_bytes().await.unwrap() <= before / 2);
+    let left = repo.events(&EventQuery::default(), 1000, 0).await.unwrap();
+    assert!(!left.is_empty());
+    // The oldest went first.
+    let oldest = left.iter().map(|e| e.event.ts_ns).min().unwrap();
+    assert!(oldest > 50_000_000_000 + 60_000_000_000, "{oldest}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_repository_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(&sqlite_repo(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_repository_suite() {
+    if let Some(repo) = server_repo(PG_ENV, "PostgreSQL").await {
+        suite(&repo).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_passes_the_repository_suite() {
+    if let Some(repo) = server_repo(MYSQL_ENV, "MariaDB").await {
+        suite(&repo).await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_from_a_diverging_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = sqlite_repo(&dir).await;
+    sqlx::query("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1")
+        .execute(repo.pool())
+        .await
+        .unwrap();
+    let err = repo.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("migrated by another version"), "{err}");
+    sqlx::query("INSERT INTO schema_migrations VALUES (999, 'future', 'y', 0)")
+        .execute(repo.pool())
+        .await
+        .unwrap();
+    let err = repo.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("newer than this build"), "{err}");
+}
+
+#[test]
+fn urls_resolve_from_type_and_url() {
+    let def = "sqlite:///var/lib/decnet/decnet.db";
+    assert_eq!(resolve_url(None, None, def).unwrap(), def);
+    assert_eq!(resolve_url(Some("sqlite"), None, def).unwrap(), def);
+    assert!(
+        resolve_url(Some("postgres"), None, def)
+            .unwrap_err()
+            .to_string()
+            .contains("needs DECNET_DB_URL")
+    );
+    assert!(resolve_url(Some("oracle"), None, def).is_err());
+    assert_eq!(
+        resolve_url(Some("mariadb"), Some("mysql://u@h/db"), def).unwrap(),
+        "mysql://u@h/db"
+    );
+    let err = resolve_url(Some("postgres"), Some("mysql://u:secret@h/db"), def)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mysql URL"), "{err}");
+    let err = resolve_url(None, Some("redis://u:secret@h/db"), def)
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("secret") && err.contains("u:***@h"), "{err}");
+}
