@@ -5,8 +5,9 @@
 //! UDP/ICMP/ARP, the per-thread flow table, passive fingerprints (TCP SYN, JA3/JA4, HASSH,
 //! HTTP), packet retention, and the syslog intake that receives the deckies' RFC 5424 events.
 //! Everything it produces is a [`decnet_store::Event`] handed to the store's segment writers.
-//! The capture and intake pipelines land with their own issues. The sans-IO half of the intake
-//! is here already: [`syslog`] parses RFC 5424 and RFC 3164 bytes, splits RFC 6587 / RFC 5425
+//! The capture pipeline lands with its own issue. [`intake`] runs the syslog listeners (unix
+//! datagram, UDP, TCP) over the sans-IO [`syslog`] layer, which parses RFC 5424 and RFC 3164 bytes, splits RFC 6587 / RFC 5425
 //! TCP streams into frames, and holds the RFC 5424 formatter the services write with.
 
+pub mod intake;
 pub mod syslog;

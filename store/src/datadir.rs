@@ -135,6 +135,15 @@ impl DataDir {
     }
 }
 
+/// Make every file this process creates from now on private to its owner (0600/0700): the
+/// database, segments, captured files and secrets hold attacker data and credentials.
+pub fn private_umask() {
+    // SAFETY: umask only swaps the process's file-mode creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 /// Held role lock; released when dropped (or when the process dies, even by `kill -9`).
 #[derive(Debug)]
 pub struct RoleLock {

@@ -1,1 +1,445 @@
+//! Writer threads and the flusher: events in, durable segments, SQL exactly once.
+//!
+//! Producers hand events to a bounded queue ([`EventSender`]); each writer thread drains it
+//! into its own open segment (no lock shared between writers), commits durably at the end of
+//! every window and seals the segment when it is big or old enough. Sealed segments travel over
+//! a bounded crossbeam channel to the flusher, which inserts each into SQL in one transaction
+//! under its (segment id, sequence) key and then deletes the file. When SQL falls behind, the
+//! bounded channels fill and producers wait: memory stays bounded under any load.
 
+use std::{
+    fs,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+
+use crate::{
+    Event,
+    metrics::StoreMetrics,
+    repo::Repository,
+    segment::{self, Sealed, SegmentError, SegmentPolicy, SegmentWriter},
+};
+
+/// Consecutive failed inserts after which a segment is set aside as `*.failed` (kept on disk,
+/// named in the log) so one poisoned segment cannot stop every later event.
+const MAX_FLUSH_ATTEMPTS: u32 = 8;
+
+/// How the pipeline is sized.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub segments_dir: PathBuf,
+    /// Writer threads (each owns one open segment).
+    pub writers: usize,
+    /// Events that may wait for a writer; producers block (or count a drop) beyond it.
+    pub queue_capacity: usize,
+    /// Most events one commit takes.
+    pub batch_max: usize,
+    /// Sealed segments that may wait for the flusher before writers stop taking events.
+    pub sealed_backlog: usize,
+    pub policy: SegmentPolicy,
+}
+
+impl PipelineConfig {
+    pub fn new(segments_dir: PathBuf) -> Self {
+        Self {
+            segments_dir,
+            writers: 2,
+            queue_capacity: 65_536,
+            batch_max: 4_096,
+            sealed_backlog: 8,
+            policy: SegmentPolicy::default(),
+        }
+    }
+}
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error("reading the highest flushed segment id: {0}")]
+    Repo(#[from] crate::repo::RepoError),
+    #[error("starting a {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
+}
+
+/// Where producers put events.
+#[derive(Debug, Clone)]
+pub struct EventSender {
+    tx: Sender<Event>,
+    metrics: Arc<StoreMetrics>,
+}
+
+/// The pipeline has shut down and takes no more events.
+#[derive(Debug, thiserror::Error)]
+#[error("the store pipeline has shut down")]
+pub struct Closed;
+
+impl EventSender {
+    /// Queue an event, waiting while the queue is full (backpressure).
+    pub fn send(&self, event: Event) -> Result<(), Closed> {
+        self.metrics.received.inc();
+        match self.tx.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(event)) => self.tx.send(event).map_err(|_| Closed),
+            Err(TrySendError::Disconnected(_)) => Err(Closed),
+        }
+    }
+
+    /// Queue an event unless the queue is full; a refused event is counted as discarded.
+    pub fn try_send(&self, event: Event) -> Result<bool, Closed> {
+        self.metrics.received.inc();
+        match self.tx.try_send(event) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(_)) => {
+                self.metrics.discarded_queue_full.inc();
+                Ok(false)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(Closed),
+        }
+    }
+
+    /// Events waiting for a writer.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+}
+
+/// The running writers and flusher.
+#[derive(Debug)]
+pub struct Pipeline {
+    sender: Option<EventSender>,
+    writers: Vec<JoinHandle<()>>,
+    flusher: Option<JoinHandle<()>>,
+    metrics: Arc<StoreMetrics>,
+}
+
+impl Pipeline {
+    /// Recover what a previous run left, then start the writers and the flusher. `runtime`
+    /// runs the repository's futures (the flusher is a plain thread that blocks on them).
+    pub fn start<R: Repository + 'static>(
+        config: &PipelineConfig,
+        repo: R,
+        runtime: tokio::runtime::Handle,
+        metrics: Arc<StoreMetrics>,
+    ) -> Result<Self, PipelineError> {
+        let recovered = segment::recover(&config.segments_dir)?;
+        if !recovered.sealed.is_empty() {
+            tracing::info!(
+                segments = recovered.sealed.len(),
+                "flushing segments left by the previous run"
+            );
+        }
+        let flushed_max = runtime.block_on(repo.max_segment_id())?;
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let ids = Arc::new(AtomicU64::new(
+            now_us.max(recovered.max_id).max(flushed_max) + 1,
+        ));
+
+        let (sealed_tx, sealed_rx) = bounded::<Sealed>(config.sealed_backlog.max(1));
+        let flusher = {
+            let metrics = Arc::clone(&metrics);
+            let backlog = recovered.sealed;
+            std::thread::Builder::new()
+                .name("store-flusher".into())
+                .spawn(move || flusher(&repo, &runtime, backlog, &sealed_rx, &metrics))
+                .map_err(|e| PipelineError::Thread("flusher", e))?
+        };
+
+        let (tx, rx) = bounded::<Event>(config.queue_capacity.max(1));
+        let mut writers = Vec::new();
+        for n in 0..config.writers.max(1) {
+            let w = Writer {
+                rx: rx.clone(),
+                sealed: sealed_tx.clone(),
+                ids: Arc::clone(&ids),
+                config: config.clone(),
+                metrics: Arc::clone(&metrics),
+            };
+            writers.push(
+                std::thread::Builder::new()
+                    .name(format!("store-writer-{n}"))
+                    .spawn(move || w.run())
+                    .map_err(|e| PipelineError::Thread("writer", e))?,
+            );
+        }
+        Ok(Self {
+            sender: Some(EventSender {
+                tx,
+                metrics: Arc::clone(&metrics),
+            }),
+            writers,
+            flusher: Some(flusher),
+            metrics,
+        })
+    }
+
+    /// A handle producers send events through.
+    pub fn sender(&self) -> Option<EventSender> {
+        self.sender.clone()
+    }
+
+    pub fn metrics(&self) -> &Arc<StoreMetrics> {
+        &self.metrics
+    }
+
+    /// Stop taking events, make every queued event durable, seal, flush everything to SQL and
+    /// wait for all of it. Producers must have dropped their senders (or they will be waited
+    /// for).
+    pub fn shutdown(mut self) {
+        self.sender = None;
+        for w in self.writers.drain(..) {
+            let _ = w.join();
+        }
+        if let Some(f) = self.flusher.take() {
+            let _ = f.join();
+        }
+    }
+}
+
+struct Writer {
+    rx: Receiver<Event>,
+    sealed: Sender<Sealed>,
+    ids: Arc<AtomicU64>,
+    config: PipelineConfig,
+    metrics: Arc<StoreMetrics>,
+}
+
+impl Writer {
+    fn run(self) {
+        let policy = &self.config.policy;
+        let mut open: Option<SegmentWriter> = None;
+        let mut batch: Vec<Event> = Vec::with_capacity(self.config.batch_max);
+        let mut closing = false;
+        while !closing {
+            let wait = match &open {
+                Some(s) if !s.is_empty() => s
+                    .window_deadline(policy)
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+                _ => policy.max_age,
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok(event) => {
+                    batch.push(event);
+                    while batch.len() < self.config.batch_max {
+                        match self.rx.try_recv() {
+                            Ok(event) => batch.push(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => closing = true,
+            }
+            self.commit(&mut open, &mut batch);
+            let rotate = open
+                .as_ref()
+                .is_some_and(|s| closing || s.should_rotate(policy));
+            if rotate && let Some(s) = open.take() {
+                self.seal(s);
+            }
+        }
+    }
+
+    /// Append the batch (durably when the window is over); on failure keep the batch and retry,
+    /// so an I/O hiccup delays events instead of losing them.
+    fn commit(&self, open: &mut Option<SegmentWriter>, batch: &mut Vec<Event>) {
+        let policy = &self.config.policy;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let result = (|| {
+                if open.is_none() && !batch.is_empty() {
+                    let id = self.ids.fetch_add(1, Ordering::Relaxed);
+                    *open = Some(SegmentWriter::create(&self.config.segments_dir, id)?);
+                }
+                let Some(seg) = open.as_mut() else {
+                    return Ok(0);
+                };
+                if batch.is_empty() {
+                    return if seg.window_elapsed(policy) {
+                        seg.sync()
+                    } else {
+                        Ok(0)
+                    };
+                }
+                let durable =
+                    seg.window_elapsed(policy) || seg.window_deadline(policy) <= Instant::now();
+                seg.append(batch, durable)
+            })();
+            match result {
+                Ok(durable) => {
+                    self.metrics.written.add(batch.len() as u64);
+                    batch.clear();
+                    if durable > 0 {
+                        self.metrics.durable.add(durable);
+                        tracing::debug!(
+                            durable_total = self.metrics.durable.get(),
+                            "durable commit"
+                        );
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.metrics.segment_errors.inc();
+                    tracing::error!(error = %e, "segment write failed; retrying");
+                    // A half-created segment is abandoned (recover() seals it next start).
+                    *open = None;
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    fn seal(&self, seg: SegmentWriter) {
+        match seg.seal() {
+            Ok((sealed, durable)) => {
+                self.metrics.durable.add(durable);
+                if durable > 0 {
+                    tracing::debug!(durable_total = self.metrics.durable.get(), "durable commit");
+                }
+                self.metrics.segments_sealed.inc();
+                // Blocks while the flusher is behind: the writer stops draining the queue and
+                // producers feel the backpressure.
+                if self.sealed.send(sealed).is_err() {
+                    tracing::error!("flusher is gone; sealed segment left for the next start");
+                }
+            }
+            Err(e) => {
+                self.metrics.segment_errors.inc();
+                tracing::error!(error = %e, "sealing a segment failed; it is recovered at next start");
+            }
+        }
+    }
+}
+
+fn flusher<R: Repository>(
+    repo: &R,
+    runtime: &tokio::runtime::Handle,
+    backlog: Vec<Sealed>,
+    rx: &Receiver<Sealed>,
+    metrics: &StoreMetrics,
+) {
+    for sealed in backlog.into_iter().chain(rx.iter()) {
+        flush_one(repo, runtime, &sealed, metrics);
+    }
+}
+
+fn flush_one<R: Repository>(
+    repo: &R,
+    runtime: &tokio::runtime::Handle,
+    sealed: &Sealed,
+    metrics: &StoreMetrics,
+) {
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 1..=MAX_FLUSH_ATTEMPTS {
+        let outcome = segment::read_sealed(&sealed.path)
+            .map_err(|e| e.to_string())
+            .and_then(|(id, entries)| {
+                let mut rows = Vec::with_capacity(entries.len());
+                let mut bad = 0;
+                for (seq, entry) in entries {
+                    match entry {
+                        Ok(event) => rows.push((seq, event)),
+                        Err(e) => {
+                            bad += 1;
+                            tracing::warn!(segment = id, seq, error = %e, "undecodable segment entry");
+                        }
+                    }
+                }
+                runtime
+                    .block_on(repo.insert_segment(id, &rows))
+                    .map(|n| (n, bad))
+                    .map_err(|e| e.to_string())
+            });
+        match outcome {
+            Ok((inserted, bad)) => {
+                metrics.flushed.add(inserted);
+                metrics.undecodable.add(bad);
+                metrics.segments_flushed.inc();
+                if let Err(e) = fs::remove_file(&sealed.path) {
+                    // Harmless: the next start re-inserts nothing (unique key) and deletes it.
+                    tracing::warn!(path = %sealed.path.display(), error = %e, "flushed segment not deleted");
+                }
+                return;
+            }
+            Err(e) => {
+                metrics.flush_errors.inc();
+                tracing::error!(path = %sealed.path.display(), attempt, error = %e, "flushing a segment failed");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    let aside = sealed.path.with_extension("failed");
+    match fs::rename(&sealed.path, &aside) {
+        Ok(()) => tracing::error!(
+            path = %aside.display(),
+            "segment set aside after {MAX_FLUSH_ATTEMPTS} failed flushes; fix the cause and rename it back to .sealed to retry"
+        ),
+        Err(e) => {
+            tracing::error!(path = %sealed.path.display(), error = %e, "cannot set a failing segment aside");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{
+        Severity,
+        repo::{EventQuery, SqlRepository},
+    };
+
+    #[test]
+    fn events_flow_to_sql_exactly_once_and_segments_are_deleted() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let segs = dir.path().join("segments");
+        fs::create_dir(&segs).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let repo = rt.block_on(SqlRepository::connect(&url)).unwrap();
+        let mut config = PipelineConfig::new(segs.clone());
+        config.policy.max_age = Duration::from_millis(50);
+        config.queue_capacity = 100;
+        let metrics = Arc::new(StoreMetrics::default());
+        let p = Pipeline::start(
+            &config,
+            repo.clone(),
+            rt.handle().clone(),
+            Arc::clone(&metrics),
+        )
+        .unwrap();
+        let tx = p.sender().unwrap();
+        for i in 0..5_000 {
+            let mut e = Event::new(i, "d", "s", "k", Severity::Info);
+            e.push_field("n", &i.to_string()).unwrap();
+            tx.send(e).unwrap();
+        }
+        drop(tx);
+        p.shutdown();
+        let count = rt
+            .block_on(repo.count_events(&EventQuery::default()))
+            .unwrap();
+        assert_eq!(count, 5_000);
+        assert_eq!(metrics.durable.get(), 5_000);
+        assert_eq!(metrics.flushed.get(), 5_000);
+        assert!(metrics.segments_sealed.get() >= 1);
+        assert_eq!(fs::read_dir(&segs).unwrap().count(), 0);
+    }
+}

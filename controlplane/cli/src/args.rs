@@ -49,8 +49,8 @@ pub enum Command {
     Redeploy,
     /// Run the whole appliance in one process (not available yet).
     Serve,
-    /// Run the syslog intake alone (not available yet).
-    Collect,
+    /// Run the syslog intake alone: listeners → durable segments → SQL (until SIGINT/SIGTERM).
+    Collect(CollectArgs),
     /// Run packet capture alone (not available yet).
     Sniffer,
     /// Correlate events into sessions and attackers (not available yet).
@@ -63,6 +63,65 @@ pub enum Command {
     Mutate,
     /// Run the web API and dashboard alone (not available yet).
     Api,
+}
+
+/// Where state lives and which database holds it (shared by every long-running verb).
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Directory for all appliance state (SQLite file, segments, quarantine, pcaps, secrets).
+    #[arg(long, env = "DECNET_DATA_DIR", default_value = "/var/lib/decnet")]
+    pub data_dir: PathBuf,
+    /// Database backend: sqlite (embedded, default), postgres or mysql/mariadb.
+    #[arg(long, env = "DECNET_DB_TYPE")]
+    pub db_type: Option<String>,
+    /// Database URL (required for postgres and mysql), e.g. postgres://user:pass@host/decnet.
+    #[arg(long, env = "DECNET_DB_URL", hide_env_values = true)]
+    pub db_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Unix datagram socket the deckies' services write to [default: DATA_DIR/intake.sock].
+    #[arg(long, env = "DECNET_INTAKE_SOCKET")]
+    pub unix: Option<PathBuf>,
+    /// Do not listen on the unix datagram socket.
+    #[arg(long, conflicts_with = "unix")]
+    pub no_unix: bool,
+    /// Also listen for syslog over UDP on this address (e.g. 127.0.0.1:5514).
+    #[arg(long, value_name = "ADDR")]
+    pub udp: Option<std::net::SocketAddr>,
+    /// Also listen for syslog over TCP (RFC 6587 framing) on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<std::net::SocketAddr>,
+    /// Segment writer threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub writers: u16,
+    /// Longest time an accepted event may stay non-durable, in milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub durable_window_ms: u64,
+    /// Seal a segment at this size (MiB) …
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub segment_max_mib: u64,
+    /// … or at this age (milliseconds), whichever comes first.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub segment_max_age_ms: u64,
+    /// Window in which a repeated lifecycle event (connect, disconnect, …) of the same
+    /// attacker/decky/service is dropped and counted; 0 keeps them all.
+    #[arg(long, env = "DECNET_LIFECYCLE_WINDOW_MS", default_value_t = 1000)]
+    pub lifecycle_window_ms: u64,
+    /// Event kinds the lifecycle window applies to (comma-separated).
+    #[arg(
+        long,
+        env = "DECNET_LIFECYCLE_KINDS",
+        value_delimiter = ',',
+        default_value = "connect,disconnect,connection,accept,close"
+    )]
+    pub lifecycle_kinds: Vec<String>,
+    /// Print the pipeline counters every this many seconds (0: only at exit).
+    #[arg(long, default_value_t = 10)]
+    pub progress_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

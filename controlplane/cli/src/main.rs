@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod args;
+mod collect;
 mod deploy;
 mod failure;
 mod hostnet;
@@ -63,7 +64,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status => Err(Failure::not_yet("status", "the fleet engine")),
         Command::Redeploy => Err(Failure::not_yet("redeploy", "the fleet engine")),
         Command::Serve => Err(Failure::not_yet("serve", "the web and store workers")),
-        Command::Collect => Err(Failure::not_yet("collect", "the syslog intake")),
+        Command::Collect(args) => collect::collect(&args),
         Command::Sniffer => Err(Failure::not_yet("sniffer", "the dataplane")),
         Command::Correlate => Err(Failure::not_yet("correlate", "the intelligence workers")),
         Command::Profiler => Err(Failure::not_yet("profiler", "the intelligence workers")),

@@ -1,0 +1,172 @@
+//! `decnet collect`: the syslog intake on its own — listeners, durable segments, the flusher
+//! into SQL — until SIGINT/SIGTERM, then a clean drain (every accepted event reaches SQL).
+
+use std::{sync::Arc, time::Duration};
+
+use decnet_dataplane::intake::{Intake, IntakeConfig, IntakeMetrics};
+use decnet_store::{
+    datadir::DataDir,
+    metrics::StoreMetrics,
+    pipeline::{Pipeline, PipelineConfig},
+    repo::{self, SqlRepository},
+    segment::SegmentPolicy,
+};
+
+use crate::{
+    args::{CollectArgs, StoreArgs},
+    failure::Failure,
+};
+
+/// Open the data directory and the database the store arguments name.
+pub fn open_store(
+    args: &StoreArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(DataDir, SqlRepository), Failure> {
+    let dir = DataDir::open(&args.data_dir).map_err(|e| Failure::runtime(e.to_string()))?;
+    let url = repo::resolve_url(
+        args.db_type.as_deref(),
+        args.db_url.as_deref(),
+        &dir.sqlite_url(),
+    )
+    .map_err(|e| Failure::config(e.to_string()))?;
+    let repository = runtime
+        .block_on(SqlRepository::connect(&url))
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok((dir, repository))
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+pub fn collect(args: &CollectArgs) -> Result<(), Failure> {
+    decnet_store::datadir::private_umask();
+    let rt = runtime()?;
+    let (dir, repository) = open_store(&args.store, &rt)?;
+    let _lock = dir
+        .lock("collect")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+
+    let mut pipeline_config = PipelineConfig::new(dir.segments());
+    pipeline_config.writers = usize::from(args.writers);
+    pipeline_config.policy = SegmentPolicy {
+        durable_window: Duration::from_millis(args.durable_window_ms),
+        max_bytes: args.segment_max_mib * 1024 * 1024,
+        max_age: Duration::from_millis(args.segment_max_age_ms),
+    };
+    let store_metrics = Arc::new(StoreMetrics::default());
+    let pipeline = Pipeline::start(
+        &pipeline_config,
+        repository.clone(),
+        rt.handle().clone(),
+        Arc::clone(&store_metrics),
+    )
+    .map_err(|e| Failure::runtime(e.to_string()))?;
+    let sender = pipeline
+        .sender()
+        .ok_or_else(|| Failure::runtime("the store pipeline closed at start"))?;
+
+    let unix = if args.no_unix {
+        None
+    } else {
+        Some(
+            args.unix
+                .clone()
+                .unwrap_or_else(|| dir.root().join("intake.sock")),
+        )
+    };
+    let intake_config = IntakeConfig {
+        unix: unix.clone(),
+        udp: args.udp,
+        tcp: args.tcp,
+        lifecycle_window: Duration::from_millis(args.lifecycle_window_ms),
+        lifecycle_kinds: args.lifecycle_kinds.clone(),
+        ..IntakeConfig::default()
+    };
+    if intake_config.unix.is_none() && intake_config.udp.is_none() && intake_config.tcp.is_none() {
+        return Err(Failure::config(
+            "nothing to listen on: --no-unix was given without --udp or --tcp",
+        ));
+    }
+    let intake_metrics = Arc::new(IntakeMetrics::default());
+    let intake = Intake::start(&intake_config, &sender, Arc::clone(&intake_metrics))
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    drop(sender);
+
+    let listening: Vec<String> = [
+        unix.map(|p| format!("unix {}", p.display())),
+        args.udp.map(|a| format!("udp {a}")),
+        args.tcp.map(|a| format!("tcp {a}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    eprintln!(
+        "collect: listening on {}; events go to {} (data in {}); Ctrl-C stops and drains",
+        listening.join(", "),
+        repository.backend().name(),
+        dir.root().display()
+    );
+
+    rt.block_on(wait_for_stop(
+        args.progress_secs,
+        &store_metrics,
+        &intake_metrics,
+    ));
+    eprintln!("collect: stopping; draining queued events into the database");
+    intake.stop();
+    pipeline.shutdown();
+    rt.block_on(repository.close());
+    eprintln!(
+        "collect: stopped. {}",
+        summary(&store_metrics, &intake_metrics)
+    );
+    Ok(())
+}
+
+fn summary(store: &StoreMetrics, intake: &IntakeMetrics) -> String {
+    format!(
+        "received {} messages ({} degraded, {} refused, {} lifecycle repeats limited); {} durable, {} in SQL, {} segment errors, {} flush errors",
+        intake.received_messages.get(),
+        intake.degraded.get(),
+        intake.parse_errors.get(),
+        intake.rate_limited.get(),
+        store.durable.get(),
+        store.flushed.get(),
+        store.segment_errors.get(),
+        store.flush_errors.get(),
+    )
+}
+
+async fn wait_for_stop(progress_secs: u64, store: &StoreMetrics, intake: &IntakeMetrics) {
+    let stop = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    };
+    tokio::pin!(stop);
+    if progress_secs == 0 {
+        stop.await;
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(progress_secs));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = tick.tick() => eprintln!("collect: {}", summary(store, intake)),
+        }
+    }
+}

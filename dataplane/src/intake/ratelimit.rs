@@ -1,0 +1,94 @@
+//! Lifecycle-noise limiter: a `connect`/`disconnect`/… event repeated for the same attacker,
+//! decky, service and kind within the window adds nothing but rows, so it is dropped — and
+//! counted, never silently.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use decnet_store::Event;
+
+/// Kinds the original collector limited.
+pub const DEFAULT_KINDS: [&str; 5] = ["connect", "disconnect", "connection", "accept", "close"];
+/// Keys remembered before old ones are pruned.
+const MAX_KEYS: usize = 10_000;
+
+/// Per-key last-seen times for the limited kinds.
+#[derive(Debug)]
+pub struct RateLimiter {
+    window: Duration,
+    kinds: Vec<String>,
+    seen: HashMap<(String, String, String, String), Instant>,
+}
+
+impl RateLimiter {
+    /// A limiter over `kinds` with `window` (a zero window disables it).
+    pub fn new(window: Duration, kinds: &[&str]) -> Self {
+        Self {
+            window,
+            kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Whether `event` should be kept, as of `now`.
+    pub fn admit(&mut self, event: &Event, now: Instant) -> bool {
+        if self.window.is_zero() || !self.kinds.contains(&event.kind) {
+            return true;
+        }
+        let ip = event.src_ip.map(|i| i.to_string()).unwrap_or_default();
+        let key = (
+            ip,
+            event.decky.clone(),
+            event.service.clone(),
+            event.kind.clone(),
+        );
+        if let Some(last) = self.seen.get(&key)
+            && now.saturating_duration_since(*last) < self.window
+        {
+            return false;
+        }
+        if self.seen.len() >= MAX_KEYS {
+            let window = self.window;
+            self.seen
+                .retain(|_, t| now.saturating_duration_since(*t) < window);
+            if self.seen.len() >= MAX_KEYS {
+                self.seen.clear();
+            }
+        }
+        self.seen.insert(key, now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use decnet_store::Severity;
+
+    fn ev(kind: &str, ip: &str) -> Event {
+        let mut e = Event::new(0, "web01", "http", kind, Severity::Info);
+        e.src_ip = Some(ip.parse().unwrap());
+        e
+    }
+
+    #[test]
+    fn repeats_inside_the_window_are_limited_per_key() {
+        let mut rl = RateLimiter::new(Duration::from_secs(1), &DEFAULT_KINDS);
+        let t0 = Instant::now();
+        assert!(rl.admit(&ev("connect", "10.0.0.1"), t0));
+        assert!(!rl.admit(&ev("connect", "10.0.0.1"), t0 + Duration::from_millis(500)));
+        assert!(rl.admit(&ev("connect", "10.0.0.2"), t0 + Duration::from_millis(500)));
+        assert!(rl.admit(&ev("disconnect", "10.0.0.1"), t0));
+        assert!(rl.admit(&ev("connect", "10.0.0.1"), t0 + Duration::from_millis(1500)));
+        // Attack content is never limited.
+        for _ in 0..3 {
+            assert!(rl.admit(&ev("auth_attempt", "10.0.0.1"), t0));
+        }
+        let mut off = RateLimiter::new(Duration::ZERO, &DEFAULT_KINDS);
+        assert!(off.admit(&ev("connect", "10.0.0.1"), t0));
+        assert!(off.admit(&ev("connect", "10.0.0.1"), t0));
+    }
+}

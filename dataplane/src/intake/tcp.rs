@@ -1,0 +1,124 @@
+//! TCP syslog (RFC 6587): octet-counting or LF framing, detected per connection by the
+//! sans-IO [`FrameDecoder`]; one thread per sender, bounded in number.
+
+use std::{
+    io::Read,
+    net::{TcpListener, TcpStream},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use decnet_store::pipeline::EventSender;
+
+use super::{Ingest, IntakeConfig, IntakeMetrics, POLL};
+use crate::syslog::FrameDecoder;
+
+/// A sender silent this long is disconnected.
+const IDLE: Duration = Duration::from_secs(300);
+
+pub(crate) fn accept_loop(
+    listener: &TcpListener,
+    config: &IntakeConfig,
+    sender: &EventSender,
+    metrics: &Arc<IntakeMetrics>,
+    stop: &Arc<AtomicBool>,
+) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        tracing::error!(error = %e, "tcp intake cannot poll its listener");
+        return;
+    }
+    let live = Arc::new(AtomicUsize::new(0));
+    while !stop.load(Ordering::Relaxed) {
+        let (stream, peer) = match listener.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            Err(e) => {
+                metrics.socket_errors.inc();
+                tracing::warn!(error = %e, "tcp intake accept failed");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if live.load(Ordering::Relaxed) >= config.max_tcp_connections {
+            metrics.refused_connections.inc();
+            tracing::warn!(%peer, limit = config.max_tcp_connections, "tcp intake connection refused: too many senders");
+            continue;
+        }
+        live.fetch_add(1, Ordering::Relaxed);
+        let mut ingest = Ingest::new(config, sender.clone(), Arc::clone(metrics));
+        let max_frame = config.limits.max_message_len;
+        let stop = Arc::clone(stop);
+        let live2 = Arc::clone(&live);
+        let spawned = std::thread::Builder::new()
+            .name("intake-tcp-conn".into())
+            .spawn(move || {
+                serve(stream, &mut ingest, max_frame, &stop);
+                live2.fetch_sub(1, Ordering::Relaxed);
+            });
+        if let Err(e) = spawned {
+            live.fetch_sub(1, Ordering::Relaxed);
+            metrics.socket_errors.inc();
+            tracing::warn!(error = %e, "tcp intake cannot start a connection thread");
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, ingest: &mut Ingest, max_frame: usize, stop: &AtomicBool) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(POLL));
+    let mut decoder = FrameDecoder::new(max_frame);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut idle = Duration::ZERO;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                idle += POLL;
+                if idle >= IDLE {
+                    return;
+                }
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        idle = Duration::ZERO;
+        decoder.push(&buf[..n]);
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => {
+                    if !ingest.message(frame) {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    ingest.metrics.framing_errors.inc();
+                    tracing::warn!(error = %e, "tcp syslog framing error");
+                    if e.is_fatal() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    // The peer closed: a last LF-less line still counts.
+    if let Ok(Some(frame)) = decoder.finish() {
+        ingest.message(frame);
+    }
+}
