@@ -22,7 +22,9 @@ rm -f "${CARGO_TARGET_DIR:-target}/.rustc_info.json"
 # vendor table is checked against. redis-tools, curl: real clients for the emulators; nmap: checks
 # that `nmap -sV` names the impersonated product. default-mysql-client: the `mysql` client;
 # python3: poplib, imaplib, smtplib and ftplib for the mail and file-transfer emulators.
-APT_PACKAGES=(ieee-data redis-tools nmap curl default-mysql-client python3)
+# postgresql-15, mariadb-server: the repository suite runs against both (scripts/databases.sh
+# starts throwaway servers on loopback and removes them when the run ends).
+APT_PACKAGES=(ieee-data redis-tools nmap curl default-mysql-client python3 postgresql-15 mariadb-server)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -43,6 +45,14 @@ cargo fmt --all -- --check
 
 echo "==> cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if [[ $(id -u) -eq 0 ]]; then
+    echo "==> starting PostgreSQL and MariaDB for the repository suite"
+    trap 'scripts/databases.sh stop' EXIT
+    eval "$(scripts/databases.sh start)"
+else
+    echo "WARNING: not root: PostgreSQL/MariaDB repository tests will be SKIPPED" >&2
+fi
 
 echo "==> cargo test"
 cargo test --workspace --locked
