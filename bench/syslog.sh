@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Syslog intake throughput: `decnet collect` (RFC 5424 → durable redb segments) against
+# Debian's rsyslog (imudp/imuxsock → omfile) on this machine, in the same run; plus the
+# redb → SQLite flush rate.
+#
+#   bench/syslog.sh [MESSAGES] [RUNS]      (defaults: 300000 messages, 3 runs; needs root for apt)
+#
+# Each run sends MESSAGES messages of 400 bytes with dataplane/examples/syslog_flood.rs over a
+# unix datagram socket (lossless: the sender waits when the receiver's queue is full) and over
+# UDP (the sender blasts; what the receiver cannot take is dropped by the kernel and shows up as
+# loss). Throughput = messages processed / seconds from the first send until the receiver has
+# processed the last one (decnet: made durable in a segment; rsyslog: written to its output file,
+# not fsynced). CPU = receiver's user+system seconds over the same interval. Medians of RUNS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MESSAGES=${1:-300000}
+RUNS=${2:-3}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/decnet-target}
+export CARGO_CACHE_RUSTC_INFO=0
+TICKS=$(getconf CLK_TCK)
+
+if ! command -v rsyslogd >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog >/dev/null
+fi
+echo "building release binaries…" >&2
+cargo build -q --release -p decnet -p decnet-dataplane --example syslog_flood </dev/null
+cargo build -q --release -p decnet-store --example flush_rate </dev/null
+DECNET=$CARGO_TARGET_DIR/release/decnet
+FLOOD=$CARGO_TARGET_DIR/release/examples/syslog_flood
+FLUSH=$CARGO_TARGET_DIR/release/examples/flush_rate
+
+WORK=$(mktemp -d /var/tmp/decnet-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# wait_settled COUNT_COMMAND: poll until the count stops growing for 1 s; prints
+# "count seconds_until_last_growth".
+wait_settled() {
+    local start=$1
+    shift
+    local last=-1 last_change=$start now count
+    while true; do
+        count=$("$@")
+        now=$(date +%s.%N)
+        if [[ $count != "$last" ]]; then
+            last=$count
+            last_change=$now
+        elif (($(echo "$now - $last_change > 1.0" | bc))); then
+            echo "$count $(echo "$last_change - $start" | bc)"
+            return
+        fi
+        sleep 0.05
+    done
+}
+
+decnet_count() { grep -o 'durable_total=[0-9]*' "$WORK/decnet.err" | tail -1 | cut -d= -f2 || echo 0; }
+rsyslog_count() { if [[ -f $WORK/rsyslog.out ]]; then wc -l <"$WORK/rsyslog.out"; else echo 0; fi; }
+
+start_decnet() {
+    rm -rf "$WORK/decnet"
+    DECNET_LOG=decnet_store::pipeline=debug NO_COLOR=1 "$DECNET" collect --data-dir "$WORK/decnet" \
+        --udp 127.0.0.1:25514 --progress-secs 0 --lifecycle-window-ms 0 2>"$WORK/decnet.err" &
+    RECEIVER=$!
+    PIDS+=("$RECEIVER")
+    while ! [[ -S $WORK/decnet/intake.sock ]]; do sleep 0.05; done
+    SOCK=$WORK/decnet/intake.sock
+    UDP=127.0.0.1:25514
+    COUNT=decnet_count
+}
+
+start_rsyslog() {
+    rm -f "$WORK/rsyslog.out" "$WORK/rsyslog.sock"
+    cat >"$WORK/rsyslog.conf" <<EOF
+global(workDirectory="$WORK" maxMessageSize="64k")
+module(load="imudp" threads="1")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imudp" address="127.0.0.1" port="25515" rcvbufSize="16m")
+input(type="imuxsock" Socket="$WORK/rsyslog.sock" RateLimit.Interval="0" UseSpecialParser="off")
+template(name="raw" type="string" string="%rawmsg%\n")
+*.* action(type="omfile" file="$WORK/rsyslog.out" template="raw" asyncWriting="on" ioBufferSize="256k" flushOnTXEnd="off")
+EOF
+    rsyslogd -n -f "$WORK/rsyslog.conf" -i "$WORK/rsyslog.pid" 2>"$WORK/rsyslog.err" &
+    RECEIVER=$!
+    PIDS+=("$RECEIVER")
+    while ! [[ -S $WORK/rsyslog.sock ]]; do sleep 0.05; done
+    SOCK=$WORK/rsyslog.sock
+    UDP=127.0.0.1:25515
+    COUNT=rsyslog_count
+}
+
+stop_receiver() {
+    kill -INT "$RECEIVER" 2>/dev/null || true
+    wait "$RECEIVER" 2>/dev/null || true
+}
+
+# measure SYSTEM TRANSPORT → "rate cpu_percent loss_percent"
+measure() {
+    local system=$1 transport=$2 target
+    "start_$system"
+    target=$SOCK
+    [[ $transport == udp ]] && target=$UDP
+    local t0 c0 settled count secs c1
+    c0=$(cpu_ticks "$RECEIVER")
+    t0=$(date +%s.%N)
+    "$FLOOD" "$transport" "$target" "$MESSAGES" >/dev/null
+    settled=$(wait_settled "$t0" "$COUNT")
+    c1=$(cpu_ticks "$RECEIVER")
+    stop_receiver
+    count=${settled% *}
+    secs=${settled#* }
+    echo "$(echo "$count / $secs" | bc) $(echo "100 * ($c1 - $c0) / $TICKS / $secs" | bc) $(echo "100 * ($MESSAGES - $count) / $MESSAGES" | bc)"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf "%-8s %-5s %12s %8s %7s\n" system via "msgs/s" "cpu%" "loss%"
+declare -A RATE
+for transport in unix udp; do
+    for system in decnet rsyslog; do
+        rates=() cpus=() losses=()
+        for _ in $(seq 1 "$RUNS"); do
+            read -r r c l < <(measure "$system" "$transport")
+            rates+=("$r") cpus+=("$c") losses+=("$l")
+        done
+        rate=$(printf "%s\n" "${rates[@]}" | median)
+        RATE[$system-$transport]=$rate
+        printf "%-8s %-5s %12s %8s %7s\n" "$system" "$transport" "$rate" \
+            "$(printf "%s\n" "${cpus[@]}" | median)" "$(printf "%s\n" "${losses[@]}" | median)"
+    done
+    echo "ratio decnet/rsyslog over $transport: $(echo "scale=2; ${RATE[decnet-$transport]} / ${RATE[rsyslog-$transport]}" | bc)"
+done
+
+flush=()
+for _ in $(seq 1 "$RUNS"); do
+    flush+=("$("$FLUSH" 200000 2>/dev/null | sed -n 's/.*rate=\([0-9]*\).*/\1/p')")
+done
+echo "redb → SQLite flush: $(printf "%s\n" "${flush[@]}" | median) events/s (median of $RUNS, 200000 events)"
