@@ -56,3 +56,12 @@ fi
 
 echo "==> cargo test"
 cargo test --workspace --locked
+
+# Every cargo-fuzz target for 60 s (FUZZ_SECONDS), two at a time. DECNET_SKIP_FUZZ=1 skips it
+# for quick local runs; CI always fuzzes.
+if [[ ${DECNET_SKIP_FUZZ:-0} == 1 && -z ${CI:-} ]]; then
+    echo "WARNING: DECNET_SKIP_FUZZ=1: fuzzing SKIPPED" >&2
+else
+    echo "==> fuzzing every target"
+    scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+fi

@@ -119,6 +119,12 @@ pub struct CollectArgs {
         default_value = "connect,disconnect,connection,accept,close"
     )]
     pub lifecycle_kinds: Vec<String>,
+    /// Delete events (and bounties) older than this many days (0 keeps everything).
+    #[arg(long, env = "DECNET_RETAIN_DAYS", default_value_t = 0)]
+    pub retain_days: u64,
+    /// Delete the oldest events once the event table holds more than this many GiB (0: no cap).
+    #[arg(long, env = "DECNET_RETAIN_GIB", default_value_t = 0)]
+    pub retain_gib: u64,
     /// Print the pipeline counters every this many seconds (0: only at exit).
     #[arg(long, default_value_t = 10)]
     pub progress_secs: u64,

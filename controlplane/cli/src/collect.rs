@@ -112,11 +112,21 @@ pub fn collect(args: &CollectArgs) -> Result<(), Failure> {
         dir.root().display()
     );
 
+    let retention = (args.retain_days > 0 || args.retain_gib > 0).then(|| {
+        rt.spawn(retention_loop(
+            repository.clone(),
+            args.retain_days,
+            args.retain_gib,
+        ))
+    });
     rt.block_on(wait_for_stop(
         args.progress_secs,
         &store_metrics,
         &intake_metrics,
     ));
+    if let Some(task) = retention {
+        task.abort();
+    }
     eprintln!("collect: stopping; draining queued events into the database");
     intake.stop();
     pipeline.shutdown();
@@ -140,6 +150,42 @@ fn summary(store: &StoreMetrics, intake: &IntakeMetrics) -> String {
         store.segment_errors.get(),
         store.flush_errors.get(),
     )
+}
+
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+
+/// Apply the retention limits now and every [`RETENTION_EVERY`]; failures are logged and
+/// retried at the next round (retention must never stop the intake).
+async fn retention_loop(repository: SqlRepository, days: u64, gib: u64) {
+    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        tick.tick().await;
+        if days > 0 {
+            let age_ns = i64::try_from(days.saturating_mul(86_400_000_000_000)).unwrap_or(i64::MAX);
+            let now_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            match repository
+                .delete_events_before(now_ns.saturating_sub(age_ns))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => eprintln!("collect: retention deleted {n} events older than {days} days"),
+                Err(e) => tracing::error!(error = %e, "retention by age failed"),
+            }
+        }
+        if gib > 0 {
+            let cap = i64::try_from(gib.saturating_mul(1 << 30)).unwrap_or(i64::MAX);
+            match repository.enforce_size(cap).await {
+                Ok(0) => {}
+                Ok(n) => eprintln!(
+                    "collect: retention deleted {n} oldest events to stay under {gib} GiB"
+                ),
+                Err(e) => tracing::error!(error = %e, "retention by size failed"),
+            }
+        }
+    }
 }
 
 async fn wait_for_stop(progress_secs: u64, store: &StoreMetrics, intake: &IntakeMetrics) {
