@@ -175,6 +175,10 @@ impl SqlRepository {
                         conn.execute("PRAGMA synchronous=NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout=30000").await?;
                         conn.execute("PRAGMA foreign_keys=ON").await?;
+                        // 64 MiB of page cache keeps the event indexes' hot pages in memory
+                        // during segment inserts.
+                        conn.execute("PRAGMA cache_size=-65536").await?;
+                        conn.execute("PRAGMA temp_store=MEMORY").await?;
                     }
                     Ok(())
                 })

@@ -132,8 +132,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 /// The statement text for `backend`.
 pub fn render(statement: &str, backend: Backend) -> String {
     let (id, text, blob, key) = match backend {
+        // No AUTOINCREMENT: it costs a write to sqlite_sequence per row, and rowids stay
+        // increasing anyway because retention only ever deletes the oldest rows.
         Backend::Sqlite => (
-            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "INTEGER PRIMARY KEY",
             "TEXT",
             "BLOB",
             "VARCHAR(255)",
