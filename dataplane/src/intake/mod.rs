@@ -198,6 +198,9 @@ pub struct Intake {
     threads: Vec<JoinHandle<()>>,
     metrics: Arc<IntakeMetrics>,
     unix_path: Option<PathBuf>,
+    /// The addresses actually bound (a configured port 0 becomes the kernel's choice).
+    pub udp_addr: Option<SocketAddr>,
+    pub tcp_addr: Option<SocketAddr>,
 }
 
 impl Intake {
@@ -230,6 +233,8 @@ impl Intake {
                 })
             })
             .transpose()?;
+        let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
+        let tcp_addr = tcp.as_ref().and_then(|s| s.local_addr().ok());
         let mut threads = Vec::new();
         let spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -270,6 +275,8 @@ impl Intake {
             threads,
             metrics,
             unix_path: config.unix.clone(),
+            udp_addr,
+            tcp_addr,
         })
     }
 
@@ -288,6 +295,9 @@ impl Intake {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// Bind the unix datagram socket, replacing a stale socket file from a previous run (but never
 /// a regular file someone put there).

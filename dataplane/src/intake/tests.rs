@@ -1,0 +1,130 @@
+//! The listeners end to end: sockets in, rows in SQLite out, every refusal counted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    io::Write,
+    net::{TcpStream, UdpSocket},
+    os::unix::net::UnixDatagram,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use decnet_store::{
+    metrics::StoreMetrics,
+    pipeline::{Pipeline, PipelineConfig},
+    repo::{EventQuery, SqlRepository},
+};
+
+use super::*;
+use crate::syslog::framing::encode_octet_counted;
+
+fn line(host: &str, kind: &str, n: u32) -> Vec<u8> {
+    format!("<134>1 2026-11-27T05:00:00Z {host} ssh - {kind} [relay@55555 src_ip=\"198.51.100.9\" n=\"{n}\"] text")
+        .into_bytes()
+}
+
+#[test]
+fn unix_udp_and_both_tcp_framings_reach_sql_and_refusals_are_counted() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let segments = dir.path().join("segments");
+    std::fs::create_dir(&segments).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let repo = rt.block_on(SqlRepository::connect(&url)).unwrap();
+    let pipeline = Pipeline::start(
+        &PipelineConfig::new(segments),
+        repo.clone(),
+        rt.handle().clone(),
+        Arc::new(StoreMetrics::default()),
+    )
+    .unwrap();
+    let sock = dir.path().join("run/intake.sock");
+    let config = IntakeConfig {
+        unix: Some(sock.clone()),
+        udp: Some("127.0.0.1:0".parse().unwrap()),
+        tcp: Some("127.0.0.1:0".parse().unwrap()),
+        ..IntakeConfig::default()
+    };
+    let metrics = Arc::new(IntakeMetrics::default());
+    let intake = Intake::start(&config, &pipeline.sender().unwrap(), Arc::clone(&metrics)).unwrap();
+
+    let unix = UnixDatagram::unbound().unwrap();
+    for n in 0..10 {
+        unix.send_to(&line("unixhost", "command", n), &sock)
+            .unwrap();
+    }
+    // Three identical connects within the window: one kept, two limited.
+    for _ in 0..3 {
+        unix.send_to(&line("unixhost", "connect", 0), &sock)
+            .unwrap();
+    }
+    unix.send_to(b"", &sock).unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for n in 0..10 {
+        udp.send_to(&line("udphost", "command", n), intake.udp_addr.unwrap())
+            .unwrap();
+    }
+    let mut counted = TcpStream::connect(intake.tcp_addr.unwrap()).unwrap();
+    let mut framed = Vec::new();
+    for n in 0..10 {
+        encode_octet_counted(&line("tcpcounted", "command", n), &mut framed);
+    }
+    // Split mid-frame: framing must not depend on write boundaries.
+    counted.write_all(&framed[..37]).unwrap();
+    counted.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    counted.write_all(&framed[37..]).unwrap();
+    drop(counted);
+    let mut lf = TcpStream::connect(intake.tcp_addr.unwrap()).unwrap();
+    for n in 0..10 {
+        lf.write_all(&line("tcplf", "command", n)).unwrap();
+        lf.write_all(b"\n").unwrap();
+    }
+    drop(lf);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metrics.received_messages.get() < 44 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} received",
+            metrics.received_messages.get()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    intake.stop();
+    pipeline.shutdown();
+    assert!(!sock.exists(), "the socket file is removed at stop");
+    assert_eq!(metrics.rate_limited.get(), 2);
+    assert_eq!(metrics.parse_errors.get(), 1);
+    for host in ["unixhost", "udphost", "tcpcounted", "tcplf"] {
+        let query = EventQuery {
+            search: format!("decky:{host} event:command"),
+            ..EventQuery::default()
+        };
+        let events = rt.block_on(repo.events(&query, 100, 0)).unwrap();
+        let mut ns: Vec<u32> = events
+            .iter()
+            .map(|e| e.event.field("n").unwrap().parse().unwrap())
+            .collect();
+        ns.sort_unstable();
+        assert_eq!(ns, (0..10).collect::<Vec<_>>(), "{host}");
+        assert_eq!(
+            events[0].event.src_ip,
+            Some("198.51.100.9".parse().unwrap())
+        );
+    }
+}
+
+#[test]
+fn a_regular_file_in_the_socket_path_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("intake.sock");
+    std::fs::write(&path, "important").unwrap();
+    let err = bind_unix(&path).unwrap_err().to_string();
+    assert!(err.contains("not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "important");
+}
