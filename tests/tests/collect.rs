@@ -261,3 +261,47 @@ fn bad_store_settings_are_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to listen on"));
 }
+
+#[test]
+fn a_second_collector_on_the_same_database_is_refused_by_the_lease() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        tmp.path().join("shared.db").display()
+    );
+    let spawn = |dir: &str| {
+        Command::new(decnet_e2e::workspace_bin("decnet"))
+            .args([
+                "collect",
+                "--no-unix",
+                "--udp",
+                "127.0.0.1:0",
+                "--progress-secs",
+                "0",
+                "--data-dir",
+            ])
+            .arg(tmp.path().join(dir))
+            .env("DECNET_DB_URL", &db)
+            .env_remove("DECNET_DB_TYPE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn("a");
+    // Wait until the first one listens (it has taken the lease by then).
+    let mut err = BufReader::new(first.stderr.take().unwrap());
+    let mut banner = String::new();
+    err.read_line(&mut banner).unwrap();
+    assert!(banner.contains("listening"), "{banner}");
+    let second = spawn("b").wait_with_output().unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        text.contains("holds this database's collect lease"),
+        "{text}"
+    );
+}

@@ -15,6 +15,7 @@ use decnet_store::{
 use crate::{
     args::{CollectArgs, StoreArgs},
     failure::Failure,
+    lease::WorkerLease,
 };
 
 /// Open the data directory and the database the store arguments name.
@@ -50,6 +51,7 @@ pub fn collect(args: &CollectArgs) -> Result<(), Failure> {
     let _lock = dir
         .lock("collect")
         .map_err(|e| Failure::runtime(e.to_string()))?;
+    let lease = WorkerLease::acquire(&rt, &repository, "collect", dir.root())?;
 
     let mut pipeline_config = PipelineConfig::new(dir.segments());
     pipeline_config.writers = usize::from(args.writers);
@@ -121,6 +123,7 @@ pub fn collect(args: &CollectArgs) -> Result<(), Failure> {
     });
     rt.block_on(wait_for_stop(
         args.progress_secs,
+        &lease.lost,
         &store_metrics,
         &intake_metrics,
     ));
@@ -130,6 +133,7 @@ pub fn collect(args: &CollectArgs) -> Result<(), Failure> {
     eprintln!("collect: stopping; draining queued events into the database");
     intake.stop();
     pipeline.shutdown();
+    lease.release(&rt);
     rt.block_on(repository.close());
     eprintln!(
         "collect: stopped. {}",
@@ -188,12 +192,18 @@ async fn retention_loop(repository: SqlRepository, days: u64, gib: u64) {
     }
 }
 
-async fn wait_for_stop(progress_secs: u64, store: &StoreMetrics, intake: &IntakeMetrics) {
+async fn wait_for_stop(
+    progress_secs: u64,
+    lease_lost: &tokio::sync::Notify,
+    store: &StoreMetrics,
+    intake: &IntakeMetrics,
+) {
     let stop = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
+            () = lease_lost.notified() => {}
             () = async {
                 match term.as_mut() {
                     Some(t) => { t.recv().await; }

@@ -10,6 +10,7 @@ mod collect;
 mod deploy;
 mod failure;
 mod hostnet;
+mod lease;
 mod listings;
 
 use args::{Cli, Command, ConfigCommand};

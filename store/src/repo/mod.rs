@@ -6,6 +6,7 @@
 //! fleet engine and intelligence workers use the query methods of [`SqlRepository`].
 
 mod events;
+mod lease;
 pub mod schema;
 pub mod sql;
 mod tables;
@@ -19,6 +20,7 @@ use sqlx::{
 
 use crate::Event;
 pub use events::{EventQuery, HistogramBucket, Stats, StoredEvent, parse_search};
+pub use lease::LeaseHeld;
 pub use sql::Backend;
 pub use tables::{Attacker, Bounty, DeckyRecord, NewBounty, User};
 

@@ -134,12 +134,7 @@ pub fn render(statement: &str, backend: Backend) -> String {
     let (id, text, blob, key) = match backend {
         // No AUTOINCREMENT: it costs a write to sqlite_sequence per row, and rowids stay
         // increasing anyway because retention only ever deletes the oldest rows.
-        Backend::Sqlite => (
-            "INTEGER PRIMARY KEY",
-            "TEXT",
-            "BLOB",
-            "VARCHAR(255)",
-        ),
+        Backend::Sqlite => ("INTEGER PRIMARY KEY", "TEXT", "BLOB", "VARCHAR(255)"),
         Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "TEXT", "BYTEA", "VARCHAR(255)"),
         Backend::Mysql => (
             "BIGINT AUTO_INCREMENT PRIMARY KEY",

@@ -92,6 +92,7 @@ async fn suite(repo: &SqlRepository) {
     users_state_bounties(repo).await;
     attackers_and_deckies(repo).await;
     retention(repo).await;
+    leases(repo).await;
     // Migrating again is a no-op.
     repo.migrate().await.unwrap();
 }
@@ -458,6 +459,51 @@ async fn retention(repo: &SqlRepository) {
     // The oldest went first.
     let oldest = left.iter().map(|e| e.event.ts_ns).min().unwrap();
     assert!(oldest > 50_000_000_000 + 60_000_000_000, "{oldest}");
+}
+
+async fn leases(repo: &SqlRepository) {
+    let minute = 60_000_000_000;
+    assert_eq!(
+        repo.acquire_lease("collect", "a", minute).await.unwrap(),
+        Ok(())
+    );
+    // The holder renews; another is refused and told who holds it.
+    assert_eq!(
+        repo.acquire_lease("collect", "a", minute).await.unwrap(),
+        Ok(())
+    );
+    let held = repo
+        .acquire_lease("collect", "b", minute)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(held.holder, "a");
+    // Other roles are independent.
+    assert_eq!(
+        repo.acquire_lease("profiler", "b", minute).await.unwrap(),
+        Ok(())
+    );
+    // An expired lease is taken over.
+    assert_eq!(
+        repo.acquire_lease("collect", "a", -1).await.unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        repo.acquire_lease("collect", "b", minute).await.unwrap(),
+        Ok(())
+    );
+    repo.release_lease("collect", "a").await.unwrap();
+    assert!(
+        repo.acquire_lease("collect", "c", minute)
+            .await
+            .unwrap()
+            .is_err()
+    );
+    repo.release_lease("collect", "b").await.unwrap();
+    assert_eq!(
+        repo.acquire_lease("collect", "c", minute).await.unwrap(),
+        Ok(())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
