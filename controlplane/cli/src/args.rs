@@ -95,6 +95,18 @@ pub struct CollectArgs {
     /// Also listen for syslog over TCP (RFC 6587 framing) on this address.
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<std::net::SocketAddr>,
+    /// Also listen for syslog over TLS (RFC 5425) on this address (builds with the `tls` feature).
+    #[arg(long, value_name = "ADDR")]
+    pub tls: Option<std::net::SocketAddr>,
+    /// PEM certificate chain for --tls [default: one generated at first start in DATA_DIR/secrets].
+    #[arg(long, requires_all = ["tls", "tls_key"], value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: --tls senders must present a client certificate it issued.
+    #[arg(long, requires = "tls", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Segment writer threads.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub writers: u16,

@@ -87,11 +87,31 @@ pub fn collect(args: &CollectArgs) -> Result<(), Failure> {
         tcp: args.tcp,
         lifecycle_window: Duration::from_millis(args.lifecycle_window_ms),
         lifecycle_kinds: args.lifecycle_kinds.clone(),
+        #[cfg(feature = "tls")]
+        tls: args.tls.map(|addr| {
+            (
+                addr,
+                decnet_dataplane::intake::tls::TlsIdentity {
+                    cert_and_key: args.tls_cert.clone().zip(args.tls_key.clone()),
+                    generated_dir: dir.secrets(),
+                    client_ca: args.tls_client_ca.clone(),
+                },
+            )
+        }),
         ..IntakeConfig::default()
     };
-    if intake_config.unix.is_none() && intake_config.udp.is_none() && intake_config.tcp.is_none() {
+    if cfg!(not(feature = "tls")) && args.tls.is_some() {
         return Err(Failure::config(
-            "nothing to listen on: --no-unix was given without --udp or --tcp",
+            "--tls: this build has no TLS support; rebuild with `--features decnet/tls`",
+        ));
+    }
+    if intake_config.unix.is_none()
+        && intake_config.udp.is_none()
+        && intake_config.tcp.is_none()
+        && args.tls.is_none()
+    {
+        return Err(Failure::config(
+            "nothing to listen on: --no-unix was given without --udp, --tcp or --tls",
         ));
     }
     let intake_metrics = Arc::new(IntakeMetrics::default());
@@ -103,6 +123,7 @@ pub fn collect(args: &CollectArgs) -> Result<(), Failure> {
         unix.map(|p| format!("unix {}", p.display())),
         args.udp.map(|a| format!("udp {a}")),
         args.tcp.map(|a| format!("tcp {a}")),
+        args.tls.map(|a| format!("tls {a}")),
     ]
     .into_iter()
     .flatten()

@@ -12,6 +12,8 @@
 mod batch;
 pub mod ratelimit;
 mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::{
     net::SocketAddr,
@@ -45,6 +47,9 @@ pub struct IntakeConfig {
     pub lifecycle_kinds: Vec<String>,
     /// Most concurrent TCP senders.
     pub max_tcp_connections: usize,
+    /// Syslog over TLS (RFC 5425): address and identity.
+    #[cfg(feature = "tls")]
+    pub tls: Option<(SocketAddr, tls::TlsIdentity)>,
 }
 
 impl Default for IntakeConfig {
@@ -60,6 +65,8 @@ impl Default for IntakeConfig {
                 .map(|k| (*k).to_owned())
                 .collect(),
             max_tcp_connections: 256,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -82,6 +89,9 @@ pub enum IntakeError {
     },
     #[error("cannot start the {0} listener thread: {1}")]
     Thread(&'static str, std::io::Error),
+    #[cfg(feature = "tls")]
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
 }
 
 /// Counters of the intake stage.
@@ -201,6 +211,7 @@ pub struct Intake {
     /// The addresses actually bound (a configured port 0 becomes the kernel's choice).
     pub udp_addr: Option<SocketAddr>,
     pub tcp_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
 }
 
 impl Intake {
@@ -233,6 +244,25 @@ impl Intake {
                 })
             })
             .transpose()?;
+        #[cfg(feature = "tls")]
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|(addr, identity)| {
+                let server = tls::server_config(identity)?;
+                let listener =
+                    std::net::TcpListener::bind(addr).map_err(|source| IntakeError::Net {
+                        proto: "tls",
+                        addr: *addr,
+                        source,
+                    })?;
+                Ok::<_, IntakeError>((listener, server))
+            })
+            .transpose()?;
+        #[cfg(feature = "tls")]
+        let tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        #[cfg(not(feature = "tls"))]
+        let tls_addr = None;
         let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
         let tcp_addr = tcp.as_ref().and_then(|s| s.local_addr().ok());
         let mut threads = Vec::new();
@@ -270,6 +300,19 @@ impl Intake {
                 Box::new(move || tcp::accept_loop(&listener, &config, &sender, &metrics, &stop)),
             )?);
         }
+        #[cfg(feature = "tls")]
+        if let Some((listener, server)) = tls {
+            let config = config.clone();
+            let sender = sender.clone();
+            let metrics = Arc::clone(&metrics);
+            let stop = Arc::clone(&stop);
+            threads.push(spawn(
+                "tls",
+                Box::new(move || {
+                    tls::accept_loop(&listener, &server, &config, &sender, &metrics, &stop);
+                }),
+            )?);
+        }
         Ok(Self {
             stop,
             threads,
@@ -277,6 +320,7 @@ impl Intake {
             unix_path: config.unix.clone(),
             udp_addr,
             tcp_addr,
+            tls_addr,
         })
     }
 

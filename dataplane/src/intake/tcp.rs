@@ -3,7 +3,7 @@
 
 use std::{
     io::Read,
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -58,6 +58,8 @@ pub(crate) fn accept_loop(
         let spawned = std::thread::Builder::new()
             .name("intake-tcp-conn".into())
             .spawn(move || {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(POLL));
                 serve(stream, &mut ingest, max_frame, &stop);
                 live2.fetch_sub(1, Ordering::Relaxed);
             });
@@ -69,9 +71,14 @@ pub(crate) fn accept_loop(
     }
 }
 
-fn serve(mut stream: TcpStream, ingest: &mut Ingest, max_frame: usize, stop: &AtomicBool) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(POLL));
+/// Read frames from one sender until it closes, idles out or the intake stops. `stream` must
+/// time out its reads at [`POLL`] so the stop flag is seen.
+pub(crate) fn serve(
+    mut stream: impl Read,
+    ingest: &mut Ingest,
+    max_frame: usize,
+    stop: &AtomicBool,
+) {
     let mut decoder = FrameDecoder::new(max_frame);
     let mut buf = vec![0u8; 64 * 1024];
     let mut idle = Duration::ZERO;

@@ -128,3 +128,133 @@ fn a_regular_file_in_the_socket_path_is_not_replaced() {
     assert!(err.contains("not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "important");
 }
+
+#[cfg(feature = "tls")]
+mod rfc5425 {
+    use std::{io::Write, net::TcpStream, sync::Arc, time::Duration};
+
+    use rustls::{
+        ClientConfig, ClientConnection, RootCertStore, StreamOwned,
+        pki_types::{CertificateDer, ServerName, pem::PemObject},
+    };
+
+    use super::super::{tls::TlsIdentity, *};
+    use super::*;
+
+    fn client(cert_pem: &std::path::Path) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(cert_pem).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
+    #[test]
+    fn octet_counted_frames_over_tls_reach_sql_and_the_identity_is_kept() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let segments = dir.path().join("segments");
+        std::fs::create_dir(&segments).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let repo = rt.block_on(SqlRepository::connect(&url)).unwrap();
+        let pipeline = Pipeline::start(
+            &PipelineConfig::new(segments),
+            repo.clone(),
+            rt.handle().clone(),
+            Arc::new(StoreMetrics::default()),
+        )
+        .unwrap();
+        let secrets = dir.path().join("secrets");
+        let config = IntakeConfig {
+            tls: Some((
+                "127.0.0.1:0".parse().unwrap(),
+                TlsIdentity {
+                    cert_and_key: None,
+                    generated_dir: secrets.clone(),
+                    client_ca: None,
+                },
+            )),
+            ..IntakeConfig::default()
+        };
+        let metrics = Arc::new(IntakeMetrics::default());
+        let intake =
+            Intake::start(&config, &pipeline.sender().unwrap(), Arc::clone(&metrics)).unwrap();
+        let cert = secrets.join("intake-tls.crt");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(secrets.join("intake-tls.key"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        let conn =
+            ClientConnection::new(client(&cert), ServerName::try_from(host).unwrap()).unwrap();
+        let tcp = TcpStream::connect(intake.tls_addr.unwrap()).unwrap();
+        let mut tls = StreamOwned::new(conn, tcp);
+        let mut framed = Vec::new();
+        for n in 0..5 {
+            encode_octet_counted(&line("tlshost", "command", n), &mut framed);
+        }
+        tls.write_all(&framed).unwrap();
+        tls.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while metrics.received_messages.get() < 5 {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(tls);
+        let before = std::fs::read(&cert).unwrap();
+        intake.stop();
+        pipeline.shutdown();
+        let query = EventQuery {
+            search: "decky:tlshost".into(),
+            ..EventQuery::default()
+        };
+        assert_eq!(rt.block_on(repo.count_events(&query)).unwrap(), 5);
+        // A restart reuses the identity senders have pinned.
+        tls::server_config(&TlsIdentity {
+            cert_and_key: None,
+            generated_dir: secrets,
+            client_ca: None,
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&cert).unwrap(), before);
+    }
+
+    #[test]
+    fn bad_identity_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let err = tls::server_config(&TlsIdentity {
+            cert_and_key: Some((missing.clone(), missing.clone())),
+            generated_dir: dir.path().to_owned(),
+            client_ca: None,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("nope.pem"), "{err}");
+        let err = tls::server_config(&TlsIdentity {
+            cert_and_key: None,
+            generated_dir: dir.path().join("g"),
+            client_ca: Some(missing),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("client CA"), "{err}");
+    }
+}
