@@ -15,6 +15,7 @@ pub mod pop3;
 pub mod redis;
 pub mod sasl;
 pub mod smtp;
+pub mod ssh;
 pub mod telnet;
 
 /// Slugs this build emulates.
