@@ -30,6 +30,7 @@ pub const AVAILABLE: &[&str] = &[
     "redis",
     "smtp",
     "smtp_relay",
+    "ssh",
     "telnet",
 ];
 /// Slugs this build emulates.
@@ -43,6 +44,7 @@ pub const AVAILABLE: &[&str] = &[
     "redis",
     "smtp",
     "smtp_relay",
+    "ssh",
     "telnet",
 ];
 
@@ -75,6 +77,12 @@ pub fn lookup(slug: &str, persona: &Persona) -> Result<Arc<dyn Protocol>, Lookup
         "redis" => Arc::new(redis::Redis::from_persona(persona)),
         "smtp" => Arc::new(smtp::Smtp::from_persona(persona, false)),
         "smtp_relay" => Arc::new(smtp::Smtp::from_persona(persona, true)),
+        "ssh" => Arc::new(
+            ssh::Ssh::from_persona(persona).map_err(|e| LookupError::Config {
+                slug: slug.to_owned(),
+                reason: e.to_string(),
+            })?,
+        ),
         "telnet" => Arc::new(telnet::Telnet::from_persona(persona)),
         _ => {
             return Err(LookupError::Unknown {
