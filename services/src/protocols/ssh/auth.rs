@@ -174,7 +174,11 @@ impl Auth {
                 let _ = change;
                 self.password(&user, password, "password", msgs, step)
             }
-            b"publickey" => self.publickey(payload, r, &user, session_id, msgs, step),
+            // OpenSSH clients sign with the host-bound variant when the server announces it.
+            b"publickey" | b"publickey-hostbound-v00@openssh.com" => {
+                let hostbound = method != b"publickey";
+                self.publickey(payload, r, &user, hostbound, session_id, msgs, step)
+            }
             b"keyboard-interactive" if self.policy.keyboard_interactive => {
                 let mut w = Writer::message(MSG_USERAUTH_INFO_REQUEST);
                 w.string(b"")
@@ -241,11 +245,13 @@ impl Auth {
         self.fail(method, msgs)
     }
 
+    #[allow(clippy::too_many_arguments)] // the request's parts and the session's outputs
     fn publickey(
         &mut self,
         payload: &[u8],
         r: &mut Reader<'_>,
         user: &str,
+        hostbound: bool,
         session_id: &[u8],
         msgs: &mut Vec<Vec<u8>>,
         step: &mut Step,
@@ -254,6 +260,10 @@ impl Auth {
         let (Some(algorithm), Some(blob)) = (r.string(), r.string()) else {
             return self.fail("publickey", msgs);
         };
+        if hostbound {
+            // The server host key the client binds its signature to; covered by the signature.
+            let _ = r.string();
+        }
         let algorithm = clip(algorithm);
         let key_type = pubkey::blob_type(blob).unwrap_or_else(|| algorithm.clone());
         let fingerprint = pubkey::fingerprint(blob);
