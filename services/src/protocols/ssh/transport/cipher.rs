@@ -135,7 +135,11 @@ pub enum PacketError {
     BadLength(u32),
     /// OpenSSH silently discards the rest of the connection.
     #[error("padding error: need {need} block {block} mod {rem}")]
-    BlockAlign { need: usize, block: usize, rem: usize },
+    BlockAlign {
+        need: usize,
+        block: usize,
+        rem: usize,
+    },
     /// OpenSSH silently discards the rest of the connection.
     #[error("Corrupted MAC on input.")]
     BadMac,
@@ -330,7 +334,7 @@ impl Direction {
                     let len = read_len(&first);
                     check_len(len)?;
                     let need = len as usize + 4;
-                    if need % block != 0 {
+                    if !need.is_multiple_of(block) {
                         return Err(PacketError::BlockAlign {
                             need,
                             block,
@@ -444,7 +448,10 @@ impl Direction {
         if pad < 4 {
             return Err(PacketError::BadPadding(pad));
         }
-        let end = plain.len().checked_sub(usize::from(pad)).filter(|&e| e >= 5);
+        let end = plain
+            .len()
+            .checked_sub(usize::from(pad))
+            .filter(|&e| e >= 5);
         let Some(end) = end else {
             return Err(PacketError::BadPadding(pad));
         };
@@ -467,7 +474,7 @@ fn check_len(len: u32) -> Result<(), PacketError> {
 }
 
 fn aligned(len: usize, block: usize) -> Result<(), PacketError> {
-    if len % block != 0 {
+    if !len.is_multiple_of(block) {
         return Err(PacketError::BlockAlign {
             need: len,
             block,

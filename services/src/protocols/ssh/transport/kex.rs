@@ -142,7 +142,11 @@ pub fn ecdh_like(
             let secret = p256::ecdh::EphemeralSecret::random(rng);
             let public = p256::EncodedPoint::from(secret.public_key());
             let shared = secret.diffie_hellman(&peer);
-            Ok(ecdh_half(client_q, public.as_bytes(), shared.raw_secret_bytes()))
+            Ok(ecdh_half(
+                client_q,
+                public.as_bytes(),
+                shared.raw_secret_bytes(),
+            ))
         }
         "ecdh-sha2-nistp384" => {
             let peer = p384::PublicKey::from_sec1_bytes(client_q)
@@ -150,7 +154,11 @@ pub fn ecdh_like(
             let secret = p384::ecdh::EphemeralSecret::random(rng);
             let public = p384::EncodedPoint::from(secret.public_key());
             let shared = secret.diffie_hellman(&peer);
-            Ok(ecdh_half(client_q, public.as_bytes(), shared.raw_secret_bytes()))
+            Ok(ecdh_half(
+                client_q,
+                public.as_bytes(),
+                shared.raw_secret_bytes(),
+            ))
         }
         "ecdh-sha2-nistp521" => {
             let peer = p521::PublicKey::from_sec1_bytes(client_q)
@@ -158,7 +166,11 @@ pub fn ecdh_like(
             let secret = p521::ecdh::EphemeralSecret::random(rng);
             let public = p521::EncodedPoint::from(secret.public_key());
             let shared = secret.diffie_hellman(&peer);
-            Ok(ecdh_half(client_q, public.as_bytes(), shared.raw_secret_bytes()))
+            Ok(ecdh_half(
+                client_q,
+                public.as_bytes(),
+                shared.raw_secret_bytes(),
+            ))
         }
         "sntrup761x25519-sha512@openssh.com" => sntrup761x25519(client_q, rng),
         other => Err(KexError::Unsupported(other.to_owned())),
@@ -177,8 +189,8 @@ fn sntrup761x25519(
         return Err(KexError::BadPublic(NAME));
     }
     let (kem_pk, x_pk) = client_q.split_at(sntrup761::PUBLIC_KEY_SIZE);
-    let kem_pk = sntrup761::EncapsulationKey::try_from(kem_pk)
-        .map_err(|_| KexError::BadPublic(NAME))?;
+    let kem_pk =
+        sntrup761::EncapsulationKey::try_from(kem_pk).map_err(|_| KexError::BadPublic(NAME))?;
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let (ciphertext, kem_shared) = kem_pk.encapsulate_deterministic(seed);
@@ -227,8 +239,10 @@ impl DhGroup {
         }))
     }
 
-    /// The group OpenSSH would pick for a GEX request: the smallest one of at least `n` bits
-    /// inside [min, max] (clamped to its 2048..8192 policy), else the largest that fits.
+    /// The group sshd would pick for a GEX request: its request checks, then `choose_dh`
+    /// (smallest group of at least `n` bits inside [min, max] clamped to 2048..8192, else the
+    /// largest inside), then `dh_new_group_fallback` when nothing fits. Debian's moduli also
+    /// has 7680-bit groups; the RFC 3526 set has none, so such requests get 8192 bits.
     pub fn for_request(min: u32, n: u32, max: u32) -> Result<Self, KexError> {
         if max < min || n < min || max < n {
             return Err(KexError::GexRange { min, n, max });
@@ -243,13 +257,20 @@ impl DhGroup {
             (6144, groups::GROUP17),
             (8192, groups::GROUP18),
         ];
-        let fitting = all.iter().filter(|(bits, _)| *bits >= lo && *bits <= hi);
+        let mut fitting = all.iter().filter(|(bits, _)| *bits >= lo && *bits <= hi);
         let pick = fitting
             .clone()
             .find(|(bits, _)| *bits >= want)
-            .or_else(|| fitting.last())
-            .ok_or(KexError::GexRange { min, n, max })?;
-        Ok(Self::from_hex(pick.1))
+            .or_else(|| fitting.next_back())
+            .map(|(_, hex)| *hex);
+        let hex = pick.unwrap_or(if max < 3072 {
+            groups::GROUP14
+        } else if max < 6144 {
+            groups::GROUP16
+        } else {
+            groups::GROUP18
+        });
+        Ok(Self::from_hex(hex))
     }
 
     /// The server's DH step with client value `e`: (f, K) as unsigned big-endian bytes.

@@ -271,8 +271,10 @@ pub fn negotiate(client: &Proposal, server: &Proposal) -> Result<Negotiated, NoM
         comp_c2s,
         comp_s2c,
         ignore_guess,
-        client_strict: client.kex.iter().any(|k| k == "kex-strict-c-v00@openssh.com"),
+        client_strict: client
+            .kex
+            .iter()
+            .any(|k| k == "kex-strict-c-v00@openssh.com"),
         client_ext_info: client.kex.iter().any(|k| k == "ext-info-c"),
     })
 }
-

@@ -63,7 +63,9 @@ sk-ecdsa-sha2-nistp256@openssh.com,webauthn-sk-ecdsa-sha2-nistp256@openssh.com";
 pub enum TransportError {
     #[error("host key: {0}")]
     HostKey(String),
-    #[error("invalid server identification {0:?}: must start with SSH-2.0-, be printable and at most 253 bytes")]
+    #[error(
+        "invalid server identification {0:?}: must start with SSH-2.0-, be printable and at most 253 bytes"
+    )]
     Banner(String),
 }
 
@@ -138,11 +140,11 @@ struct RxKeys {
 
 enum Stage {
     /// Both KEXINITs exchanged; waiting for the client's kex-specific first message.
-    AwaitInit,
+    Init,
     /// RFC 4419: group sent, waiting for KEX_DH_GEX_INIT.
-    AwaitGexInit { prefix: Vec<u8>, group: DhGroup },
+    GexInit { prefix: Vec<u8>, group: DhGroup },
     /// Our NEWKEYS is out; the client's completes the exchange.
-    AwaitNewKeys(RxKeys),
+    NewKeys(RxKeys),
 }
 
 struct Kex {
@@ -364,7 +366,11 @@ impl Transport {
         // Unlike a client, sshd accepts no other lines before the identification.
         let text = String::from_utf8_lossy(line).into_owned();
         let Some((major, minor)) = parse_version(&text) else {
-            self.refuse_version(&format!("Bad remote protocol version identification: '{text}'"), out, events);
+            self.refuse_version(
+                &format!("Bad remote protocol version identification: '{text}'"),
+                out,
+                events,
+            );
             return false;
         };
         if !(major == 2 || (major == 1 && minor == 99)) {
@@ -405,7 +411,7 @@ impl Transport {
             return true;
         }
         match &self.kex {
-            Some(k) => !matches!(k.stage, Stage::AwaitNewKeys(_)),
+            Some(k) => !matches!(k.stage, Stage::NewKeys(_)),
             None => self.server_kexinit.is_some(),
         }
     }
@@ -559,14 +565,19 @@ impl Transport {
         if let Some(missing) = unimplemented(&neg) {
             // Advertised (to look like sshd) but not available here: the client sees the
             // connection close, as with a server that cannot go on.
-            self.fail(&format!("negotiated {missing}, which is not implemented"), None, out, events);
+            self.fail(
+                &format!("negotiated {missing}, which is not implemented"),
+                None,
+                out,
+                events,
+            );
             return;
         }
         self.ignore_next_kex_packet = neg.ignore_guess;
         self.kex = Some(Kex {
             neg,
             client_kexinit: payload.to_vec(),
-            stage: Stage::AwaitInit,
+            stage: Stage::Init,
         });
     }
 
@@ -582,7 +593,7 @@ impl Transport {
             self.protocol_error(seq, msg, out, events);
             return;
         };
-        if self.ignore_next_kex_packet && matches!(kex.stage, Stage::AwaitInit) {
+        if self.ignore_next_kex_packet && matches!(kex.stage, Stage::Init) {
             self.ignore_next_kex_packet = false;
             self.kex = Some(kex);
             return;
@@ -590,7 +601,7 @@ impl Transport {
         let gex = kex.neg.kex == "diffie-hellman-group-exchange-sha256";
         let mut r = Reader::new(&payload[1..]);
         let result = match (&kex.stage, msg) {
-            (Stage::AwaitInit, kex::MSG_KEX_DH_GEX_REQUEST) if gex => {
+            (Stage::Init, kex::MSG_KEX_DH_GEX_REQUEST) if gex => {
                 let request = (r.u32(), r.u32(), r.u32());
                 let (Some(min), Some(n), Some(max)) = request else {
                     self.kex = Some(kex);
@@ -607,7 +618,7 @@ impl Transport {
                         self.write_packet(&reply, out);
                         let mut prefix = Writer::new();
                         prefix.u32(min).u32(n).u32(max).mpint(&p).mpint(&g);
-                        kex.stage = Stage::AwaitGexInit {
+                        kex.stage = Stage::GexInit {
                             prefix: prefix.finish(),
                             group,
                         };
@@ -617,7 +628,7 @@ impl Transport {
                     Err(e) => Err(e),
                 }
             }
-            (Stage::AwaitInit, kex::MSG_KEXDH_INIT) if !gex => {
+            (Stage::Init, kex::MSG_KEXDH_INIT) if !gex => {
                 if let Some(group) = DhGroup::named(&kex.neg.kex) {
                     match r.mpint() {
                         Some(e) => group
@@ -632,7 +643,7 @@ impl Transport {
                     }
                 }
             }
-            (Stage::AwaitGexInit { prefix, group }, kex::MSG_KEX_DH_GEX_INIT) => match r.mpint() {
+            (Stage::GexInit { prefix, group }, kex::MSG_KEX_DH_GEX_INIT) => match r.mpint() {
                 Some(e) => group
                     .exchange(e, &mut self.rng)
                     .map(|(f, k)| kex::dh_half(prefix, e, &f, &k)),
@@ -695,7 +706,8 @@ impl Transport {
         self.write_packet(&reply, out);
         self.write_packet(&[MSG_NEWKEYS], out);
 
-        let derive = |letter: u8, len: usize| kex::derive(alg, &half.shared, &h, letter, &session_id, len);
+        let derive =
+            |letter: u8, len: usize| kex::derive(alg, &half.shared, &h, letter, &session_id, len);
         let (c2s_key_len, c2s_iv_len) = cipher::cipher_sizes(&neg.cipher_c2s).ok_or("cipher")?;
         let (s2c_key_len, s2c_iv_len) = cipher::cipher_sizes(&neg.cipher_s2c).ok_or("cipher")?;
         let rx = RxKeys {
@@ -703,12 +715,18 @@ impl Transport {
             iv: derive(b'A', c2s_iv_len),
             key: derive(b'C', c2s_key_len),
             mac: match &neg.mac_c2s {
-                Some(m) => Some((m.clone(), derive(b'E', cipher::mac_key_len(m).ok_or("mac")?))),
+                Some(m) => Some((
+                    m.clone(),
+                    derive(b'E', cipher::mac_key_len(m).ok_or("mac")?),
+                )),
                 None => None,
             },
         };
         let s2c_mac = match &neg.mac_s2c {
-            Some(m) => Some((m.clone(), derive(b'F', cipher::mac_key_len(m).ok_or("mac")?))),
+            Some(m) => Some((
+                m.clone(),
+                derive(b'F', cipher::mac_key_len(m).ok_or("mac")?),
+            )),
             None => None,
         };
         let tx_seq = if self.strict { 0 } else { self.tx.seq };
@@ -720,7 +738,7 @@ impl Transport {
             tx_seq,
         )
         .ok_or("cannot key the output cipher")?;
-        kex.stage = Stage::AwaitNewKeys(rx);
+        kex.stage = Stage::NewKeys(rx);
 
         if self.current.is_none() && self.client_ext_info {
             let mut w = Writer::message(MSG_EXT_INFO);
@@ -748,7 +766,7 @@ impl Transport {
             self.protocol_error(seq, MSG_NEWKEYS, out, events);
             return;
         };
-        let Stage::AwaitNewKeys(keys) = kex.stage else {
+        let Stage::NewKeys(keys) = kex.stage else {
             self.kex = Some(kex);
             self.protocol_error(seq, MSG_NEWKEYS, out, events);
             return;
