@@ -256,7 +256,7 @@ mod tests {
         assert!(t.input(b"\x04", &clock, &mut out, &mut events));
         assert_eq!(out, b"logout\r\n");
         let cast = String::from_utf8(t.into_transcript().into_bytes()).unwrap();
-        assert!(cast.contains(r#""i","iz\u007fd\r""#), "{cast}");
+        assert!(cast.contains("\"i\",\"iz\u{7f}d\\r\""), "{cast}");
         assert!(cast.contains("uid=0(root)"));
     }
 
