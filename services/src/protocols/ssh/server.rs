@@ -152,8 +152,11 @@ impl Ssh {
             ..AuthPolicy::default()
         };
         let dir = Path::new(p.get_or("SSH_TEMPLATE_DIR", DEFAULT_TEMPLATE_DIR));
-        let motd = std::fs::read_to_string(dir.join("motd")).ok();
         let distro = p.distro().to_owned();
+        // /etc/motd differs per distro: `motd.<distro>` first, then a generic `motd`.
+        let motd = std::fs::read_to_string(dir.join(format!("motd.{distro}")))
+            .or_else(|_| std::fs::read_to_string(dir.join("motd")))
+            .ok();
         let kernel = p
             .get("SSH_KERNEL")
             .or_else(|| p.get("KERNEL"))
