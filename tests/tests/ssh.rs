@@ -26,6 +26,8 @@ impl Client {
             script.push_str(&format!("  {i}) echo '{p}' ;;\n"));
         }
         script.push_str(&format!("  *) echo '{}' ;;\nesac\n", passwords.last().unwrap()));
+        // Not /dev/null: these files must stay empty whatever else runs on the machine.
+        std::fs::write(dir.path().join("config"), "").unwrap();
         let askpass = dir.path().join("askpass");
         std::fs::write(&askpass, script).unwrap();
         std::fs::set_permissions(
@@ -41,13 +43,16 @@ impl Client {
     }
 
     fn options(&self, pubkey: bool) -> Vec<String> {
-        let mut o: Vec<String> = [
-            "-F",
-            "/dev/null",
+        let mut o: Vec<String> = vec![
+            "-F".into(),
+            self.path("config").to_string_lossy().into_owned(),
+            "-o".into(),
+            format!("UserKnownHostsFile={}", self.path("known_hosts").display()),
+        ];
+        o.extend(
+            [
             "-o",
             "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
             "-o",
             "LogLevel=error",
             "-o",
@@ -56,8 +61,8 @@ impl Client {
             "BatchMode=no",
         ]
         .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        .map(|s| (*s).to_owned()),
+        );
         if !pubkey {
             o.extend(["-o".into(), "PubkeyAuthentication=no".into()]);
         }
@@ -76,7 +81,7 @@ impl Client {
 
     fn ssh(&self, extra: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut c = self.command("ssh");
-        c.args(self.options(!extra.contains(&"-i")))
+        c.args(self.options(extra.contains(&"-i")))
             .args(["-p", &self.port.to_string()])
             .args(extra)
             .stdin(Stdio::piped())
