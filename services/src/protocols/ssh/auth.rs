@@ -61,9 +61,14 @@ impl Default for AuthPolicy {
 pub enum Outcome {
     Pending,
     /// The user is logged in; the connection protocol starts.
-    Success { user: String },
+    Success {
+        user: String,
+    },
     /// Hang up with this DISCONNECT (already decided; the caller sends it).
-    Disconnect { reason: u32, description: String },
+    Disconnect {
+        reason: u32,
+        description: String,
+    },
 }
 
 /// One connection's authentication state.
@@ -143,8 +148,7 @@ impl Auth {
         msgs: &mut Vec<Vec<u8>>,
         step: &mut Step,
     ) -> Outcome {
-        let (Some(user), Some(service), Some(method)) = (r.string(), r.string(), r.string())
-        else {
+        let (Some(user), Some(service), Some(method)) = (r.string(), r.string(), r.string()) else {
             return Outcome::Disconnect {
                 reason: DISCONNECT_PROTOCOL_ERROR,
                 description: "Packet integrity error.".into(),
@@ -222,8 +226,7 @@ impl Auth {
             .iter()
             .any(|(u, p)| u == user && *p == password);
         let ok = listed
-            || (self.policy.accept_after > 0
-                && self.password_failures >= self.policy.accept_after);
+            || (self.policy.accept_after > 0 && self.password_failures >= self.policy.accept_after);
         step.event(
             "auth_attempt",
             Severity::Warning,

@@ -95,7 +95,11 @@ impl Upload {
     /// Hash, store (when quarantine is on) and report the file.
     pub fn finish(self, method: &str, quarantine: bool, step: &mut Step) -> Vec<u8> {
         let sha = hex(&Sha256::digest(&self.kept));
-        let stored_as = if quarantine { sha.clone() } else { String::new() };
+        let stored_as = if quarantine {
+            sha.clone()
+        } else {
+            String::new()
+        };
         let truncated = self.truncated || self.size > self.kept.len() as u64;
         step.event(
             "upload",
@@ -140,7 +144,10 @@ mod tests {
         assert_eq!(ev.field("size"), Some("12"));
         assert_eq!(ev.field("truncated"), Some("true"));
         assert_eq!(ev.field("method"), Some("sftp"));
-        assert_eq!(step.artifacts[0].name, ev.field("sha256").unwrap_or_default());
+        assert_eq!(
+            step.artifacts[0].name,
+            ev.field("sha256").unwrap_or_default()
+        );
         assert_eq!(budget.take(5), 0);
     }
 }

@@ -17,7 +17,10 @@ use super::{
 };
 use crate::{
     session::Step,
-    shell::{Shell, fs::{FakeFs, HostInfo}},
+    shell::{
+        Shell,
+        fs::{FakeFs, HostInfo},
+    },
 };
 
 pub const MSG_GLOBAL_REQUEST: u8 = 80;
@@ -103,7 +106,10 @@ pub struct Connection {
 }
 
 fn clip(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).chars().take(MAX_FIELD).collect()
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .take(MAX_FIELD)
+        .collect()
 }
 
 fn home_of(user: &str) -> String {
@@ -142,7 +148,7 @@ impl Connection {
     pub fn handle(&mut self, payload: &[u8], msgs: &mut Vec<Vec<u8>>, step: &mut Step) {
         let mut r = Reader::new(payload);
         match r.u8() {
-            Some(MSG_GLOBAL_REQUEST) => self.global_request(&mut r, msgs, step),
+            Some(MSG_GLOBAL_REQUEST) => Self::global_request(&mut r, msgs, step),
             Some(MSG_CHANNEL_OPEN) => self.open(&mut r, msgs, step),
             Some(MSG_CHANNEL_WINDOW_ADJUST) => {
                 let (Some(id), Some(add)) = (r.u32(), r.u32()) else {
@@ -183,7 +189,7 @@ impl Connection {
         }
     }
 
-    fn global_request(&mut self, r: &mut Reader<'_>, msgs: &mut Vec<Vec<u8>>, step: &mut Step) {
+    fn global_request(r: &mut Reader<'_>, msgs: &mut Vec<Vec<u8>>, step: &mut Step) {
         let (Some(name), Some(want_reply)) = (r.string(), r.bool()) else {
             return;
         };
@@ -576,7 +582,10 @@ fn finish(ch: &mut Channel, status: u32, openssh: bool, msgs: &mut Vec<Vec<u8>>)
         return;
     }
     let mut w = Writer::message(MSG_CHANNEL_REQUEST);
-    w.u32(ch.remote).string(b"exit-status").bool(false).u32(status);
+    w.u32(ch.remote)
+        .string(b"exit-status")
+        .bool(false)
+        .u32(status);
     ch.pending.push_back(Pending::Msg(w.finish()));
     if openssh {
         let mut w = Writer::message(MSG_CHANNEL_REQUEST);

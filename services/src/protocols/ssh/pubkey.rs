@@ -42,7 +42,8 @@ impl Verdict {
 pub fn verify(blob: &[u8], signature: &[u8], data: &[u8]) -> Verdict {
     let mut key = Reader::new(blob);
     let mut sig = Reader::new(signature);
-    let (Some(key_type), Some(sig_alg), Some(sig_bytes)) = (key.string(), sig.string(), sig.string())
+    let (Some(key_type), Some(sig_alg), Some(sig_bytes)) =
+        (key.string(), sig.string(), sig.string())
     else {
         return Verdict::Invalid;
     };
@@ -103,7 +104,10 @@ where
     let n = rsa::BigUint::from_bytes_be(key.mpint()?);
     let pk = rsa::RsaPublicKey::new(n, e).ok()?;
     let hashed = D::digest(data);
-    Some(pk.verify(rsa::Pkcs1v15Sign::new::<D>(), &hashed, sig).is_ok())
+    Some(
+        pk.verify(rsa::Pkcs1v15Sign::new::<D>(), &hashed, sig)
+            .is_ok(),
+    )
 }
 
 #[cfg(test)]

@@ -16,9 +16,14 @@ const MAX_DEPTH: usize = 64;
 #[derive(Debug)]
 enum State {
     Record,
-    Body { upload: Upload, left: u64 },
+    Body {
+        upload: Upload,
+        left: u64,
+    },
     /// The file's bytes are in; the source's own status byte comes next.
-    SourceAck { upload: Upload },
+    SourceAck {
+        upload: Upload,
+    },
     Done,
 }
 
@@ -116,8 +121,8 @@ impl ScpSink {
                         }
                         continue;
                     }
-                    let record = String::from_utf8_lossy(&std::mem::take(&mut self.record))
-                        .into_owned();
+                    let record =
+                        String::from_utf8_lossy(&std::mem::take(&mut self.record)).into_owned();
                     self.record(&record, out);
                 }
             }
@@ -156,7 +161,11 @@ impl ScpSink {
                 if name.contains('/') || name == ".." || self.dirs.len() >= MAX_DEPTH {
                     return self.error(&format!("error: unexpected filename: {name}"), out);
                 }
-                let base = self.dirs.last().cloned().unwrap_or_else(|| self.target.clone());
+                let base = self
+                    .dirs
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| self.target.clone());
                 let dir = if self.dirs.is_empty() && !self.fs.is_dir(&base) {
                     base
                 } else {
@@ -207,7 +216,13 @@ mod tests {
             kernel: "6.1.0-27-amd64".into(),
             ip: "10.0.0.5".into(),
         };
-        ScpSink::new(target, "/root", FakeFs::for_host(&host), Budget::new(1 << 20), true)
+        ScpSink::new(
+            target,
+            "/root",
+            FakeFs::for_host(&host),
+            Budget::new(1 << 20),
+            true,
+        )
     }
 
     #[test]
@@ -225,7 +240,11 @@ mod tests {
         let mut out = Vec::new();
         let mut step = Step::default();
         ScpSink::start(&mut out);
-        s.receive(b"T1700000000 0 1700000000 0\nC0644 5 a.sh\nhel", &mut out, &mut step);
+        s.receive(
+            b"T1700000000 0 1700000000 0\nC0644 5 a.sh\nhel",
+            &mut out,
+            &mut step,
+        );
         s.receive(b"lo\0", &mut out, &mut step);
         s.receive(b"C0600 0 empty\n\0", &mut out, &mut step);
         assert_eq!(out, [0, 0, 0, 0, 0, 0]);

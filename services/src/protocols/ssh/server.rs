@@ -396,11 +396,7 @@ impl Session for SshSession {
             && let Some(version) = &self.client_version
         {
             self.client_reported = true;
-            step.event(
-                "ssh_client",
-                Severity::Info,
-                &[("client_version", version)],
-            );
+            step.event("ssh_client", Severity::Info, &[("client_version", version)]);
         }
     }
 }

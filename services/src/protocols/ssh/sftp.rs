@@ -101,8 +101,13 @@ const EXTENSIONS: &[(&str, &str)] = &[
 
 #[derive(Debug)]
 enum Handle {
-    Dir { entries: Vec<(String, Node)>, next: usize },
-    Read { content: Vec<u8> },
+    Dir {
+        entries: Vec<(String, Node)>,
+        next: usize,
+    },
+    Read {
+        content: Vec<u8>,
+    },
     Write(Upload),
 }
 
@@ -301,7 +306,8 @@ impl Sftp {
                 let path = self.path(r.string().unwrap_or_default());
                 match self.fs.get(&path) {
                     Some(Node::Dir) => {
-                        let mut entries = vec![(".".to_owned(), Node::Dir), ("..".to_owned(), Node::Dir)];
+                        let mut entries =
+                            vec![(".".to_owned(), Node::Dir), ("..".to_owned(), Node::Dir)];
                         entries.extend(
                             self.fs
                                 .children(&path)
@@ -433,7 +439,9 @@ impl Sftp {
     fn open(&mut self, id: u32, raw: &[u8], flags: u32) -> Vec<u8> {
         let path = self.path(raw);
         if flags & FXF_WRITE != 0 {
-            let parent = path.rsplit_once('/').map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
+            let parent = path
+                .rsplit_once('/')
+                .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
             return match self.fs.get(&path) {
                 Some(Node::Dir) => Self::status(id, Status::Failure),
                 None if flags & FXF_CREAT == 0 => Self::status(id, Status::NoSuchFile),
@@ -504,8 +512,17 @@ impl Sftp {
                 w.u32(id);
                 // bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax
                 for v in [
-                    4096u64, 4096, 20_496_998, 6_707_179, 5_655_872, 5_242_880, 4_980_123,
-                    4_980_123, 0x2f8e_1b3c_9a1d_7e44, 0, 255,
+                    4096u64,
+                    4096,
+                    20_496_998,
+                    6_707_179,
+                    5_655_872,
+                    5_242_880,
+                    4_980_123,
+                    4_980_123,
+                    0x2f8e_1b3c_9a1d_7e44,
+                    0,
+                    255,
                 ] {
                     w.u64(v);
                 }
@@ -540,9 +557,10 @@ impl Sftp {
                 w.u32(id).string(&uids).string(&gids);
                 w.finish()
             }
-            b"hardlink@openssh.com" | b"fsync@openssh.com" | b"lsetstat@openssh.com" | b"copy-data" => {
-                Self::status(id, Status::Ok)
-            }
+            b"hardlink@openssh.com"
+            | b"fsync@openssh.com"
+            | b"lsetstat@openssh.com"
+            | b"copy-data" => Self::status(id, Status::Ok),
             _ => Self::status(id, Status::OpUnsupported),
         }
     }

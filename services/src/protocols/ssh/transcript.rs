@@ -17,7 +17,10 @@ pub const MAX_CAST: usize = 1024 * 1024;
 /// (the sessions stay sans-IO and their outputs reproducible).
 #[derive(Debug, Clone)]
 pub enum Clock {
-    System { start: Instant, unix: u64 },
+    System {
+        start: Instant,
+        unix: u64,
+    },
     /// Milliseconds since the session started, set by the test; the epoch start is fixed.
     Manual(Arc<AtomicU64>),
 }

@@ -8,10 +8,9 @@ use proptest::prelude::*;
 use super::*;
 
 fn auth(policy: AuthPolicy) -> Auth {
-    Auth::new(Arc::new(AuthPolicy {
-        credentials: vec![("root".into(), "admin".into())],
-        ..policy
-    }))
+    let mut policy = policy;
+    policy.credentials = vec![("root".into(), "admin".into())];
+    Auth::new(Arc::new(policy))
 }
 
 fn request(user: &str, method: &str, rest: &[u8]) -> Vec<u8> {
@@ -207,10 +206,16 @@ fn keyboard_interactive_asks_for_the_password_once() {
     });
     let mut rest = Writer::new();
     rest.string(b"").string(b"");
-    let (_, msgs, _) = run(&mut a, &request("root", "keyboard-interactive", &rest.finish()));
+    let (_, msgs, _) = run(
+        &mut a,
+        &request("root", "keyboard-interactive", &rest.finish()),
+    );
     let mut r = Reader::new(&msgs[0]);
     assert_eq!(r.u8(), Some(MSG_USERAUTH_INFO_REQUEST));
-    assert_eq!((r.string(), r.string(), r.string()), (Some(&b""[..]), Some(&b""[..]), Some(&b""[..])));
+    assert_eq!(
+        (r.string(), r.string(), r.string()),
+        (Some(&b""[..]), Some(&b""[..]), Some(&b""[..]))
+    );
     assert_eq!(r.u32(), Some(1));
     assert_eq!(r.string(), Some(&b"Password: "[..]));
     assert_eq!(r.bool(), Some(false));
@@ -230,7 +235,10 @@ fn keyboard_interactive_asks_for_the_password_once() {
 #[test]
 fn keyboard_interactive_is_not_offered_by_default() {
     let mut a = auth(AuthPolicy::default());
-    let (_, msgs, step) = run(&mut a, &request("root", "keyboard-interactive", b"\0\0\0\0\0\0\0\0"));
+    let (_, msgs, step) = run(
+        &mut a,
+        &request("root", "keyboard-interactive", b"\0\0\0\0\0\0\0\0"),
+    );
     assert_eq!(msgs, [failure("publickey,password")]);
     assert_eq!(step.events[0].field("method"), Some("keyboard-interactive"));
 }

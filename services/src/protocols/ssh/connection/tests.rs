@@ -45,10 +45,7 @@ fn open_session(c: &mut Connection, window: u32) -> u32 {
 
 fn channel_request(id: u32, kind: &str, want_reply: bool, rest: &[u8]) -> Vec<u8> {
     let mut w = Writer::message(MSG_CHANNEL_REQUEST);
-    w.u32(id)
-        .string(kind.as_bytes())
-        .bool(want_reply)
-        .raw(rest);
+    w.u32(id).string(kind.as_bytes()).bool(want_reply).raw(rest);
     w.finish()
 }
 
@@ -102,9 +99,15 @@ fn pty_shell_session_is_recorded() {
     let (msgs, _) = run(&mut c, &channel_request(id, "shell", true, b""));
     assert_eq!(
         msgs[0],
-        Writer::message(MSG_CHANNEL_WINDOW_ADJUST).u32(7).u32(WINDOW).finish()
+        Writer::message(MSG_CHANNEL_WINDOW_ADJUST)
+            .u32(7)
+            .u32(WINDOW)
+            .finish()
     );
-    assert_eq!(msgs[1], Writer::message(MSG_CHANNEL_SUCCESS).u32(7).finish());
+    assert_eq!(
+        msgs[1],
+        Writer::message(MSG_CHANNEL_SUCCESS).u32(7).finish()
+    );
     assert_eq!(split(&msgs[2..]).0, "Welcome\r\nroot@SRV-WEB-42:~# ");
 
     let (msgs, step) = run(&mut c, &data(id, b"cat /opt/app/.env\r"));
@@ -120,7 +123,12 @@ fn pty_shell_session_is_recorded() {
     assert_eq!(text, "exit\r\nlogout\r\n");
     assert_eq!(
         kinds,
-        [MSG_CHANNEL_REQUEST, MSG_CHANNEL_REQUEST, MSG_CHANNEL_EOF, MSG_CHANNEL_CLOSE]
+        [
+            MSG_CHANNEL_REQUEST,
+            MSG_CHANNEL_REQUEST,
+            MSG_CHANNEL_EOF,
+            MSG_CHANNEL_CLOSE
+        ]
     );
     let names: Vec<String> = msgs.iter().filter_map(|m| request_name(m)).collect();
     assert_eq!(names, ["exit-status", "eow@openssh.com"]);
@@ -132,7 +140,10 @@ fn pty_shell_session_is_recorded() {
     let text = String::from_utf8(cast.bytes.clone()).unwrap();
     let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(header["env"]["TERM"], "xterm-256color");
-    assert_eq!((header["width"].as_u64(), header["height"].as_u64()), (Some(120), Some(40)));
+    assert_eq!(
+        (header["width"].as_u64(), header["height"].as_u64()),
+        (Some(120), Some(40))
+    );
     assert!(text.contains("DB_PASSWORD=hunter2"));
 
     // The client's CLOSE answers ours: nothing more is sent.
@@ -162,7 +173,10 @@ fn exec_runs_one_command_and_closes() {
         ]
     );
     let status = msgs.iter().find(|m| m[0] == MSG_CHANNEL_REQUEST).unwrap();
-    assert!(status.ends_with(&[0, 0, 0, 0, 0]), "exit-status 0, no reply wanted");
+    assert!(
+        status.ends_with(&[0, 0, 0, 0, 0]),
+        "exit-status 0, no reply wanted"
+    );
     assert_eq!(step.events[0].field("cmd"), Some("uname -a; id"));
 }
 
@@ -177,11 +191,17 @@ fn output_waits_for_the_clients_window() {
     assert_eq!(kinds, [MSG_CHANNEL_WINDOW_ADJUST]);
     let (msgs, _) = run(
         &mut c,
-        &Writer::message(MSG_CHANNEL_WINDOW_ADJUST).u32(id).u32(100).finish(),
+        &Writer::message(MSG_CHANNEL_WINDOW_ADJUST)
+            .u32(id)
+            .u32(100)
+            .finish(),
     );
     let (text, kinds) = split(&msgs);
     assert_eq!(text, "abcdef\n");
-    assert_eq!(kinds, [MSG_CHANNEL_REQUEST, MSG_CHANNEL_EOF, MSG_CHANNEL_CLOSE]);
+    assert_eq!(
+        kinds,
+        [MSG_CHANNEL_REQUEST, MSG_CHANNEL_EOF, MSG_CHANNEL_CLOSE]
+    );
 }
 
 #[test]
@@ -217,7 +237,10 @@ fn forwarding_is_refused_and_logged() {
     let (msgs, _) = run(&mut c, &w.finish());
     assert_eq!(msgs, [vec![MSG_REQUEST_FAILURE]]);
     let mut w = Writer::message(MSG_GLOBAL_REQUEST);
-    w.string(b"tcpip-forward").bool(true).string(b"0.0.0.0").u32(8080);
+    w.string(b"tcpip-forward")
+        .bool(true)
+        .string(b"0.0.0.0")
+        .u32(8080);
     let (msgs, step) = run(&mut c, &w.finish());
     assert_eq!(msgs, [vec![MSG_REQUEST_FAILURE]]);
     assert_eq!(step.events[0].field("port"), Some("8080"));

