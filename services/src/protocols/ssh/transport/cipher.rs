@@ -10,15 +10,8 @@ pub const MAX_PACKET: usize = 256 * 1024;
 
 /// Ciphers this transport runs (all of OpenSSH 9.2's defaults).
 pub const CIPHERS: &[&str] = super::kexinit::SERVER_CIPHERS;
-/// MACs this transport runs; the UMAC family is advertised but not implemented.
-pub const MACS: &[&str] = &[
-    "hmac-sha2-256-etm@openssh.com",
-    "hmac-sha2-512-etm@openssh.com",
-    "hmac-sha1-etm@openssh.com",
-    "hmac-sha2-256",
-    "hmac-sha2-512",
-    "hmac-sha1",
-];
+/// MACs this transport runs (all of OpenSSH 9.2's defaults).
+pub const MACS: &[&str] = super::kexinit::SERVER_MACS;
 
 /// Key material sizes (bytes) a cipher needs from the key derivation.
 pub fn cipher_sizes(name: &str) -> Option<(usize, usize)> {
@@ -36,12 +29,19 @@ pub fn cipher_sizes(name: &str) -> Option<(usize, usize)> {
 
 /// MAC key size (bytes).
 pub fn mac_key_len(name: &str) -> Option<usize> {
-    Some(match name.trim_end_matches("-etm@openssh.com") {
+    Some(match mac_base(name) {
         "hmac-sha2-256" => 32,
         "hmac-sha2-512" => 64,
         "hmac-sha1" => 20,
+        "umac-64" | "umac-128" => 16,
         _ => return None,
     })
+}
+
+/// The MAC name without its encrypt-then-MAC or vendor suffix.
+fn mac_base(name: &str) -> &str {
+    name.trim_end_matches("-etm@openssh.com")
+        .trim_end_matches("@openssh.com")
 }
 
 enum Ctr {
@@ -86,6 +86,7 @@ enum MacKey {
     Sha256(Vec<u8>),
     Sha512(Vec<u8>),
     Sha1(Vec<u8>),
+    Umac(Box<super::umac::Umac>),
 }
 
 struct Mac {
@@ -95,10 +96,11 @@ struct Mac {
 
 impl Mac {
     fn len(&self) -> usize {
-        match self.key {
+        match &self.key {
             MacKey::Sha256(_) => 32,
             MacKey::Sha512(_) => 64,
             MacKey::Sha1(_) => 20,
+            MacKey::Umac(u) => u.tag_len(),
         }
     }
 
@@ -118,6 +120,8 @@ impl Mac {
             MacKey::Sha256(k) => run::<hmac::Hmac<sha2::Sha256>>(k, seq, data),
             MacKey::Sha512(k) => run::<hmac::Hmac<sha2::Sha512>>(k, seq, data),
             MacKey::Sha1(k) => run::<hmac::Hmac<sha1::Sha1>>(k, seq, data),
+            // OpenSSH feeds UMAC the sequence number as its nonce, not as message bytes.
+            MacKey::Umac(u) => u.tag(&u64::from(seq).to_be_bytes(), data),
         }
     }
 
@@ -212,10 +216,12 @@ impl Direction {
             None => None,
             Some((name, k)) => {
                 let etm = name.ends_with("-etm@openssh.com");
-                let key = match name.trim_end_matches("-etm@openssh.com") {
+                let key = match mac_base(name) {
                     "hmac-sha2-256" => MacKey::Sha256(k.to_vec()),
                     "hmac-sha2-512" => MacKey::Sha512(k.to_vec()),
                     "hmac-sha1" => MacKey::Sha1(k.to_vec()),
+                    "umac-64" => MacKey::Umac(Box::new(super::umac::Umac::new(k, 8)?)),
+                    "umac-128" => MacKey::Umac(Box::new(super::umac::Umac::new(k, 16)?)),
                     _ => return None,
                 };
                 Some(Mac { key, etm })

@@ -8,6 +8,7 @@ mod groups;
 mod hostkey;
 mod kex;
 mod kexinit;
+mod umac;
 
 use std::sync::Arc;
 
@@ -160,10 +161,27 @@ enum Phase {
     Closed,
 }
 
-/// zlib@openssh.com streams, active once authentication succeeded.
+/// zlib@openssh.com streams, active once authentication succeeded. Like sshd, each NEWKEYS
+/// starts fresh streams for its direction.
 struct Compression {
+    authenticated: bool,
+    /// Compression negotiated for the keys in effect, per direction.
+    tx_alg: String,
+    rx_alg: String,
     tx: Option<flate2::Compress>,
     rx: Option<flate2::Decompress>,
+}
+
+impl Compression {
+    fn restart_tx(&mut self) {
+        self.tx = (self.authenticated && self.tx_alg == "zlib@openssh.com")
+            .then(|| flate2::Compress::new(flate2::Compression::new(6), true));
+    }
+
+    fn restart_rx(&mut self) {
+        self.rx = (self.authenticated && self.rx_alg == "zlib@openssh.com")
+            .then(|| flate2::Decompress::new(true));
+    }
 }
 
 /// One connection's transport state.
@@ -219,7 +237,13 @@ impl Transport {
             ignore_next_kex_packet: false,
             queued: Vec::new(),
             queued_bytes: 0,
-            compression: Compression { tx: None, rx: None },
+            compression: Compression {
+                authenticated: false,
+                tx_alg: String::new(),
+                rx_alg: String::new(),
+                tx: None,
+                rx: None,
+            },
         }
     }
 
@@ -738,6 +762,8 @@ impl Transport {
             tx_seq,
         )
         .ok_or("cannot key the output cipher")?;
+        self.compression.tx_alg.clone_from(&neg.comp_s2c);
+        self.compression.restart_tx();
         kex.stage = Stage::NewKeys(rx);
 
         if self.current.is_none() && self.client_ext_info {
@@ -780,18 +806,18 @@ impl Transport {
                 return;
             }
         }
+        self.compression.rx_alg.clone_from(&kex.neg.comp_c2s);
+        self.compression.restart_rx();
         self.current = Some(kex.neg);
     }
 
     /// Delayed compression (zlib@openssh.com) starts in both directions right after
     /// USERAUTH_SUCCESS.
     fn start_compression(&mut self) {
-        let Some(neg) = &self.current else { return };
-        if neg.comp_s2c == "zlib@openssh.com" && self.compression.tx.is_none() {
-            self.compression.tx = Some(flate2::Compress::new(flate2::Compression::new(6), true));
-        }
-        if neg.comp_c2s == "zlib@openssh.com" && self.compression.rx.is_none() {
-            self.compression.rx = Some(flate2::Decompress::new(true));
+        if !self.compression.authenticated {
+            self.compression.authenticated = true;
+            self.compression.restart_tx();
+            self.compression.restart_rx();
         }
     }
 

@@ -371,10 +371,26 @@ fn serve(mut stream: TcpStream, config: Arc<TransportConfig>) {
         let (mut out, mut upper, mut events) = (Vec::new(), Vec::new(), Vec::new());
         t.receive(&buf[..n], &mut out, &mut upper, &mut events);
         for payload in upper {
-            if payload[0] == 50 {
-                let mut w = Writer::message(51);
-                w.name_list(&["publickey", "password"]).bool(false);
-                t.send(&w.finish(), &mut out);
+            match payload[0] {
+                // User "ok" is let in (to exercise delayed compression and re-keying).
+                50 if payload[1..].starts_with(b"\0\0\0\x02ok") => t.send(&[52], &mut out),
+                50 => {
+                    let mut w = Writer::message(51);
+                    w.name_list(&["publickey", "password"]).bool(false);
+                    t.send(&w.finish(), &mut out);
+                }
+                // GLOBAL_REQUEST (keepalives) -> REQUEST_FAILURE.
+                80 => t.send(&[82], &mut out),
+                // CHANNEL_OPEN -> CHANNEL_OPEN_FAILURE.
+                90 => {
+                    let mut r = Reader::new(&payload[1..]);
+                    r.string();
+                    let sender = r.u32().unwrap_or(0);
+                    let mut w = Writer::message(92);
+                    w.u32(sender).u32(1).string(b"nope").string(b"");
+                    t.send(&w.finish(), &mut out);
+                }
+                _ => {}
             }
         }
         for e in &events {
@@ -460,6 +476,8 @@ fn openssh_client_interop() {
         cases.push(vec!["-o".into(), format!("HostKeyAlgorithms={hk}")]);
     }
     cases.push(vec!["-C".into()]);
+    // OpenSSH's default MAC (umac-64-etm) with a non-AEAD cipher.
+    cases.push(vec!["-c".into(), "aes256-ctr".into()]);
     for case in &cases {
         let args: Vec<&str> = case.iter().map(String::as_str).collect();
         let (ok, log) = ssh_reaches_auth(port, &args);
@@ -469,6 +487,62 @@ fn openssh_client_interop() {
         }
     }
     assert!(failures.is_empty(), "failed: {failures:?}");
+}
+
+/// Delayed zlib compression after USERAUTH_SUCCESS, then a client-initiated re-key with
+/// keepalives answered on both sides of it.
+#[test]
+#[ignore = "runs the system ssh client"]
+fn openssh_client_compression_and_rekey() {
+    let port = spawn_server();
+    let output = Command::new("timeout")
+        .args(["6", "ssh", "-vvv", "-N", "-C"])
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "RekeyLimit=default 2",
+        ])
+        .args([
+            "-o",
+            "ServerAliveInterval=1",
+            "-p",
+            &port.to_string(),
+            "ok@127.0.0.1",
+        ])
+        .output()
+        .expect("ssh runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("Enabling compression at level 6"), "{log}");
+    let newkeys = log.matches("SSH2_MSG_NEWKEYS received").count();
+    assert!(newkeys >= 2, "no re-key: {log}");
+    let after = log.rsplit("SSH2_MSG_NEWKEYS received").next().unwrap_or("");
+    assert!(after.contains("receive packet: type 82"), "{log}");
+
+    let output = Command::new("ssh")
+        .args([
+            "-vvv",
+            "-C",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["ok@127.0.0.1", "true"])
+        .output()
+        .expect("ssh runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("open failed: administratively prohibited: nope"),
+        "{log}"
+    );
 }
 
 /// Keeps a server up for manual tools (ssh-audit, paramiko, ssh-keyscan) on $SSH_TEST_PORT.
