@@ -282,8 +282,24 @@ fn sftp_and_scp_uploads_are_quarantined() {
     );
     client.run("scp", &["-P", &port, &local, "root@127.0.0.1:/tmp/scp.sh"]);
     client.run("scp", &["-O", "-P", &port, &local, "root@127.0.0.1:/tmp/"]);
+    let fetched = client.path("passwd");
+    client.run(
+        "scp",
+        &[
+            "-O",
+            "-P",
+            &port,
+            "root@127.0.0.1:/etc/passwd",
+            &fetched.to_string_lossy(),
+        ],
+    );
+    assert!(
+        std::fs::read_to_string(&fetched)
+            .unwrap()
+            .starts_with("root:x:0:0:root:/root:/bin/bash\n")
+    );
 
-    let lines = decky.wait_for(|l| of_kind(l, "upload").len() >= 3 && disconnects(l) >= 3);
+    let lines = decky.wait_for(|l| of_kind(l, "upload").len() >= 3 && disconnects(l) >= 4);
     let uploads = of_kind(&lines, "upload");
     assert_eq!(uploads.len(), 3, "{lines:#?}");
     let seen: Vec<(String, String)> = uploads
@@ -314,10 +330,25 @@ fn sftp_and_scp_uploads_are_quarantined() {
         .iter()
         .filter_map(|l| sd_param(l, "cmd"))
         .collect();
-    assert_eq!(commands.len(), 1);
+    assert_eq!(commands.len(), 2);
     assert!(
         commands[0].starts_with("scp ") && commands[0].contains(" -t "),
         "{commands:?}"
+    );
+    assert!(
+        commands[1].starts_with("scp ") && commands[1].contains(" -f "),
+        "{commands:?}"
+    );
+    let downloads: Vec<(String, String)> = of_kind(&lines, "download")
+        .iter()
+        .map(|l| (sd_param(l, "path").unwrap(), sd_param(l, "method").unwrap()))
+        .collect();
+    assert_eq!(
+        downloads,
+        [
+            ("/etc/hostname".to_owned(), "sftp".to_owned()),
+            ("/etc/passwd".to_owned(), "scp".to_owned()),
+        ]
     );
     assert_neutral(&lines);
 }

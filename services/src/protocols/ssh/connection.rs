@@ -9,7 +9,7 @@ use sha2::Digest as _;
 
 use super::{
     capture::{Budget, hex},
-    scp::{ScpSink, sink_target},
+    scp::{ScpCommand, ScpSink, ScpSource, parse_command},
     sftp::Sftp,
     terminal::{Pty, Terminal},
     transcript::Clock,
@@ -74,6 +74,7 @@ enum Mode {
     Shell(Box<Terminal>),
     Sftp(Box<Sftp>),
     Scp(Box<ScpSink>),
+    ScpSource(Box<ScpSource>),
     /// Exit status and close are queued; input is ignored.
     Finished,
 }
@@ -360,12 +361,22 @@ impl Connection {
     ) {
         let user = self.login.user.clone();
         let home = home_of(&user);
-        if let Some(target) = sink_target(command) {
+        let scp = parse_command(command);
+        if scp.is_some() {
             step.event(
                 "command",
                 Severity::Warning,
                 &[("cmd", command), ("cwd", &home), ("user", &user)],
             );
+        }
+        if let Some(ScpCommand::Source(paths)) = scp {
+            let source = ScpSource::new(&paths, &home, &self.filesystem());
+            if let Some(ch) = self.channels.get_mut(&id) {
+                start(ch, Mode::ScpSource(Box::new(source)), want_reply, msgs);
+            }
+            return;
+        }
+        if let Some(ScpCommand::Sink(target)) = scp {
             let sink = ScpSink::new(
                 &target,
                 &home,
@@ -421,6 +432,10 @@ impl Connection {
                 sink.receive(data, &mut out, step);
                 sink.is_done().then_some(sink.status)
             }
+            Mode::ScpSource(source) => {
+                source.receive(data, &mut out, step);
+                source.is_done().then_some(source.status)
+            }
             Mode::Larval | Mode::Finished => None,
         };
         queue(ch, out, msgs);
@@ -440,6 +455,7 @@ impl Connection {
                 0
             }
             Mode::Scp(sink) => sink.status,
+            Mode::ScpSource(source) => source.status,
             Mode::Sftp(_) => 0,
             Mode::Larval | Mode::Finished => return,
         };
@@ -488,6 +504,7 @@ impl Connection {
             }
             Mode::Sftp(mut sftp) => sftp.finish(step),
             Mode::Scp(mut sink) => sink.finish(step),
+            Mode::ScpSource(_) => {}
             Mode::Larval | Mode::Finished => {}
         }
     }

@@ -1,6 +1,7 @@
-//! Legacy scp sink mode (`scp -t TARGET`, what `scp -O` and older clients run remotely):
+//! Legacy scp (what `scp -O` and older clients run remotely). Sink mode (`scp -t TARGET`):
 //! `C`/`D`/`E`/`T` control records each acknowledged with a NUL byte, file bodies captured
-//! as uploads.
+//! as uploads. Source mode (`scp -f PATH…`): files of the emulated filesystem sent back, each
+//! download an event.
 
 use super::capture::{Budget, Upload};
 use crate::{
@@ -41,27 +42,42 @@ pub struct ScpSink {
     pub status: u32,
 }
 
-/// The target of an `scp … -t … TARGET` command line, if it is one.
-pub fn sink_target(command: &str) -> Option<String> {
+/// What an `scp` command line asks the remote side to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScpCommand {
+    /// `scp -t TARGET`: receive files into TARGET.
+    Sink(String),
+    /// `scp -f PATH…`: send these files.
+    Source(Vec<String>),
+}
+
+/// Parse an `scp … -t|-f …` command line; `None` for anything else.
+pub fn parse_command(command: &str) -> Option<ScpCommand> {
     let mut words = command.split_whitespace();
     let prog = words.next()?;
     if prog.rsplit('/').next() != Some("scp") {
         return None;
     }
     let args: Vec<&str> = words.collect();
-    let sink = args
+    let flags: String = args
         .iter()
-        .take_while(|a| a.starts_with('-'))
-        .any(|a| *a != "--" && a.contains('t'));
-    if !sink {
-        return None;
+        .take_while(|a| a.starts_with('-') && **a != "--")
+        .flat_map(|a| a.chars().skip(1))
+        .collect();
+    let operands: Vec<String> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(|a| (*a).to_owned())
+        .collect();
+    if flags.contains('t') {
+        Some(ScpCommand::Sink(
+            operands.last().cloned().unwrap_or_else(|| ".".to_owned()),
+        ))
+    } else if flags.contains('f') {
+        Some(ScpCommand::Source(operands))
+    } else {
+        None
     }
-    Some(
-        args.iter()
-            .rev()
-            .find(|a| !a.starts_with('-'))
-            .map_or_else(|| ".".to_owned(), |t| (*t).to_owned()),
-    )
 }
 
 impl ScpSink {
@@ -203,6 +219,113 @@ impl ScpSink {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// Waiting for the sink's NUL before the next file's `C` record.
+    Ready,
+    /// The `C` record is out; its NUL allows the body.
+    Record,
+    /// The body is out; its NUL moves on to the next file.
+    Body,
+    Done,
+}
+
+/// One `scp -f` run: files go out one by one, each step paced by the sink's NUL bytes.
+#[derive(Debug)]
+pub struct ScpSource {
+    queue: std::collections::VecDeque<(String, Result<Vec<u8>, &'static str>)>,
+    state: Sending,
+    pub status: u32,
+}
+
+impl ScpSource {
+    pub fn new(paths: &[String], home: &str, fs: &FakeFs) -> Self {
+        let queue = paths
+            .iter()
+            .take(64)
+            .map(|p| {
+                let path = resolve(home, home, p);
+                let content = match fs.get(&path) {
+                    Some(crate::shell::fs::Node::File { content, .. }) => Ok(content.clone()),
+                    Some(crate::shell::fs::Node::Dir) => Err("not a regular file"),
+                    None => Err("No such file or directory"),
+                };
+                (path, content)
+            })
+            .collect();
+        Self {
+            queue,
+            state: Sending::Ready,
+            status: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == Sending::Done
+    }
+
+    /// Bytes from the sink (its NUL acknowledgements, or an error record that ends the run).
+    pub fn receive(&mut self, data: &[u8], out: &mut Vec<u8>, step: &mut Step) {
+        for &b in data {
+            if self.state == Sending::Done {
+                return;
+            }
+            if b != 0 {
+                self.state = Sending::Done;
+                self.status = 1;
+                return;
+            }
+            self.advance(out, step);
+        }
+    }
+
+    fn advance(&mut self, out: &mut Vec<u8>, step: &mut Step) {
+        match self.state {
+            Sending::Ready => loop {
+                let Some((path, content)) = self.queue.front() else {
+                    self.state = Sending::Done;
+                    return;
+                };
+                match content {
+                    Ok(bytes) => {
+                        let name = path.rsplit('/').next().unwrap_or_default();
+                        out.extend_from_slice(format!("C0644 {} {name}\n", bytes.len()).as_bytes());
+                        step.event(
+                            "download",
+                            decnet_store::Severity::Warning,
+                            &[
+                                ("path", path),
+                                ("size", &bytes.len().to_string()),
+                                ("method", "scp"),
+                            ],
+                        );
+                        self.state = Sending::Record;
+                        return;
+                    }
+                    Err(why) => {
+                        out.push(1);
+                        out.extend_from_slice(format!("scp: {path}: {why}\n").as_bytes());
+                        self.status = 1;
+                        self.queue.pop_front();
+                    }
+                }
+            },
+            Sending::Record => {
+                if let Some((_, Ok(bytes))) = self.queue.pop_front() {
+                    out.extend_from_slice(&bytes);
+                    out.push(0);
+                }
+                self.state = Sending::Body;
+            }
+            Sending::Body => {
+                self.state = Sending::Ready;
+                self.advance(out, step);
+            }
+            Sending::Done => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // test code
@@ -226,12 +349,49 @@ mod tests {
     }
 
     #[test]
-    fn targets_of_sink_commands() {
-        assert_eq!(sink_target("scp -t /tmp/"), Some("/tmp/".into()));
-        assert_eq!(sink_target("scp -v -d -t -- /tmp/x"), Some("/tmp/x".into()));
-        assert_eq!(sink_target("/usr/bin/scp -r -t ."), Some(".".into()));
-        assert_eq!(sink_target("scp -f /etc/passwd"), None);
-        assert_eq!(sink_target("ls -t"), None);
+    fn scp_command_lines() {
+        let sink = |t: &str| Some(ScpCommand::Sink(t.into()));
+        assert_eq!(parse_command("scp -t /tmp/"), sink("/tmp/"));
+        assert_eq!(parse_command("scp -v -d -t -- /tmp/x"), sink("/tmp/x"));
+        assert_eq!(parse_command("/usr/bin/scp -r -t ."), sink("."));
+        assert_eq!(
+            parse_command("scp -f /etc/passwd x"),
+            Some(ScpCommand::Source(vec!["/etc/passwd".into(), "x".into()]))
+        );
+        assert_eq!(parse_command("ls -t"), None);
+        assert_eq!(parse_command("scp a b"), None);
+    }
+
+    #[test]
+    fn source_mode_sends_files_paced_by_acks() {
+        let host = HostInfo {
+            hostname: "h".into(),
+            distro: "debian".into(),
+            kernel: "6.1.0-27-amd64".into(),
+            ip: "10.0.0.5".into(),
+        };
+        let fs = FakeFs::for_host(&host);
+        let mut src = ScpSource::new(
+            &["/etc/hostname".into(), "/nope".into(), "/etc".into()],
+            "/root",
+            &fs,
+        );
+        let mut out = Vec::new();
+        let mut step = Step::default();
+        src.receive(b"\0", &mut out, &mut step);
+        assert_eq!(out, b"C0644 2 hostname\n");
+        src.receive(b"\0", &mut out, &mut step);
+        assert_eq!(out, b"C0644 2 hostname\nh\n\0");
+        out.clear();
+        src.receive(b"\0", &mut out, &mut step);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "\u{1}scp: /nope: No such file or directory\n\u{1}scp: /etc: not a regular file\n"
+        );
+        assert!(src.is_done());
+        assert_eq!(src.status, 1);
+        assert_eq!(step.events[0].kind, "download");
+        assert_eq!(step.events[0].field("path"), Some("/etc/hostname"));
     }
 
     #[test]

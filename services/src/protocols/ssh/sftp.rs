@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use decnet_store::Severity;
+
 use super::{
     capture::{Budget, Upload},
     wire::{Reader, Writer},
@@ -324,7 +326,7 @@ impl Sftp {
             FXP_OPEN => {
                 let raw = r.string().unwrap_or_default();
                 let flags = r.u32().unwrap_or(0);
-                self.open(id, raw, flags)
+                self.open(id, raw, flags, step)
             }
             FXP_READ => {
                 let handle = Self::handle_id(r.string());
@@ -436,7 +438,7 @@ impl Sftp {
         Self::names(id, &batch)
     }
 
-    fn open(&mut self, id: u32, raw: &[u8], flags: u32) -> Vec<u8> {
+    fn open(&mut self, id: u32, raw: &[u8], flags: u32, step: &mut Step) -> Vec<u8> {
         let path = self.path(raw);
         if flags & FXF_WRITE != 0 {
             let parent = path
@@ -452,6 +454,15 @@ impl Sftp {
         match self.fs.get(&path) {
             Some(Node::File { content, .. }) => {
                 let content = content.clone();
+                step.event(
+                    "download",
+                    Severity::Warning,
+                    &[
+                        ("path", &path),
+                        ("size", &content.len().to_string()),
+                        ("method", "sftp"),
+                    ],
+                );
                 self.handle_reply(id, Handle::Read { content })
             }
             Some(Node::Dir) => Self::status(id, Status::Failure),

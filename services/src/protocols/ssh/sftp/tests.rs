@@ -208,7 +208,9 @@ fn listing_and_reading_bait() {
     assert_eq!((r.u8(), r.u32()), (Some(FXP_DATA), Some(5)));
     assert_eq!(r.string(), Some(&b"files01\n"[..]));
     assert_eq!(status_of(&replies[1]), (6, 1));
-    assert!(step.events.is_empty());
+    assert_eq!(step.events.len(), 1);
+    assert_eq!(step.events[0].kind, "download");
+    assert_eq!(step.events[0].field("path"), Some("/etc/hostname"));
 }
 
 #[test]
