@@ -51,3 +51,53 @@ pub fn drive_service(slug: &str, data: &[u8]) {
     }
     session.finish(&mut Step::default());
 }
+
+/// The ssh layers above the transport (authentication, channels, shell, SFTP, scp) on
+/// arbitrary decrypted payloads, which the transport keeps out of reach of a fuzzer that
+/// cannot complete a key exchange. `data` is a run of payloads, each behind a one-byte length.
+pub fn drive_ssh_layers(data: &[u8]) {
+    use decnet_services::{
+        protocols::ssh::{
+            auth::{Auth, AuthPolicy},
+            connection::{Connection, Login},
+            transcript::Clock,
+        },
+        shell::fs::HostInfo,
+    };
+    let mut auth = Auth::new(Arc::new(AuthPolicy {
+        credentials: vec![("root".into(), "admin".into())],
+        accept_keys: true,
+        keyboard_interactive: true,
+        ..AuthPolicy::default()
+    }));
+    let login = Login {
+        user: "root".into(),
+        host: HostInfo {
+            hostname: "SRV-FUZZ-01".into(),
+            distro: "debian".into(),
+            kernel: "6.1.0-27-amd64".into(),
+            ip: "192.0.2.2".into(),
+        },
+        motd: "motd\n".into(),
+        bait: vec![("/opt/x".into(), b"y".to_vec())],
+        quarantine: true,
+        openssh_client: true,
+    };
+    let mut connection = Connection::new(login, Clock::Manual(Arc::default()), 1 << 20);
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = usize::from(len).min(tail.len());
+        let (payload, next) = tail.split_at(n);
+        rest = next;
+        let mut msgs = Vec::new();
+        let mut step = Step::default();
+        match payload.first() {
+            Some(50..=79) => {
+                let _ = auth.handle(payload, b"fuzz-session", &mut msgs, &mut step);
+            }
+            Some(_) => connection.handle(payload, &mut msgs, &mut step),
+            None => {}
+        }
+    }
+    connection.finish(&mut Step::default());
+}
