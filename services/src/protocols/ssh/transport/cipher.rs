@@ -271,7 +271,10 @@ impl Direction {
         pkt.extend_from_slice(payload);
         let start = pkt.len();
         pkt.resize(start + pad, 0);
-        rng.fill_bytes(&mut pkt[start..]);
+        // sshd pads with zeros until a cipher is in place, with random bytes afterwards.
+        if !matches!(self.cipher, Cipher::Plain) {
+            rng.fill_bytes(&mut pkt[start..]);
+        }
         let seq = self.seq;
         match &mut self.cipher {
             Cipher::Plain => {}

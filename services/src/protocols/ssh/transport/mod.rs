@@ -205,6 +205,7 @@ pub struct Transport {
     queued: Vec<Vec<u8>>,
     queued_bytes: usize,
     compression: Compression,
+    service_accepted: bool,
 }
 
 impl std::fmt::Debug for Transport {
@@ -237,6 +238,7 @@ impl Transport {
             ignore_next_kex_packet: false,
             queued: Vec::new(),
             queued_bytes: 0,
+            service_accepted: false,
             compression: Compression {
                 authenticated: false,
                 tx_alg: String::new(),
@@ -488,9 +490,12 @@ impl Transport {
             30..=49 => self.on_kex_message(seq, payload, out, events),
             _ if self.kex.is_some() && self.initial() => self.protocol_error(seq, msg, out, events),
             _ if self.initial() => self.protocol_error(seq, msg, out, events),
-            MSG_SERVICE_REQUEST => self.on_service_request(payload, out, events),
+            MSG_SERVICE_REQUEST if !self.service_accepted => {
+                self.on_service_request(payload, out, events);
+            }
             MSG_EXT_INFO => {}
-            50.. => upper.push(payload.to_vec()),
+            // sshd only listens for userauth once ssh-userauth was accepted.
+            50.. if self.service_accepted => upper.push(payload.to_vec()),
             _ => self.protocol_error(seq, msg, out, events),
         }
     }
@@ -527,6 +532,7 @@ impl Transport {
             w.string(service);
             let reply = w.finish();
             self.send(&reply, out);
+            self.service_accepted = true;
         } else {
             let text = format!("bad service request {}", String::from_utf8_lossy(service));
             self.fail(&text, Some(&text), out, events);
