@@ -53,11 +53,12 @@ const INPUT_SLICE: usize = 64 * 1024;
 /// the rest dropped (our own upper layer never gets near it).
 const MAX_QUEUED: usize = 4 * 1024 * 1024;
 
-/// What OpenSSH 9.2's `kex_send_ext_info` announces: every plain signature algorithm its
-/// sshkey.c knows, in table order.
-const SERVER_SIG_ALGS: &str = "ssh-ed25519,sk-ssh-ed25519@openssh.com,ssh-rsa,rsa-sha2-256,\
-rsa-sha2-512,ssh-dss,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,\
-sk-ecdsa-sha2-nistp256@openssh.com,webauthn-sk-ecdsa-sha2-nistp256@openssh.com";
+/// What OpenSSH 9.2's `kex_send_ext_info` announces: every plain signature algorithm in the
+/// order of sshkey.c's table (checked against Debian 12's sshd; older releases ordered RSA
+/// second).
+const SERVER_SIG_ALGS: &str = "ssh-ed25519,sk-ssh-ed25519@openssh.com,ecdsa-sha2-nistp256,\
+ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,sk-ecdsa-sha2-nistp256@openssh.com,\
+webauthn-sk-ecdsa-sha2-nistp256@openssh.com,ssh-dss,ssh-rsa,rsa-sha2-256,rsa-sha2-512";
 
 /// Why the transport could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -342,9 +343,12 @@ impl Transport {
                         },
                         Err(e) => {
                             let reply = match &e {
-                                PacketError::BadLength(_) => Some("Packet corrupt".to_owned()),
+                                // sshd queues "Packet corrupt" for a bad length but dies
+                                // before flushing it: the peer sees a bare close.
                                 PacketError::BadPadding(_) => Some(e.to_string()),
-                                PacketError::BadMac | PacketError::BlockAlign { .. } => None,
+                                PacketError::BadLength(_)
+                                | PacketError::BadMac
+                                | PacketError::BlockAlign { .. } => None,
                             };
                             self.fail(&e.to_string(), reply.as_deref(), out, events);
                         }
@@ -469,10 +473,16 @@ impl Transport {
         events: &mut Vec<TransportEvent>,
     ) {
         let Some(&msg) = payload.first() else {
-            // An empty payload has no message number; sshd treats it as corrupt.
-            self.fail("empty packet", Some("Packet corrupt"), out, events);
+            // An empty payload has no message number; sshd drops the connection.
+            self.fail("empty packet", None, out, events);
             return;
         };
+        // SSH2_MSG_MIN..SSH2_MSG_LOCAL_MIN: sshd refuses anything else outright.
+        if msg == 0 || msg >= 192 {
+            let text = format!("Invalid ssh2 packet type: {msg}");
+            self.fail(&text, Some(&text), out, events);
+            return;
+        }
         let strict_initial = self.strict && self.initial();
         match msg {
             MSG_DISCONNECT => {
@@ -488,6 +498,12 @@ impl Transport {
             MSG_KEXINIT => self.on_kexinit(seq, payload, out, events),
             MSG_NEWKEYS => self.on_newkeys(seq, out, events),
             30..=49 => self.on_kex_message(seq, payload, out, events),
+            // Before the first kex completes sshd has no handler at all for these and drops
+            // the connection (its DISCONNECT is never flushed).
+            50.. if self.initial() => {
+                let text = format!("protocol error: rcvd type {msg}");
+                self.fail(&text, None, out, events);
+            }
             _ if self.kex.is_some() && self.initial() => self.protocol_error(seq, msg, out, events),
             _ if self.initial() => self.protocol_error(seq, msg, out, events),
             MSG_SERVICE_REQUEST if !self.service_accepted => {

@@ -192,18 +192,50 @@ fn no_common_algorithm_closes_without_disconnect() {
 }
 
 #[test]
-fn oversized_packet_is_answered_packet_corrupt() {
+fn oversized_packet_closes_silently() {
     let (mut t, _) = started();
     let mut input = b"SSH-2.0-x\r\n".to_vec();
     input.extend_from_slice(&[0x00, 0x10, 0x00, 0x00, 4, 0, 0, 0]);
     let (out, _, events) = run(&mut t, &input);
-    let packets = plain_packets(out);
-    let last = packets.last().unwrap();
-    assert_eq!(last[0], MSG_DISCONNECT);
-    assert!(String::from_utf8_lossy(last).contains("Packet corrupt"));
+    assert_eq!(plain_packets(out).len(), 1, "only our KEXINIT, like sshd");
     assert!(
         matches!(events.last(), Some(TransportEvent::Failed(m)) if m.contains("Bad packet length 1048576"))
     );
+}
+
+#[test]
+fn reactions_match_debian_sshd_before_kex() {
+    // (packet payload, last server message or None for a bare close, still open)
+    let cases: [(&[u8], Option<&[u8]>, bool); 5] = [
+        (b"\x00hello", Some(b"Invalid ssh2 packet type: 0"), false),
+        (b"\xc8hello", Some(b"Invalid ssh2 packet type: 200"), false),
+        (b"\x63hello", None, false),
+        (b"\x15", Some(&[MSG_UNIMPLEMENTED, 0, 0, 0, 0]), true),
+        (
+            b"\x1e\0\0\0\0",
+            Some(&[MSG_UNIMPLEMENTED, 0, 0, 0, 0]),
+            true,
+        ),
+    ];
+    for (payload, reply, open) in cases {
+        let (mut t, _) = started();
+        let mut client = Direction::plain();
+        let mut rng = ChaCha20Rng::from_seed([1; 32]);
+        let mut input = b"SSH-2.0-x\r\n".to_vec();
+        input.extend(client.seal(payload, &mut rng));
+        let packets = plain_packets(run(&mut t, &input).0);
+        match reply {
+            None => assert_eq!(packets.len(), 1, "{payload:?}"),
+            Some(r) => {
+                let last = packets.last().unwrap();
+                assert!(
+                    last.windows(r.len()).any(|w| w == r),
+                    "{payload:?}: {last:?}"
+                );
+            }
+        }
+        assert_eq!(t.is_closed(), !open, "{payload:?}");
+    }
 }
 
 #[test]
