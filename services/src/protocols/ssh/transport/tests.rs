@@ -205,8 +205,9 @@ fn oversized_packet_closes_silently() {
 
 #[test]
 fn reactions_match_debian_sshd_before_kex() {
-    // (packet payload, last server message or None for a bare close, still open)
-    let cases: [(&[u8], Option<&[u8]>, bool); 5] = [
+    /// (packet payload, last server message or None for a bare close, still open)
+    type Case<'a> = (&'a [u8], Option<&'a [u8]>, bool);
+    let cases: [Case<'_>; 5] = [
         (b"\x00hello", Some(b"Invalid ssh2 packet type: 0"), false),
         (b"\xc8hello", Some(b"Invalid ssh2 packet type: 200"), false),
         (b"\x63hello", None, false),
