@@ -281,6 +281,11 @@ impl DhGroup {
     ) -> Result<(Vec<u8>, Vec<u8>), KexError> {
         let e = BigUint::from_bytes_be(e_bytes);
         let one = BigUint::from(1u32);
+        // modpow panics on a zero modulus; the built-in primes never parse to one, but a
+        // corrupted constant must not take the process down.
+        if self.p <= one {
+            return Err(KexError::Unsupported("diffie-hellman group".to_owned()));
+        }
         // dh_pub_is_valid: 1 < e < p-1.
         if e <= one || e >= &self.p - &one {
             return Err(KexError::BadPublic("diffie-hellman"));
