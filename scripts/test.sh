@@ -23,8 +23,9 @@ rm -f "${CARGO_TARGET_DIR:-target}/.rustc_info.json"
 # that `nmap -sV` names the impersonated product. default-mysql-client: the `mysql` client;
 # python3: poplib, imaplib, smtplib and ftplib for the mail and file-transfer emulators.
 # postgresql-15, mariadb-server: the repository suite runs against both (scripts/databases.sh
-# starts throwaway servers on loopback and removes them when the run ends).
-APT_PACKAGES=(ieee-data redis-tools nmap curl default-mysql-client python3 postgresql-15 mariadb-server)
+# starts throwaway servers on loopback and removes them when the run ends). openssh-client: `ssh`,
+# `sftp`, `scp` and `ssh-keygen` for the ssh emulator's interop and end-to-end tests.
+APT_PACKAGES=(ieee-data redis-tools nmap curl default-mysql-client python3 postgresql-15 mariadb-server openssh-client)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -51,3 +51,102 @@ pub fn drive_service(slug: &str, data: &[u8]) {
     }
     session.finish(&mut Step::default());
 }
+
+/// The ssh layers above the transport (authentication, channels, shell, SFTP, scp) on
+/// arbitrary decrypted payloads, which the transport keeps out of reach of a fuzzer that
+/// cannot complete a key exchange. `data` is a run of payloads, each behind a one-byte length.
+pub fn drive_ssh_layers(data: &[u8]) {
+    use decnet_services::{
+        protocols::ssh::{
+            auth::{Auth, AuthPolicy},
+            connection::{Connection, Login},
+            transcript::Clock,
+        },
+        shell::fs::HostInfo,
+    };
+    let mut auth = Auth::new(Arc::new(AuthPolicy {
+        credentials: vec![("root".into(), "admin".into())],
+        accept_keys: true,
+        keyboard_interactive: true,
+        ..AuthPolicy::default()
+    }));
+    let login = Login {
+        user: "root".into(),
+        host: HostInfo {
+            hostname: "SRV-FUZZ-01".into(),
+            distro: "debian".into(),
+            kernel: "6.1.0-27-amd64".into(),
+            ip: "192.0.2.2".into(),
+        },
+        motd: "motd\n".into(),
+        bait: vec![("/opt/x".into(), b"y".to_vec())],
+        quarantine: true,
+        openssh_client: true,
+    };
+    let mut connection = Connection::new(login, Clock::Manual(Arc::default()), 1 << 20);
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = usize::from(len).min(tail.len());
+        let (payload, next) = tail.split_at(n);
+        rest = next;
+        let mut msgs = Vec::new();
+        let mut step = Step::default();
+        match payload.first() {
+            Some(50..=79) => {
+                let _ = auth.handle(payload, b"fuzz-session", &mut msgs, &mut step);
+            }
+            Some(_) => connection.handle(payload, &mut msgs, &mut step),
+            None => {}
+        }
+    }
+    connection.finish(&mut Step::default());
+}
+
+/// The ssh transport (version exchange, packet framing, KEXINIT, kex messages) on arbitrary
+/// client bytes. The first byte picks raw bytes after a valid identification, or plaintext
+/// packets (each chunk framed as one) after a client KEXINIT offering every kex.
+pub fn drive_ssh_transport(data: &[u8]) {
+    use decnet_services::protocols::ssh::transport::{
+        DEFAULT_BANNER, Proposal, Transport, TransportConfig,
+    };
+    static CONFIG: OnceLock<Option<Arc<TransportConfig>>> = OnceLock::new();
+    let Some(config) = CONFIG
+        .get_or_init(|| TransportConfig::new(DEFAULT_BANNER, b"fuzz").ok().map(Arc::new))
+        .clone()
+    else {
+        return;
+    };
+    fn plain_packet(payload: &[u8]) -> Vec<u8> {
+        let mut pad = 8 - (5 + payload.len()) % 8;
+        if pad < 4 {
+            pad += 8;
+        }
+        let len = u32::try_from(1 + payload.len() + pad).unwrap_or(u32::MAX);
+        let mut p = len.to_be_bytes().to_vec();
+        p.push(u8::try_from(pad).unwrap_or(4));
+        p.extend_from_slice(payload);
+        p.resize(p.len() + pad, 0);
+        p
+    }
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut t = Transport::new(config);
+    let (mut out, mut upper, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    t.start(&mut out);
+    t.receive(b"SSH-2.0-fuzz\r\n", &mut out, &mut upper, &mut events);
+    if mode % 2 == 0 {
+        t.receive(rest, &mut out, &mut upper, &mut events);
+        return;
+    }
+    let mut client = Proposal::server_default();
+    client.kex.retain(|k| !k.starts_with("kex-strict"));
+    t.receive(&plain_packet(&client.encode(&[0; 16])), &mut out, &mut upper, &mut events);
+    let mut rest = rest;
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = (usize::from(len) * 8).min(tail.len());
+        let (payload, next) = tail.split_at(n);
+        rest = next;
+        t.receive(&plain_packet(payload), &mut out, &mut upper, &mut events);
+    }
+}

@@ -15,6 +15,7 @@ pub mod pop3;
 pub mod redis;
 pub mod sasl;
 pub mod smtp;
+pub mod ssh;
 pub mod telnet;
 
 /// Slugs this build emulates.
@@ -29,6 +30,7 @@ pub const AVAILABLE: &[&str] = &[
     "redis",
     "smtp",
     "smtp_relay",
+    "ssh",
     "telnet",
 ];
 /// Slugs this build emulates.
@@ -42,6 +44,7 @@ pub const AVAILABLE: &[&str] = &[
     "redis",
     "smtp",
     "smtp_relay",
+    "ssh",
     "telnet",
 ];
 
@@ -74,6 +77,12 @@ pub fn lookup(slug: &str, persona: &Persona) -> Result<Arc<dyn Protocol>, Lookup
         "redis" => Arc::new(redis::Redis::from_persona(persona)),
         "smtp" => Arc::new(smtp::Smtp::from_persona(persona, false)),
         "smtp_relay" => Arc::new(smtp::Smtp::from_persona(persona, true)),
+        "ssh" => Arc::new(
+            ssh::Ssh::from_persona(persona).map_err(|e| LookupError::Config {
+                slug: slug.to_owned(),
+                reason: e.to_string(),
+            })?,
+        ),
         "telnet" => Arc::new(telnet::Telnet::from_persona(persona)),
         _ => {
             return Err(LookupError::Unknown {

@@ -70,6 +70,11 @@ impl Shell {
         }
     }
 
+    /// The session's filesystem, for a service to plant persona files in.
+    pub fn fs_mut(&mut self) -> &mut FakeFs {
+        &mut self.fs
+    }
+
     fn home(&self) -> String {
         if self.user == "root" {
             "/root".into()

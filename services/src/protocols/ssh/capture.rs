@@ -1,0 +1,153 @@
+//! Files an attacker uploads (over SFTP or scp), kept within a per-connection byte budget,
+//! hashed, stored in quarantine and reported as `upload` events.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use decnet_store::Severity;
+use sha2::{Digest, Sha256};
+
+use crate::session::Step;
+
+/// Default bytes of uploads kept per connection.
+pub const DEFAULT_UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
+/// Longest path kept in an event.
+const MAX_PATH: usize = 1024;
+
+/// How many upload bytes one connection may still keep, shared by all its channels.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    left: Arc<AtomicUsize>,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            left: Arc::new(AtomicUsize::new(limit)),
+        }
+    }
+
+    /// Reserve up to `want` bytes; returns how many were granted.
+    pub fn take(&self, want: usize) -> usize {
+        // One connection's channels run on one task: load-then-store cannot race.
+        let left = self.left.load(Ordering::Relaxed);
+        let granted = want.min(left);
+        self.left.store(left - granted, Ordering::Relaxed);
+        granted
+    }
+}
+
+/// One file being received.
+#[derive(Debug)]
+pub struct Upload {
+    pub path: String,
+    kept: Vec<u8>,
+    /// Highest byte offset written (the file's size as the client sees it).
+    size: u64,
+    truncated: bool,
+}
+
+impl Upload {
+    pub fn new(path: &str) -> Self {
+        Self {
+            path: path.chars().take(MAX_PATH).collect(),
+            kept: Vec::new(),
+            size: 0,
+            truncated: false,
+        }
+    }
+
+    /// Place `data` at `offset`, keeping what the budget allows.
+    pub fn write(&mut self, offset: u64, data: &[u8], budget: &Budget) {
+        let end = offset.saturating_add(data.len() as u64);
+        self.size = self.size.max(end);
+        let Ok(start) = usize::try_from(offset) else {
+            self.truncated = true;
+            return;
+        };
+        let want_end = start.saturating_add(data.len());
+        if want_end > self.kept.len() {
+            let grow = budget.take(want_end - self.kept.len());
+            if grow < want_end - self.kept.len() {
+                self.truncated = true;
+            }
+            let new_len = self.kept.len() + grow;
+            self.kept.resize(new_len, 0);
+        }
+        if start < self.kept.len() {
+            let n = (self.kept.len() - start).min(data.len());
+            self.kept[start..start + n].copy_from_slice(&data[..n]);
+        }
+    }
+
+    /// The file's size as written so far (kept or not).
+    pub fn written(&self) -> u64 {
+        self.size
+    }
+
+    /// The bytes kept so far.
+    pub fn data(&self) -> &[u8] {
+        &self.kept
+    }
+
+    /// Hash, store (when quarantine is on) and report the file.
+    pub fn finish(self, method: &str, quarantine: bool, step: &mut Step) -> Vec<u8> {
+        let sha = hex(&Sha256::digest(&self.kept));
+        let stored_as = if quarantine {
+            sha.clone()
+        } else {
+            String::new()
+        };
+        let truncated = self.truncated || self.size > self.kept.len() as u64;
+        step.event(
+            "upload",
+            Severity::Warning,
+            &[
+                ("path", &self.path),
+                ("size", &self.size.to_string()),
+                ("sha256", &sha),
+                ("stored_as", &stored_as),
+                ("truncated", if truncated { "true" } else { "false" }),
+                ("method", method),
+            ],
+        );
+        if quarantine {
+            step.store(&sha, self.kept.clone());
+        }
+        self.kept
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_land_at_offsets_within_the_budget() {
+        let budget = Budget::new(10);
+        let mut u = Upload::new("/tmp/x");
+        u.write(4, b"abcd", &budget);
+        u.write(0, b"0123", &budget);
+        assert_eq!(u.data(), b"0123abcd");
+        u.write(8, b"WXYZ", &budget);
+        assert_eq!(u.data(), b"0123abcdWX");
+        let mut step = Step::default();
+        let kept = u.finish("sftp", true, &mut step);
+        assert_eq!(kept, b"0123abcdWX");
+        let ev = &step.events[0];
+        assert_eq!(ev.field("size"), Some("12"));
+        assert_eq!(ev.field("truncated"), Some("true"));
+        assert_eq!(ev.field("method"), Some("sftp"));
+        assert_eq!(
+            step.artifacts[0].name,
+            ev.field("sha256").unwrap_or_default()
+        );
+        assert_eq!(budget.take(5), 0);
+    }
+}
