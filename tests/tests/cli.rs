@@ -629,3 +629,27 @@ fn help_and_completions() {
             .contains("complete -F")
     );
 }
+
+#[test]
+fn writing_the_compose_file_to_a_device_keeps_the_device() {
+    let out = decnet()
+        .args([
+            "deploy",
+            "-n",
+            "1",
+            "--subnet",
+            "10.9.0.0/24",
+            "--dry-run",
+            "-o",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = fs::metadata("/dev/null").unwrap();
+    assert!(!meta.is_file(), "/dev/null was replaced by a regular file");
+}

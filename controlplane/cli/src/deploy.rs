@@ -253,8 +253,17 @@ fn print_plan(plan: &FleetPlan) {
     );
 }
 
-/// Write `text` to `path` atomically (temporary file in the same directory, then rename).
+/// Write `text` to `path` atomically (temporary file in the same directory, then rename). A
+/// path that exists and is not a regular file (`/dev/stdout`, `/dev/null`, a FIFO) is written
+/// in place: renaming over it would replace the device with a plain file.
 fn write_atomic(path: &Path, text: &str) -> Result<(), Failure> {
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", path.display())));
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
