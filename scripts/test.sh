@@ -12,10 +12,16 @@ if [[ -z "${CARGO_TARGET_DIR:-}" && -d /var/tmp && -w /var/tmp ]]; then
     export CARGO_TARGET_DIR=/var/tmp/decnet-target
 fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-# Cargo caches its rustc probes in the target directory, failures included. A probe that ran
-# while `ring`'s build script was compiling C once came back with the C compiler's error text
-# and was cached, failing every later build; probing afresh each run costs milliseconds.
+# Cargo caches its rustc probes in the target directory, failures included. Once a probe (which
+# reads /dev/null as its input) came back with a C compiler's error text, because something had
+# replaced /dev/null with a plain file that build scripts then wrote into; that cached failure
+# broke every later build. Probe afresh each run (milliseconds), and make sure /dev/null is
+# the device before anything starts.
 export CARGO_CACHE_RUSTC_INFO=0
+if [[ -e /dev/null && ! -c /dev/null && $(id -u) -eq 0 ]]; then
+    echo "WARNING: /dev/null was a plain file; restoring the device" >&2
+    rm -f /dev/null && mknod -m 666 /dev/null c 1 3
+fi
 rm -f "${CARGO_TARGET_DIR:-target}/.rustc_info.json"
 
 # System packages the tests use (Debian names). ieee-data: the IEEE OUI registry the MAC

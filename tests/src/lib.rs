@@ -41,12 +41,6 @@ pub fn workspace_bin(name: &'static str) -> PathBuf {
                 "-p",
                 "decnet-services",
             ])
-            // Opt-in https (see the README): build the emulators with TLS.
-            .args(if std::env::var_os("E2E_TLS").is_some() {
-                &["--features", "decnet-services/tls"][..]
-            } else {
-                &[][..]
-            })
             .arg("--manifest-path")
             .arg(&manifest)
             .output()

@@ -80,7 +80,6 @@ fn nmap_identifies_apache_httpd() {
 }
 
 #[test]
-#[ignore = "needs the opt-in tls feature: E2E_TLS=1 cargo test -p decnet-e2e --test http -- --ignored"]
 fn https_serves_the_site_behind_a_plain_self_signed_certificate() {
     let decky = Decky::start("https", &[("HOSTNAME", "web01.corp.local")]);
     let url = format!("https://web01.corp.local:{}/", decky.port);
@@ -137,7 +136,6 @@ fn https_serves_the_site_behind_a_plain_self_signed_certificate() {
 }
 
 #[test]
-#[ignore = "needs the opt-in tls feature: E2E_TLS=1 cargo test -p decnet-e2e --test http -- --ignored"]
 fn nmap_identifies_apache_over_tls() {
     let decky = Decky::start("https", &[]);
     let Some(line) = decnet_e2e::nmap_version_row(decky.port) else {
