@@ -637,6 +637,8 @@ fn writing_the_compose_file_to_a_device_keeps_the_device() {
             "deploy",
             "-n",
             "1",
+            "--services",
+            "http",
             "--subnet",
             "10.9.0.0/24",
             "--dry-run",
