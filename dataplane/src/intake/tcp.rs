@@ -3,7 +3,7 @@
 
 use std::{
     io::Read,
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -26,8 +26,23 @@ pub(crate) fn accept_loop(
     metrics: &Arc<IntakeMetrics>,
     stop: &Arc<AtomicBool>,
 ) {
+    accept_with(listener, "tcp", config, sender, metrics, stop, Ok);
+}
+
+/// Accept senders on `listener` (plain TCP, or TLS through `wrap`), one bounded thread each.
+/// `wrap` turns an accepted connection (already blocking with the [`POLL`] read timeout) into
+/// the stream frames are read from; its error is logged and the connection dropped.
+pub(crate) fn accept_with<S: Read + Send + 'static>(
+    listener: &TcpListener,
+    proto: &'static str,
+    config: &IntakeConfig,
+    sender: &EventSender,
+    metrics: &Arc<IntakeMetrics>,
+    stop: &Arc<AtomicBool>,
+    wrap: impl Fn(TcpStream) -> Result<S, String>,
+) {
     if let Err(e) = listener.set_nonblocking(true) {
-        tracing::error!(error = %e, "tcp intake cannot poll its listener");
+        tracing::error!(error = %e, "{proto} intake cannot poll its listener");
         return;
     }
     let live = Arc::new(AtomicUsize::new(0));
@@ -40,33 +55,41 @@ pub(crate) fn accept_loop(
             }
             Err(e) => {
                 metrics.socket_errors.inc();
-                tracing::warn!(error = %e, "tcp intake accept failed");
+                tracing::warn!(error = %e, "{proto} intake accept failed");
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
         };
         if live.load(Ordering::Relaxed) >= config.max_tcp_connections {
             metrics.refused_connections.inc();
-            tracing::warn!(%peer, limit = config.max_tcp_connections, "tcp intake connection refused: too many senders");
+            tracing::warn!(%peer, limit = config.max_tcp_connections, "{proto} intake connection refused: too many senders");
             continue;
         }
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(POLL));
+        let stream = match wrap(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                metrics.socket_errors.inc();
+                tracing::warn!(%peer, error = %e, "{proto} intake session setup failed");
+                continue;
+            }
+        };
         live.fetch_add(1, Ordering::Relaxed);
         let mut ingest = Ingest::new(config, sender.clone(), Arc::clone(metrics));
         let max_frame = config.limits.max_message_len;
         let stop = Arc::clone(stop);
         let live2 = Arc::clone(&live);
         let spawned = std::thread::Builder::new()
-            .name("intake-tcp-conn".into())
+            .name(format!("intake-{proto}-conn"))
             .spawn(move || {
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(POLL));
                 serve(stream, &mut ingest, max_frame, &stop);
                 live2.fetch_sub(1, Ordering::Relaxed);
             });
         if let Err(e) = spawned {
             live.fetch_sub(1, Ordering::Relaxed);
             metrics.socket_errors.inc();
-            tracing::warn!(error = %e, "tcp intake cannot start a connection thread");
+            tracing::warn!(error = %e, "{proto} intake cannot start a connection thread");
         }
     }
 }

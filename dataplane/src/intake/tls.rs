@@ -5,11 +5,7 @@
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    time::Duration,
+    sync::{Arc, atomic::AtomicBool},
 };
 
 use decnet_store::pipeline::EventSender;
@@ -19,7 +15,7 @@ use rustls::{
     server::WebPkiClientVerifier,
 };
 
-use super::{Ingest, IntakeConfig, IntakeMetrics, tcp};
+use super::{IntakeConfig, IntakeMetrics, tcp};
 
 /// Where the TLS listener's identity comes from.
 #[derive(Debug, Clone)]
@@ -151,57 +147,9 @@ pub(crate) fn accept_loop(
     metrics: &Arc<IntakeMetrics>,
     stop: &Arc<AtomicBool>,
 ) {
-    if let Err(e) = listener.set_nonblocking(true) {
-        tracing::error!(error = %e, "tls intake cannot poll its listener");
-        return;
-    }
-    let live = Arc::new(AtomicUsize::new(0));
-    while !stop.load(Ordering::Relaxed) {
-        let (stream, peer) = match listener.accept() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-            Err(e) => {
-                metrics.socket_errors.inc();
-                tracing::warn!(error = %e, "tls intake accept failed");
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if live.load(Ordering::Relaxed) >= config.max_tcp_connections {
-            metrics.refused_connections.inc();
-            continue;
-        }
-        let conn = match ServerConnection::new(Arc::clone(tls)) {
-            Ok(c) => c,
-            Err(e) => {
-                metrics.socket_errors.inc();
-                tracing::warn!(%peer, error = %e, "tls intake session setup failed");
-                continue;
-            }
-        };
-        live.fetch_add(1, Ordering::Relaxed);
-        let mut ingest = Ingest::new(config, sender.clone(), Arc::clone(metrics));
-        let max_frame = config.limits.max_message_len;
-        let (stop, live2) = (Arc::clone(stop), Arc::clone(&live));
-        let spawned = std::thread::Builder::new()
-            .name("intake-tls-conn".into())
-            .spawn(move || {
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(super::POLL));
-                tcp::serve(
-                    StreamOwned::new(conn, stream),
-                    &mut ingest,
-                    max_frame,
-                    &stop,
-                );
-                live2.fetch_sub(1, Ordering::Relaxed);
-            });
-        if spawned.is_err() {
-            live.fetch_sub(1, Ordering::Relaxed);
-            metrics.socket_errors.inc();
-        }
-    }
+    tcp::accept_with(listener, "tls", config, sender, metrics, stop, |stream| {
+        ServerConnection::new(Arc::clone(tls))
+            .map(|conn| StreamOwned::new(conn, stream))
+            .map_err(|e| e.to_string())
+    });
 }
