@@ -112,7 +112,12 @@ impl Lab {
             subnet_prefix: format!("10.231.{octet}"),
             data: tempfile::tempdir().unwrap(),
         };
-        ok("ip", &["link", "add", &parent, "type", "veth", "peer", "name", &peer]);
+        ok(
+            "ip",
+            &[
+                "link", "add", &parent, "type", "veth", "peer", "name", &peer,
+            ],
+        );
         ok("ip", &["netns", "add", &netns]);
         ok("ip", &["link", "set", &peer, "netns", &netns]);
         let gw = format!("{}.1/24", lab.subnet_prefix);
@@ -150,12 +155,20 @@ impl Lab {
 
     /// A TCP exchange from the peer namespace: send `send`, return what came back.
     fn from_peer(&self, ip: &str, port: u16, send: &str) -> String {
-        let script = format!(
-            "exec 3<>/dev/tcp/{ip}/{port} && printf '{send}' >&3 && timeout 3 head -c 200 <&3"
-        );
+        let script =
+            format!("exec 3<>/dev/tcp/{ip}/{port} && printf '{send}' >&3 && timeout 2 cat <&3");
         let out = run(
             "ip",
-            &["netns", "exec", &self.netns, "timeout", "10", "bash", "-c", &script],
+            &[
+                "netns",
+                "exec",
+                &self.netns,
+                "timeout",
+                "10",
+                "bash",
+                "-c",
+                &script,
+            ],
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -211,11 +224,14 @@ fn deploy_check_break_redeploy_teardown() {
     assert_eq!(report["containers_created"], 10, "{report}");
     assert!(report["failed"].as_array().unwrap().is_empty(), "{report}");
 
-    let status: Value =
-        serde_json::from_str(&lab.decnet_ok(&["status", "--json"])).unwrap();
+    let status: Value = serde_json::from_str(&lab.decnet_ok(&["status", "--json"])).unwrap();
     let deckies = status.as_array().unwrap();
     assert_eq!(deckies.len(), 3, "{status}");
-    let banners = [("web01", 21, "", "220"), ("mail01", 110, "", "+OK"), ("cache01", 6379, "PING\\r\\n", "+PONG")];
+    let banners = [
+        ("web01", 21, "", "220"),
+        ("mail01", 110, "", "+OK"),
+        ("cache01", 6379, "PING\\r\\n", "+PONG"),
+    ];
     for d in deckies {
         let name = d["name"].as_str().unwrap();
         assert_eq!(d["state"], "running", "{d}");
@@ -225,13 +241,20 @@ fn deploy_check_break_redeploy_teardown() {
         assert_eq!(ep["IPAddress"], d["ip"], "{name}");
         let mac = ep["MacAddress"].as_str().unwrap();
         assert_eq!(Some(mac), d["mac"].as_str(), "{name}: MAC");
-        assert!(!mac.starts_with("02:42"), "{name}: Docker's vendor-less MAC {mac}");
+        assert!(
+            !mac.starts_with("02:42"),
+            "{name}: Docker's vendor-less MAC {mac}"
+        );
         assert_eq!(base["Config"]["Hostname"], d["hostname"], "{name}");
         // OS persona sysctls, set and effective in the kernel.
         let sysctls = base["HostConfig"]["Sysctls"].as_object().unwrap();
         let ttl = sysctls["net.ipv4.ip_default_ttl"].as_str().unwrap();
         let base_pid = base["State"]["Pid"].as_i64().unwrap();
-        assert_eq!(read_proc(base_pid, "net/ipv4/ip_default_ttl"), ttl, "{name}: ttl");
+        assert_eq!(
+            read_proc(base_pid, "net/ipv4/ip_default_ttl"),
+            ttl,
+            "{name}: ttl"
+        );
         assert_eq!(base["HostConfig"]["CapDrop"][0], "ALL");
         assert_eq!(base["HostConfig"]["ReadonlyRootfs"], true);
         // Every service container: in the base's netns, hardened, with the event sink absent
@@ -247,12 +270,18 @@ fn deploy_check_break_redeploy_teardown() {
             assert_eq!(netns_of(pid), netns_of(base_pid), "{cname}: netns");
             assert_eq!(hc["CapDrop"][0], "ALL", "{cname}");
             assert_eq!(hc["ReadonlyRootfs"], true, "{cname}");
-            assert!(hc["SecurityOpt"].to_string().contains("no-new-privileges"), "{cname}");
+            assert!(
+                hc["SecurityOpt"].to_string().contains("no-new-privileges"),
+                "{cname}"
+            );
             assert!(hc["PidsLimit"].as_i64().unwrap() > 0, "{cname}");
             assert!(hc["Memory"].as_i64().unwrap() > 0, "{cname}");
             let labels = svc["Config"]["Labels"].to_string().to_lowercase();
             for word in ["decnet", "honeypot", "decoy", "fake"] {
-                assert!(!labels.contains(word), "{cname}: label says {word}: {labels}");
+                assert!(
+                    !labels.contains(word),
+                    "{cname}: label says {word}: {labels}"
+                );
             }
         }
         // Reachable from the LAN (the peer namespace on the parent's other end).
@@ -275,7 +304,10 @@ fn deploy_check_break_redeploy_teardown() {
         &format!("{ip}:21").parse().unwrap(),
         Duration::from_secs(5),
     );
-    assert!(stream.is_ok(), "host -> {ip}:21 through the shim: {stream:?}");
+    assert!(
+        stream.is_ok(),
+        "host -> {ip}:21 through the shim: {stream:?}"
+    );
     drop(stream);
 
     // Break it: one service container removed, another stopped (Docker will not restart it).
@@ -289,7 +321,11 @@ fn deploy_check_break_redeploy_teardown() {
     assert_eq!(report["containers_created"], 1, "{report}");
     assert_eq!(report["containers_started"], 1, "{report}");
     for name in ["web01-http", "mail01-imap"] {
-        assert_eq!(inspect(name)["State"]["Running"], true, "{name} after redeploy");
+        assert_eq!(
+            inspect(name)["State"]["Running"],
+            true,
+            "{name} after redeploy"
+        );
     }
     // An orphan (a decky no record asks for) is removed by redeploy too.
     let out = lab.decnet_ok(&["teardown", "--id", "cache01"]);
@@ -300,7 +336,10 @@ fn deploy_check_break_redeploy_teardown() {
     lab.decnet_ok(&["teardown", "--all"]);
     let left = ok("docker", &["ps", "-aq", "--filter", "label=fleet.role"]);
     assert!(left.trim().is_empty(), "containers left: {left}");
-    let nets = ok("docker", &["network", "ls", "--filter", "name=fleet_lan", "-q"]);
+    let nets = ok(
+        "docker",
+        &["network", "ls", "--filter", "name=fleet_lan", "-q"],
+    );
     assert!(nets.trim().is_empty(), "network left: {nets}");
     assert!(!Path::new("/sys/class/net/lanshim0").exists(), "shim left");
     let status = lab.decnet_ok(&["status"]);
@@ -318,10 +357,22 @@ fn bad_inputs_leave_nothing() {
     let gw = format!("{p}.1");
     let count_left = || ok("docker", &["ps", "-aq", "--filter", "label=fleet.role"]);
     let base = |iface: &str| -> Vec<String> {
-        ["deploy", "-n", "2", "--services", "redis", "--subnet", &subnet, "--gateway", &gw, "--interface", iface]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect()
+        [
+            "deploy",
+            "-n",
+            "2",
+            "--services",
+            "redis",
+            "--subnet",
+            &subnet,
+            "--gateway",
+            &gw,
+            "--interface",
+            iface,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
     };
     let args = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
 
@@ -338,32 +389,69 @@ fn bad_inputs_leave_nothing() {
     let out = lab.decnet(&args(&v));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("vnc") && err.contains("no image template"), "{err}");
+    assert!(
+        err.contains("vnc") && err.contains("no image template"),
+        "{err}"
+    );
 
     // Image build failure: a broken template.
     let tpl = tempfile::tempdir().unwrap();
     for dir in ["base", "redis"] {
         std::fs::create_dir_all(tpl.path().join(dir)).unwrap();
-        std::fs::copy(templates().join(dir).join("Dockerfile"), tpl.path().join(dir).join("Dockerfile")).unwrap();
+        std::fs::copy(
+            templates().join(dir).join("Dockerfile"),
+            tpl.path().join(dir).join("Dockerfile"),
+        )
+        .unwrap();
     }
-    std::fs::write(tpl.path().join("redis/Dockerfile"), "FROM scratch\nCOPY nosuchfile /x\n").unwrap();
+    std::fs::write(
+        tpl.path().join("redis/Dockerfile"),
+        "FROM scratch\nCOPY nosuchfile /x\n",
+    )
+    .unwrap();
     let mut v = base(&lab.parent);
     v.extend(["--templates".to_owned(), tpl.path().display().to_string()]);
     let out = lab.decnet(&args(&v));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("building image fleet/redis") && err.contains("nosuchfile"), "{err}");
+    assert!(
+        err.contains("building image fleet/redis") && err.contains("nosuchfile"),
+        "{err}"
+    );
     assert!(count_left().trim().is_empty());
-    assert!(ok("docker", &["network", "ls", "-q", "--filter", "name=fleet_lan"]).trim().is_empty());
+    assert!(
+        ok(
+            "docker",
+            &["network", "ls", "-q", "--filter", "name=fleet_lan"]
+        )
+        .trim()
+        .is_empty()
+    );
 
     // Subnet clash with somebody else's network.
     let clash = format!("clash{}", std::process::id());
-    ok("docker", &["network", "create", "-d", "macvlan", "--subnet", &subnet, "-o", &format!("parent={}", lab.parent), &clash]);
+    ok(
+        "docker",
+        &[
+            "network",
+            "create",
+            "-d",
+            "macvlan",
+            "--subnet",
+            &subnet,
+            "-o",
+            &format!("parent={}", lab.parent),
+            &clash,
+        ],
+    );
     let out = lab.decnet(&args(&base(&lab.parent)));
     let _ = run("docker", &["network", "rm", &clash]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("clashes with the existing Docker network") && err.contains(&clash), "{err}");
+    assert!(
+        err.contains("clashes with the existing Docker network") && err.contains(&clash),
+        "{err}"
+    );
     assert!(count_left().trim().is_empty());
 
     // Docker not running: the message says how to start it.
@@ -376,7 +464,10 @@ fn bad_inputs_leave_nothing() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("cannot reach the Docker engine") && err.contains("dockerd"), "{err}");
+    assert!(
+        err.contains("cannot reach the Docker engine") && err.contains("dockerd"),
+        "{err}"
+    );
 
     // teardown needs a target; an unknown decky is named.
     let out = lab.decnet(&["teardown"]);

@@ -1,9 +1,6 @@
 //! `deploy` (for real), `teardown`, `status` and `redeploy`: the CLI edge of the fleet engine.
 
-use std::{
-    io::IsTerminal as _,
-    path::PathBuf,
-};
+use std::{io::IsTerminal as _, path::PathBuf};
 
 use decnet_engine::{ConvergeOptions, DeckyStatus, Engine, EngineError, ImageSources, Report};
 use decnet_fleet::plan::FleetPlan;
@@ -193,9 +190,8 @@ fn uptime(secs: Option<u64>) -> String {
 
 pub fn status(args: &StatusArgs, json: bool) -> Result<(), Failure> {
     let s = session(&args.store)?;
-    let deckies: Vec<DeckyStatus> = s
-        .rt
-        .block_on(async {
+    let deckies: Vec<DeckyStatus> =
+        s.rt.block_on(async {
             let engine = Engine::connect().await?;
             engine.status(&s.repo).await
         })
@@ -210,7 +206,15 @@ pub fn status(args: &StatusArgs, json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     let mut t = table(&[
-        "DECKY", "STATE", "IP", "MAC", "CONTAINER", "SERVICE", "DOCKER", "UPTIME", "RESTARTS",
+        "DECKY",
+        "STATE",
+        "IP",
+        "MAC",
+        "CONTAINER",
+        "SERVICE",
+        "DOCKER",
+        "UPTIME",
+        "RESTARTS",
     ]);
     for d in &deckies {
         for (i, c) in d.containers.iter().enumerate() {
@@ -241,4 +245,3 @@ pub fn status(args: &StatusArgs, json: bool) -> Result<(), Failure> {
     println!("{t}");
     Ok(())
 }
-

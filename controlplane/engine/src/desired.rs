@@ -99,7 +99,12 @@ pub fn from_plan(
             .get(compose::labels::MEMBER)
             .cloned()
             .unwrap_or_default();
-        if service.labels.get(compose::labels::ROLE).map(String::as_str) == Some("base") {
+        if service
+            .labels
+            .get(compose::labels::ROLE)
+            .map(String::as_str)
+            == Some("base")
+        {
             deckies.insert(
                 member,
                 DesiredDecky {
@@ -110,10 +115,9 @@ pub fn from_plan(
             );
         } else if let Some(d) = deckies.get_mut(&member) {
             if let Some(sock) = sink {
-                service.environment.insert(
-                    "EVENT_SINK".to_owned(),
-                    format!("unix:{SINK_MOUNT}"),
-                );
+                service
+                    .environment
+                    .insert("EVENT_SINK".to_owned(), format!("unix:{SINK_MOUNT}"));
                 service
                     .volumes
                     .push(format!("{}:{SINK_MOUNT}:ro", sock.display()));

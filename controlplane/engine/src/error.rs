@@ -57,7 +57,9 @@ pub enum EngineError {
     UnknownDecky(String),
     #[error("fleet state in the repository: {0}")]
     Store(#[from] decnet_store::repo::RepoError),
-    #[error("the stored state of decky {name:?} is unreadable ({reason}); `decnet teardown --id {name}` removes it")]
+    #[error(
+        "the stored state of decky {name:?} is unreadable ({reason}); `decnet teardown --id {name}` removes it"
+    )]
     BadRecord { name: String, reason: String },
     #[error("{failed} of {total} deckies failed and were rolled back: {first}")]
     Partial {

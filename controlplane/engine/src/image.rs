@@ -61,7 +61,11 @@ fn read_static_binary(path: &Path) -> Result<Vec<u8>, EngineError> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 {
         return Err(bad("is not a 64-bit ELF executable".into()));
     }
-    let u16_at = |o: usize| bytes.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u16_at = |o: usize| {
+        bytes
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     let u64_at = |o: usize| {
         bytes
             .get(o..o + 8)
@@ -256,7 +260,9 @@ async fn build(
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| fail(e.to_string()))?;
         if let Some(detail) = info.error_detail {
-            return Err(fail(detail.message.unwrap_or_else(|| "unknown error".into())));
+            return Err(fail(
+                detail.message.unwrap_or_else(|| "unknown error".into()),
+            ));
         }
         if let Some(line) = info.stream {
             let line = line.trim();
@@ -268,7 +274,9 @@ async fn build(
     }
     match docker.inspect_image(tag).await {
         Ok(_) => Ok(()),
-        Err(e) => Err(fail(format!("no image after the build ({e}); last output: {last}"))),
+        Err(e) => Err(fail(format!(
+            "no image after the build ({e}); last output: {last}"
+        ))),
     }
 }
 
@@ -300,7 +308,11 @@ mod tests {
         assert!(err.to_string().contains("dynamically linked"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk");
-        fs::write(&junk, b"not an elf at all, just text that is long enough to pass the size check").unwrap();
+        fs::write(
+            &junk,
+            b"not an elf at all, just text that is long enough to pass the size check",
+        )
+        .unwrap();
         let err = read_static_binary(&junk).unwrap_err();
         assert!(err.to_string().contains("64-bit ELF"), "{err}");
     }

@@ -133,7 +133,11 @@ fn now_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-fn record(d: &DesiredDecky, state: &str, error: Option<String>) -> Result<DeckyRecord, EngineError> {
+fn record(
+    d: &DesiredDecky,
+    state: &str,
+    error: Option<String>,
+) -> Result<DeckyRecord, EngineError> {
     Ok(DeckyRecord {
         name: d.name().to_owned(),
         spec: serde_json::to_string(d).map_err(|e| EngineError::BadRecord {
@@ -236,7 +240,11 @@ impl Engine {
                 d.base.image.clone_from(tag);
             }
             for s in &mut d.services {
-                if let Some(tag) = s.labels.get(labels::SERVICE).and_then(|slug| tags.get(slug)) {
+                if let Some(tag) = s
+                    .labels
+                    .get(labels::SERVICE)
+                    .and_then(|slug| tags.get(slug))
+                {
                     s.image.clone_from(tag);
                 }
             }
@@ -255,7 +263,8 @@ impl Engine {
         }
         // 3. The records first: a crash from here on leaves a fleet `redeploy` can finish.
         for d in desired.values() {
-            repo.upsert_decky(&record(d, states::DEPLOYING, None)?).await?;
+            repo.upsert_decky(&record(d, states::DEPLOYING, None)?)
+                .await?;
         }
         if replace_records {
             for r in repo.deckies().await? {
@@ -300,14 +309,17 @@ impl Engine {
                 .await;
         bar.finish_and_clear();
         for (name, result) in results {
-            let Some(d) = desired.get(&name) else { continue };
+            let Some(d) = desired.get(&name) else {
+                continue;
+            };
             match result {
                 Ok(c) => {
                     report.containers_created += c.created;
                     report.containers_started += c.started;
                     report.containers_kept += c.kept;
                     report.containers_removed += c.removed;
-                    repo.upsert_decky(&record(d, states::RUNNING, None)?).await?;
+                    repo.upsert_decky(&record(d, states::RUNNING, None)?)
+                        .await?;
                 }
                 Err(e) => {
                     repo.upsert_decky(&record(d, states::FAILED, Some(e.to_string()))?)
@@ -402,7 +414,11 @@ impl Engine {
     ) -> Result<Counts, EngineError> {
         let result = self.converge_decky_inner(d, actual).await;
         if result.is_err() {
-            let mut names: Vec<String> = d.services.iter().map(|s| s.container_name.clone()).collect();
+            let mut names: Vec<String> = d
+                .services
+                .iter()
+                .map(|s| s.container_name.clone())
+                .collect();
             names.push(d.name().to_owned());
             names.extend(
                 actual
@@ -575,7 +591,11 @@ impl Engine {
         Ok(out)
     }
 
-    async fn container_status(&self, name: &str, exists: bool) -> Result<ContainerStatus, EngineError> {
+    async fn container_status(
+        &self,
+        name: &str,
+        exists: bool,
+    ) -> Result<ContainerStatus, EngineError> {
         let missing = || ContainerStatus {
             name: name.to_owned(),
             role: String::new(),

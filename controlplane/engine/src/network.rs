@@ -2,12 +2,7 @@
 //! sweep of stale networks squatting its subnet, and the host shim that lets the appliance
 //! reach its own deckies (a macvlan parent cannot talk to its children directly).
 
-use std::{
-    collections::HashMap,
-    net::Ipv4Addr,
-    path::Path,
-    process::Command,
-};
+use std::{collections::HashMap, net::Ipv4Addr, path::Path, process::Command};
 
 use bollard::{
     Docker,
@@ -50,7 +45,9 @@ fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
 /// Make sure the parent exists: Docker would accept a missing one and fail only later, at
 /// the first container start.
 pub fn check_parent(parent: &str) -> Result<(), EngineError> {
-    if parent.is_empty() || parent.contains('/') || !Path::new("/sys/class/net").join(parent).exists()
+    if parent.is_empty()
+        || parent.contains('/')
+        || !Path::new("/sys/class/net").join(parent).exists()
     {
         return Err(EngineError::ParentMissing(parent.to_owned()));
     }
@@ -197,7 +194,11 @@ pub(crate) async fn remove_container(docker: &Docker, name: &str) -> Result<(), 
             Ok(()) => return Ok(()),
             Err(e) if is_not_found(&e) => return Ok(()),
             // "removal already in progress" (a parallel teardown) settles by itself.
-            Err(e) if attempt < 3 && (crate::error::is_transient(&e) || e.to_string().contains("in progress")) => {
+            Err(e)
+                if attempt < 3
+                    && (crate::error::is_transient(&e)
+                        || e.to_string().contains("in progress")) =>
+            {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
@@ -313,7 +314,10 @@ mod tests {
     #[test]
     fn missing_parent_is_named() {
         let err = check_parent("nosuchif0").unwrap_err();
-        assert!(err.to_string().contains("\"nosuchif0\" does not exist"), "{err}");
+        assert!(
+            err.to_string().contains("\"nosuchif0\" does not exist"),
+            "{err}"
+        );
         assert!(check_parent("../lo").is_err());
         assert!(check_parent("lo").is_ok());
     }
