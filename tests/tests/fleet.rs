@@ -192,12 +192,19 @@ fn netns_of(pid: i64) -> PathBuf {
     std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap()
 }
 
+/// A network sysctl as the kernel applies it inside a process's network namespace (sysctls
+/// under /proc/sys/net show the reader's namespace, so read it from inside).
 fn read_proc(pid: i64, path: &str) -> String {
-    std::fs::read_to_string(Path::new(&format!("/proc/{pid}/root/proc/sys")).join(path))
-        .or_else(|_| std::fs::read_to_string(format!("/proc/{pid}/root/proc/sys/{path}")))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
+    ok(
+        "nsenter",
+        &[
+            &format!("--net=/proc/{pid}/ns/net"),
+            "cat",
+            &format!("/proc/sys/{path}"),
+        ],
+    )
+    .trim()
+    .to_owned()
 }
 
 #[test]
@@ -265,7 +272,8 @@ fn deploy_check_break_redeploy_teardown() {
             assert_eq!(c["state"], "running", "{c}");
             let svc = inspect(cname);
             let hc = &svc["HostConfig"];
-            assert_eq!(hc["NetworkMode"], format!("container:{name}"), "{cname}");
+            let base_id = base["Id"].as_str().unwrap();
+            assert_eq!(hc["NetworkMode"], format!("container:{base_id}"), "{cname}");
             let pid = svc["State"]["Pid"].as_i64().unwrap();
             assert_eq!(netns_of(pid), netns_of(base_pid), "{cname}: netns");
             assert_eq!(hc["CapDrop"][0], "ALL", "{cname}");
@@ -298,7 +306,7 @@ fn deploy_check_break_redeploy_teardown() {
         assert!(got.contains(want), "{name} {ip}:{port} answered {got:?}");
     }
     // From the host, through the shim.
-    let web = &deckies[0];
+    let web = deckies.iter().find(|d| d["name"] == "web01").unwrap();
     let ip = web["ip"].as_str().unwrap();
     let stream = std::net::TcpStream::connect_timeout(
         &format!("{ip}:21").parse().unwrap(),
@@ -346,6 +354,10 @@ fn deploy_check_break_redeploy_teardown() {
     assert!(status.contains("no deckies"), "{status}");
 }
 
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 #[test]
 fn bad_inputs_leave_nothing() {
     if !docker_ready("bad_inputs_leave_nothing") {
@@ -374,7 +386,6 @@ fn bad_inputs_leave_nothing() {
         .map(|s| (*s).to_owned())
         .collect()
     };
-    let args = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
 
     // Parent interface missing.
     let out = lab.decnet(&args(&base("nosuchif9")));
