@@ -154,7 +154,7 @@ impl Lab {
     }
 
     /// A TCP exchange from the peer namespace: send `send`, return what came back.
-    fn from_peer(&self, ip: &str, port: u16, send: &str) -> String {
+    fn ask_from_peer(&self, ip: &str, port: u16, send: &str) -> String {
         let script =
             format!("exec 3<>/dev/tcp/{ip}/{port} && printf '{send}' >&3 && timeout 2 cat <&3");
         let out = run(
@@ -297,7 +297,7 @@ fn deploy_check_break_redeploy_teardown() {
         let (_, port, send, want) = banners.iter().find(|b| b.0 == name).unwrap();
         let mut got = String::new();
         for _ in 0..50 {
-            got = lab.from_peer(ip, *port, send);
+            got = lab.ask_from_peer(ip, *port, send);
             if got.contains(want) {
                 break;
             }
