@@ -33,6 +33,9 @@ fn ok(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The tests share one engine, one `fleet_lan` network name and the shim: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Root and a Docker engine, or a loud skip.
 fn docker_ready(test: &str) -> bool {
     let root = run("id", &["-u"]).stdout == b"0\n";
@@ -209,6 +212,7 @@ fn read_proc(pid: i64, path: &str) -> String {
 
 #[test]
 fn deploy_check_break_redeploy_teardown() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !docker_ready("deploy_check_break_redeploy_teardown") {
         return;
     }
@@ -360,6 +364,7 @@ fn args(v: &[String]) -> Vec<&str> {
 
 #[test]
 fn bad_inputs_leave_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !docker_ready("bad_inputs_leave_nothing") {
         return;
     }
