@@ -212,7 +212,9 @@ fn read_proc(pid: i64, path: &str) -> String {
 
 #[test]
 fn deploy_check_break_redeploy_teardown() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !docker_ready("deploy_check_break_redeploy_teardown") {
         return;
     }
@@ -364,7 +366,9 @@ fn args(v: &[String]) -> Vec<&str> {
 
 #[test]
 fn bad_inputs_leave_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !docker_ready("bad_inputs_leave_nothing") {
         return;
     }
