@@ -55,10 +55,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 if [[ $(id -u) -eq 0 ]]; then
     echo "==> starting PostgreSQL and MariaDB for the repository suite"
-    trap 'scripts/databases.sh stop' EXIT
+    trap 'scripts/databases.sh stop; scripts/docker.sh stop' EXIT
     eval "$(scripts/databases.sh start)"
+    # The fleet engine's tests run against a real engine: installs docker.io when none answers
+    # and starts a private dockerd (no iptables rules, no docker0); stopped by the trap above.
+    echo "==> starting a Docker engine for the fleet tests"
+    scripts/docker.sh start
 else
-    echo "WARNING: not root: PostgreSQL/MariaDB repository tests will be SKIPPED" >&2
+    echo "WARNING: not root: PostgreSQL/MariaDB repository tests and Docker fleet tests will be SKIPPED" >&2
 fi
 
 echo "==> cargo test"

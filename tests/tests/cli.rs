@@ -576,14 +576,17 @@ fn bad_flags_give_clear_errors() {
 
 #[test]
 fn later_verbs_say_not_available_and_fail() {
-    for verb in [
-        "status", "serve", "sniffer", "api", "redeploy", "mutate", "probe",
-    ] {
+    for verb in ["serve", "sniffer", "api", "mutate", "probe"] {
         let out = decnet().arg(verb).output().unwrap();
         assert_eq!(out.status.code(), Some(69), "{verb}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(err.contains("is not available yet"), "{verb}: {err}");
     }
+}
+
+#[test]
+fn deploy_without_docker_says_how_to_start_it() {
+    let dir = tempfile::tempdir().unwrap();
     let out = decnet()
         .args([
             "deploy",
@@ -593,14 +596,19 @@ fn later_verbs_say_not_available_and_fail() {
             "deaddeck",
             "--subnet",
             "10.0.0.0/24",
+            "--interface",
+            "lo",
+            "--data-dir",
         ])
+        .arg(dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(69));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        String::from_utf8(out.stderr)
-            .unwrap()
-            .contains("pass --dry-run")
+        err.contains("cannot reach the Docker engine") && err.contains("dockerd"),
+        "{err}"
     );
 }
 

@@ -41,12 +41,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Remove deployed deckies (not available yet).
+    /// Remove deployed deckies: `--all`, or one with `--id NAME`.
     Teardown(TeardownArgs),
-    /// Show the fleet's containers and their state (not available yet).
-    Status,
-    /// Converge the running fleet to the planned one (not available yet).
-    Redeploy,
+    /// Show every decky and its containers: state, IP, MAC, uptime, restarts.
+    Status(StatusArgs),
+    /// Converge Docker on the recorded fleet: start what is missing, remove orphans.
+    Redeploy(RedeployArgs),
     /// Run the whole appliance in one process (not available yet).
     Serve,
     /// Run the syslog intake alone: listeners → durable segments → SQL (until SIGINT/SIGTERM).
@@ -206,6 +206,49 @@ pub struct DeployArgs {
     /// Where `--dry-run` writes the compose file.
     #[arg(short, long, default_value = "decnet-compose.yml")]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// How the fleet engine builds images and creates containers.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// The static `decky` binary put into every image (default: `decky` beside `decnet`).
+    #[arg(long, env = "DECNET_DECKY_BIN")]
+    pub decky_bin: Option<PathBuf>,
+    /// Image templates (`<slug>/Dockerfile`; default: `../share/decnet/templates` beside
+    /// `decnet`, else `./templates`).
+    #[arg(long, env = "DECNET_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+    /// Rebuild every image, ignoring existing ones and Docker's layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Most deckies created at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Do not create the host shim interface (the host then cannot reach its deckies).
+    #[arg(long)]
+    pub no_shim: bool,
+    /// The collector's unix datagram socket, bind-mounted into every service container
+    /// (default: DATA_DIR/intake.sock when it exists).
+    #[arg(long, env = "DECNET_INTAKE_SOCKET")]
+    pub event_sink: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RedeployArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]
@@ -224,4 +267,6 @@ pub struct TeardownArgs {
     /// Remove one decky.
     #[arg(long)]
     pub id: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }

@@ -17,7 +17,7 @@ use decnet_fleet::{
 
 use crate::{
     args::{CheckArgs, DeployArgs, PlanArgs},
-    failure::{EXIT_UNAVAILABLE, Failure},
+    failure::Failure,
     hostnet,
     listings::{print_json, table},
 };
@@ -296,13 +296,7 @@ pub fn deploy(args: &DeployArgs, json: bool) -> Result<(), Failure> {
     };
     let plan = plan_spec(spec, &args.plan, args.randomize_services, source.as_deref())?;
     if !args.dry_run {
-        return Err(Failure {
-            code: EXIT_UNAVAILABLE,
-            message: "deploying to Docker is not available yet in this build (it arrives with \
-                      the fleet engine); pass --dry-run to plan the fleet and write its compose \
-                      file"
-                .into(),
-        });
+        return crate::fleet::deploy(&args.store, &args.engine, &plan, json);
     }
     let file = compose::compose(&plan);
     let yaml = compose::to_yaml(&file)

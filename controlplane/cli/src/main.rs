@@ -9,6 +9,7 @@ mod args;
 mod collect;
 mod deploy;
 mod failure;
+mod fleet;
 mod hostnet;
 mod lease;
 mod listings;
@@ -61,9 +62,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut cmd, "decnet", &mut std::io::stdout());
             Ok(())
         }
-        Command::Teardown(_) => Err(Failure::not_yet("teardown", "the fleet engine")),
-        Command::Status => Err(Failure::not_yet("status", "the fleet engine")),
-        Command::Redeploy => Err(Failure::not_yet("redeploy", "the fleet engine")),
+        Command::Teardown(args) => fleet::teardown(&args, json),
+        Command::Status(args) => fleet::status(&args, json),
+        Command::Redeploy(args) => fleet::redeploy(&args, json),
         Command::Serve => Err(Failure::not_yet("serve", "the web and store workers")),
         Command::Collect(args) => collect::collect(&args),
         Command::Sniffer => Err(Failure::not_yet("sniffer", "the dataplane")),

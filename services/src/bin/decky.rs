@@ -1,4 +1,6 @@
 //! `decky serve <service>`: run one emulated service, configured from the environment.
+//! `decky hold`: do nothing until SIGTERM/SIGINT; a host's base container runs it to own the
+//! network namespace (IP, MAC, sysctls) its service containers join.
 //!
 //! Environment: `NODE_NAME` (host name events carry), `EVENT_SINK` (`stdout`, `unix:/path`
 //! or `udp:HOST:PORT`; default stdout), `LOG_TARGET` (an extra `HOST:PORT` syslog collector),
@@ -20,12 +22,13 @@ use tokio::{net::TcpListener, sync::watch};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: decky serve <service>";
+const USAGE: &str = "usage: decky serve <service> | decky hold";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let slug = match args.as_slice() {
         [verb, slug] if verb == "serve" => slug.clone(),
+        [verb] if verb == "hold" => return hold(),
         [flag] if flag == "--help" || flag == "-h" => {
             println!("{USAGE}\nservices: {}", protocols::AVAILABLE.join(", "));
             return ExitCode::SUCCESS;
@@ -118,6 +121,23 @@ async fn serve(slug: &str) -> Result<(), String> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// Wait for a stop signal on a single thread: the base container must cost next to nothing.
+fn hold() -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => {
+            rt.block_on(wait_for_signal());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -1,0 +1,247 @@
+//! `deploy` (for real), `teardown`, `status` and `redeploy`: the CLI edge of the fleet engine.
+
+use std::{io::IsTerminal as _, path::PathBuf};
+
+use decnet_engine::{ConvergeOptions, DeckyStatus, Engine, EngineError, ImageSources, Report};
+use decnet_fleet::plan::FleetPlan;
+use decnet_store::{datadir::DataDir, repo::SqlRepository};
+
+use crate::{
+    args::{EngineArgs, RedeployArgs, StatusArgs, StoreArgs, TeardownArgs},
+    collect::{open_store, runtime},
+    failure::Failure,
+    listings::{print_json, table},
+};
+
+fn failure(e: &EngineError) -> Failure {
+    match e {
+        EngineError::ParentMissing(_)
+        | EngineError::NoParent
+        | EngineError::SubnetClash { .. }
+        | EngineError::NotEmulated { .. }
+        | EngineError::DeckyBinary { .. }
+        | EngineError::UnknownDecky(_) => Failure::config(e.to_string()),
+        _ => Failure::runtime(e.to_string()),
+    }
+}
+
+fn beside_exe(rel: &str) -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(rel)))
+}
+
+fn options(args: &EngineArgs, json: bool) -> ConvergeOptions {
+    let decky_bin = args
+        .decky_bin
+        .clone()
+        .or_else(|| beside_exe("decky"))
+        .unwrap_or_else(|| PathBuf::from("decky"));
+    let templates = args.templates.clone().unwrap_or_else(|| {
+        beside_exe("../share/decnet/templates")
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(|| PathBuf::from("templates"))
+    });
+    ConvergeOptions {
+        images: ImageSources {
+            decky_bin,
+            templates,
+            no_cache: args.no_cache,
+        },
+        concurrency: usize::from(args.concurrency),
+        shim: !args.no_shim,
+        progress: !json && std::io::stderr().is_terminal(),
+    }
+}
+
+fn sink(args: &EngineArgs, dir: &DataDir) -> Option<PathBuf> {
+    if let Some(path) = &args.event_sink {
+        return Some(path.clone());
+    }
+    let default = dir.root().join("intake.sock");
+    if default.exists() {
+        Some(default)
+    } else {
+        tracing::warn!(
+            socket = %default.display(),
+            "no collector socket: service events stay in container logs (start `decnet collect` first)"
+        );
+        None
+    }
+}
+
+struct Session {
+    rt: tokio::runtime::Runtime,
+    repo: SqlRepository,
+    dir: DataDir,
+}
+
+fn session(store: &StoreArgs) -> Result<Session, Failure> {
+    let rt = runtime()?;
+    let (dir, repo) = open_store(store, &rt)?;
+    Ok(Session { rt, repo, dir })
+}
+
+fn print_report(verb: &str, report: &Report, json: bool) -> Result<(), Failure> {
+    if json {
+        let value = serde_json::to_value(report)
+            .map_err(|e| Failure::runtime(format!("cannot render JSON: {e}")))?;
+        print_json(&value)?;
+    } else {
+        println!(
+            "{verb}: {} deckies in {:.1} s: {} containers created, {} started, {} kept, {} removed{}",
+            report.deckies,
+            report.elapsed_ms as f64 / 1000.0,
+            report.containers_created,
+            report.containers_started,
+            report.containers_kept,
+            report.containers_removed,
+            report
+                .shim
+                .as_ref()
+                .map(|s| format!("; host shim at {s}"))
+                .unwrap_or_default()
+        );
+        for (name, error) in &report.failed {
+            eprintln!("{name}: FAILED (rolled back): {error}");
+        }
+    }
+    if let Some((_, first)) = report.failed.first() {
+        return Err(failure(&EngineError::Partial {
+            failed: report.failed.len(),
+            total: report.deckies,
+            first: first.clone(),
+        }));
+    }
+    Ok(())
+}
+
+/// `deploy` without `--dry-run`.
+pub fn deploy(
+    store: &StoreArgs,
+    engine_args: &EngineArgs,
+    plan: &FleetPlan,
+    json: bool,
+) -> Result<(), Failure> {
+    let s = session(store)?;
+    let _lock = s
+        .dir
+        .lock("fleet")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let opts = options(engine_args, json);
+    let sink = sink(engine_args, &s.dir);
+    let report = s.rt.block_on(async {
+        let engine = Engine::connect().await?;
+        engine.deploy(&s.repo, plan, sink, &opts).await
+    });
+    let report = report.map_err(|e| failure(&e))?;
+    print_report("deployed", &report, json)
+}
+
+pub fn redeploy(args: &RedeployArgs, json: bool) -> Result<(), Failure> {
+    let s = session(&args.store)?;
+    let _lock = s
+        .dir
+        .lock("fleet")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let opts = options(&args.engine, json);
+    let report = s.rt.block_on(async {
+        let engine = Engine::connect().await?;
+        engine.redeploy(&s.repo, &opts).await
+    });
+    let report = report.map_err(|e| failure(&e))?;
+    print_report("redeployed", &report, json)
+}
+
+pub fn teardown(args: &TeardownArgs, json: bool) -> Result<(), Failure> {
+    if !args.all && args.id.is_none() {
+        return Err(Failure::config(
+            "say what to remove: --all (the whole fleet) or --id NAME (one decky)",
+        ));
+    }
+    let s = session(&args.store)?;
+    let _lock = s
+        .dir
+        .lock("fleet")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let removed = s.rt.block_on(async {
+        let engine = Engine::connect().await?;
+        engine.teardown(&s.repo, args.id.as_deref(), 8).await
+    });
+    let removed = removed.map_err(|e| failure(&e))?;
+    if json {
+        return print_json(&serde_json::json!({ "containers_removed": removed }));
+    }
+    match &args.id {
+        Some(id) => println!("removed decky {id} ({removed} containers)"),
+        None => println!("removed the fleet ({removed} containers), its network and host shim"),
+    }
+    Ok(())
+}
+
+fn uptime(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".to_owned(),
+        Some(s) if s < 120 => format!("{s}s"),
+        Some(s) if s < 7200 => format!("{}m", s / 60),
+        Some(s) => format!("{}h", s / 3600),
+    }
+}
+
+pub fn status(args: &StatusArgs, json: bool) -> Result<(), Failure> {
+    let s = session(&args.store)?;
+    let deckies: Vec<DeckyStatus> =
+        s.rt.block_on(async {
+            let engine = Engine::connect().await?;
+            engine.status(&s.repo).await
+        })
+        .map_err(|e| failure(&e))?;
+    if json {
+        let value = serde_json::to_value(&deckies)
+            .map_err(|e| Failure::runtime(format!("cannot render JSON: {e}")))?;
+        return print_json(&value);
+    }
+    if deckies.is_empty() {
+        println!("no deckies deployed");
+        return Ok(());
+    }
+    let mut t = table(&[
+        "DECKY",
+        "STATE",
+        "IP",
+        "MAC",
+        "CONTAINER",
+        "SERVICE",
+        "DOCKER",
+        "UPTIME",
+        "RESTARTS",
+    ]);
+    for d in &deckies {
+        for (i, c) in d.containers.iter().enumerate() {
+            let first = i == 0;
+            let show = |v: Option<&str>| {
+                if first {
+                    v.unwrap_or("-").to_owned()
+                } else {
+                    String::new()
+                }
+            };
+            t.add_row(vec![
+                show(Some(&d.name)),
+                show(Some(&d.state)),
+                show(d.ip.as_deref()),
+                show(d.mac.as_deref()),
+                c.name.clone(),
+                c.service.clone().unwrap_or_else(|| c.role.clone()),
+                c.state.clone(),
+                uptime(c.uptime_secs),
+                c.restarts.to_string(),
+            ]);
+        }
+        if let Some(e) = &d.last_error {
+            eprintln!("{}: last error: {e}", d.name);
+        }
+    }
+    println!("{t}");
+    Ok(())
+}
