@@ -1,9 +1,11 @@
 //! Profiler benchmark (BENCHMARKS.md, `bench/intel.sh`).
 //!
 //! - `engine N IPS`: N synthetic events from IPS attackers through the pure engine, taking
-//!   changes (attacker rows, behaviour, serialized state) every 10,000 events as the worker does.
+//!   changes (attacker rows, behaviour, serialized state) every 100,000 events as the worker
+//!   does by default.
 //! - `fill DB N IPS`: write N synthetic events into a SQLite store at DB.
-//! - `profile DB`: run the profiler worker over DB until caught up.
+//! - `profile DB [BATCH]`: run the profiler worker over DB until caught up, committing every
+//!   BATCH events (default 100,000, as `decnet profiler`).
 //!
 //! Each prints events/s and the process's peak RSS (VmHWM).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -98,7 +100,7 @@ fn peak_rss_mib() -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: profile_bench engine N IPS | fill DB N IPS | profile DB";
+    let usage = "usage: profile_bench engine N IPS | fill DB N IPS | profile DB [BATCH]";
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -118,7 +120,7 @@ fn main() {
             for i in 0..n {
                 let e = g.event(i);
                 p.feed(&e);
-                if i % 10_000 == 9_999 {
+                if i % 100_000 == 99_999 {
                     rows += p.take_changes().unwrap().attackers.len();
                     p.evict();
                 }
@@ -163,16 +165,17 @@ fn main() {
         }
         Some("profile") => {
             let db = args.get(2).expect(usage);
+            let batch: i64 = args.get(3).map_or(100_000, |b| b.parse().unwrap());
             rt.block_on(async {
                 let repo = SqlRepository::connect(&format!("sqlite://{db}?mode=rwc")).await.unwrap();
-                let mut w = Worker::open(repo, Config::default(), 10_000).await.unwrap();
+                let mut w = Worker::open(repo, Config::default(), batch).await.unwrap();
                 let started = Instant::now();
                 let n = w.run_until_idle().await.unwrap();
                 let secs = started.elapsed().as_secs_f64();
                 #[allow(clippy::cast_precision_loss)]
                 let rate = n as f64 / secs;
                 println!(
-                    "profile: {n} events from SQLite in {secs:.2} s, {rate:.0} events/s, peak RSS {:.1} MiB",
+                    "profile: {n} events from SQLite in {secs:.2} s, {rate:.0} events/s (batch {batch}), peak RSS {:.1} MiB",
                     peak_rss_mib()
                 );
             });
