@@ -50,12 +50,12 @@ impl Default for Config {
 const MAX_SERVICES: usize = 64;
 const MAX_DECKIES: usize = 256;
 const MAX_COMMANDS: usize = 200;
-const MAX_SESSION_COMMANDS: usize = 100;
-const MAX_SESSION_CREDENTIALS: usize = 50;
+const MAX_SESSION_COMMANDS: usize = 50;
+const MAX_SESSION_CREDENTIALS: usize = 20;
 const MAX_IDENTITY_CREDENTIALS: usize = 8;
 const MAX_FINGERPRINTS: usize = 64;
-const MAX_OPEN_SESSIONS: usize = 64;
-const MAX_BOUNTY_KEYS: usize = 4096;
+const MAX_OPEN_SESSIONS: usize = 32;
+const MAX_BOUNTY_KEYS: usize = 1024;
 const MAX_OS_LABELS: usize = 16;
 const MAX_HOP_SAMPLES: usize = 32;
 const MAX_TEXT: usize = 1024;
@@ -644,11 +644,10 @@ impl Profiler {
         };
         self.events_seen += 1;
         let gap = self.config.session_gap_ns;
-        let ip_text = addr.to_string();
         let st = self
             .states
             .entry(addr)
-            .or_insert_with(|| AttackerState::new(&ip_text));
+            .or_insert_with(|| AttackerState::new(&addr.to_string()));
         self.dirty.insert(addr);
 
         for b in bounty::extract(e, &st.ip) {
