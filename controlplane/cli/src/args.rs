@@ -53,10 +53,12 @@ pub enum Command {
     Collect(CollectArgs),
     /// Run packet capture alone (not available yet).
     Sniffer,
-    /// Correlate events into sessions and attackers (not available yet).
-    Correlate,
-    /// Run the attacker profiler alone (not available yet).
-    Profiler,
+    /// One-shot correlation of events (a file of RFC 5424 lines, stdin or the store) into
+    /// traversals, attacker profiles and linked identities.
+    Correlate(CorrelateArgs),
+    /// Run the attacker profiler alone: follow the events table and keep attackers,
+    /// behaviour, sessions and bounties up to date (until SIGINT/SIGTERM, or `--once`).
+    Profiler(ProfilerArgs),
     /// Run the active prober alone (not available yet).
     Probe,
     /// Mutate deckies that are due (not available yet).
@@ -269,4 +271,60 @@ pub struct TeardownArgs {
     pub id: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// How `decnet correlate` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CorrelateOutput {
+    Table,
+    Json,
+    Syslog,
+}
+
+/// Settings shared by the correlator and the profiler.
+#[derive(Debug, Args)]
+pub struct IntelArgs {
+    /// Inactivity (seconds) that ends a session.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub session_gap_secs: u64,
+    /// Distinct deckies that make a traversal.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..=1000))]
+    pub min_deckies: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CorrelateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub intel: IntelArgs,
+    /// Read RFC 5424 (or RFC 3164) lines from FILE instead of the store; `-` reads stdin.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Read lines from stdin instead of the store (same as `-f -`).
+    #[arg(long, conflicts_with = "log_file")]
+    pub stdin: bool,
+    /// Output format (the global --json also selects json).
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: CorrelateOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfilerArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub intel: IntelArgs,
+    /// Seconds between passes once caught up.
+    #[arg(long, alias = "interval", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval_secs: u64,
+    /// Events per batch: results and cursor are committed in one transaction per batch.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub batch: i64,
+    /// Attackers kept in memory between batches (the rest are reloaded from the store).
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_cached: u64,
+    /// Catch up with the events table once, print a summary and exit.
+    #[arg(long)]
+    pub once: bool,
 }

@@ -11,6 +11,7 @@ mod deploy;
 mod failure;
 mod fleet;
 mod hostnet;
+mod intel;
 mod lease;
 mod listings;
 
@@ -68,8 +69,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve => Err(Failure::not_yet("serve", "the web and store workers")),
         Command::Collect(args) => collect::collect(&args),
         Command::Sniffer => Err(Failure::not_yet("sniffer", "the dataplane")),
-        Command::Correlate => Err(Failure::not_yet("correlate", "the intelligence workers")),
-        Command::Profiler => Err(Failure::not_yet("profiler", "the intelligence workers")),
+        Command::Correlate(args) => intel::correlate(&args, json),
+        Command::Profiler(args) => intel::profiler(&args),
         Command::Probe => Err(Failure::not_yet("probe", "the prober")),
         Command::Mutate => Err(Failure::not_yet("mutate", "the fleet engine")),
         Command::Api => Err(Failure::not_yet("api", "the web API")),

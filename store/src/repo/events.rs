@@ -533,13 +533,25 @@ impl SqlRepository {
 
     /// Delete every event, bounty, attacker and behaviour row (the original's purge).
     pub async fn purge(&self) -> Result<(), RepoError> {
-        for table in ["attacker_behavior", "attackers", "bounties", "events"] {
+        for table in [
+            "attacker_behavior",
+            "attackers",
+            "attacker_state",
+            "sessions",
+            "bounties",
+            "events",
+        ] {
             let text = format!("DELETE FROM {table}");
             sqlx::query(sqlx::AssertSqlSafe(text))
                 .execute(&self.pool)
                 .await
                 .map_err(q("purging"))?;
         }
+        // Event ids may start again from 1 in an emptied table; the profiler must too.
+        sqlx::query("DELETE FROM state WHERE state_key = 'profiler_cursor'")
+            .execute(&self.pool)
+            .await
+            .map_err(q("purging"))?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! fleet engine and intelligence workers use the query methods of [`SqlRepository`].
 
 mod events;
+mod intel;
 mod lease;
 pub mod schema;
 pub mod sql;
@@ -19,10 +20,12 @@ use sqlx::{
 };
 
 use crate::Event;
-pub use events::{EventQuery, HistogramBucket, Stats, StoredEvent, parse_search};
+
+pub use events::{EventQuery, HistogramBucket, MAX_PAGE, Stats, StoredEvent, parse_search};
+pub use intel::{AttackerUpdate, BehaviorRow, IdentityGroup, IntelCommit, SessionRow};
 pub use lease::LeaseHeld;
 pub use sql::Backend;
-pub use tables::{Attacker, Bounty, DeckyRecord, NewBounty, User};
+pub use tables::{Attacker, Bounty, DeckyRecord, NewBounty, User, bounty_dedup_key};
 
 /// Environment variable choosing the backend (`sqlite`, `postgres`, `mysql`/`mariadb`).
 pub const DB_TYPE_ENV: &str = "DECNET_DB_TYPE";

@@ -27,11 +27,12 @@ impl std::fmt::Debug for Migration {
     }
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events, bounties, attackers, behaviour, users, state, deckies, leases",
-    statements: &[
-        "CREATE TABLE events (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events, bounties, attackers, behaviour, users, state, deckies, leases",
+        statements: &[
+            "CREATE TABLE events (
             id {id},
             segment_id {bigint} NOT NULL,
             seq {bigint} NOT NULL,
@@ -49,12 +50,12 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             truncated SMALLINT NOT NULL,
             UNIQUE (segment_id, seq)
         )",
-        "CREATE INDEX events_ts ON events (ts_ns)",
-        "CREATE INDEX events_decky ON events (decky)",
-        "CREATE INDEX events_service ON events (service)",
-        "CREATE INDEX events_kind ON events (kind)",
-        "CREATE INDEX events_src_ip ON events (src_ip)",
-        "CREATE TABLE bounties (
+            "CREATE INDEX events_ts ON events (ts_ns)",
+            "CREATE INDEX events_decky ON events (decky)",
+            "CREATE INDEX events_service ON events (service)",
+            "CREATE INDEX events_kind ON events (kind)",
+            "CREATE INDEX events_src_ip ON events (src_ip)",
+            "CREATE TABLE bounties (
             id {id},
             ts_ns {bigint} NOT NULL,
             decky {key} NOT NULL,
@@ -64,10 +65,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             payload {text} NOT NULL,
             dedup_key VARCHAR(64) NOT NULL UNIQUE
         )",
-        "CREATE INDEX bounties_ts ON bounties (ts_ns)",
-        "CREATE INDEX bounties_ip ON bounties (attacker_ip)",
-        "CREATE INDEX bounties_type ON bounties (bounty_type)",
-        "CREATE TABLE attackers (
+            "CREATE INDEX bounties_ts ON bounties (ts_ns)",
+            "CREATE INDEX bounties_ip ON bounties (attacker_ip)",
+            "CREATE INDEX bounties_type ON bounties (bounty_type)",
+            "CREATE TABLE attackers (
             uuid VARCHAR(36) PRIMARY KEY,
             ip VARCHAR(45) NOT NULL UNIQUE,
             first_seen_ns {bigint} NOT NULL,
@@ -86,9 +87,9 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             score SMALLINT NOT NULL,
             updated_ns {bigint} NOT NULL
         )",
-        "CREATE INDEX attackers_last_seen ON attackers (last_seen_ns)",
-        "CREATE INDEX attackers_updated ON attackers (updated_ns)",
-        "CREATE TABLE attacker_behavior (
+            "CREATE INDEX attackers_last_seen ON attackers (last_seen_ns)",
+            "CREATE INDEX attackers_updated ON attackers (updated_ns)",
+            "CREATE TABLE attacker_behavior (
             attacker_uuid VARCHAR(36) PRIMARY KEY REFERENCES attackers (uuid) ON DELETE CASCADE,
             os_guess {key},
             hop_distance INTEGER,
@@ -102,7 +103,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             phase_sequence {text} NOT NULL,
             updated_ns {bigint} NOT NULL
         )",
-        "CREATE TABLE users (
+            "CREATE TABLE users (
             uuid VARCHAR(36) PRIMARY KEY,
             username {key} NOT NULL UNIQUE,
             password_hash {key} NOT NULL,
@@ -110,24 +111,57 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             must_change_password SMALLINT NOT NULL,
             created_ns {bigint} NOT NULL
         )",
-        "CREATE TABLE state (
+            "CREATE TABLE state (
             state_key {key} PRIMARY KEY,
             value {text} NOT NULL
         )",
-        "CREATE TABLE deckies (
+            "CREATE TABLE deckies (
             name {key} PRIMARY KEY,
             spec {text} NOT NULL,
             state VARCHAR(32) NOT NULL,
             last_error {text},
             updated_ns {bigint} NOT NULL
         )",
-        "CREATE TABLE leases (
+            "CREATE TABLE leases (
             role {key} PRIMARY KEY,
             holder {key} NOT NULL,
             expires_ns {bigint} NOT NULL
         )",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "intelligence: sessions, attacker profiler state, identity keys",
+        statements: &[
+            "CREATE TABLE sessions (
+            id VARCHAR(64) PRIMARY KEY,
+            attacker_ip VARCHAR(45) NOT NULL,
+            decky {key} NOT NULL,
+            service {key} NOT NULL,
+            dst_port INTEGER,
+            start_ns {bigint} NOT NULL,
+            end_ns {bigint} NOT NULL,
+            event_count {bigint} NOT NULL,
+            flow_count {bigint} NOT NULL,
+            commands {text} NOT NULL,
+            credentials {text} NOT NULL,
+            auth_success SMALLINT NOT NULL,
+            closed SMALLINT NOT NULL,
+            updated_ns {bigint} NOT NULL
+        )",
+            "CREATE INDEX sessions_ip ON sessions (attacker_ip)",
+            "CREATE INDEX sessions_start ON sessions (start_ns)",
+            "CREATE INDEX sessions_closed ON sessions (closed)",
+            "CREATE TABLE attacker_state (
+            ip VARCHAR(45) PRIMARY KEY,
+            identity_key VARCHAR(64),
+            state {text} NOT NULL,
+            updated_ns {bigint} NOT NULL
+        )",
+            "CREATE INDEX attacker_state_identity ON attacker_state (identity_key)",
+        ],
+    },
+];
 
 /// The statement text for `backend`.
 pub fn render(statement: &str, backend: Backend) -> String {

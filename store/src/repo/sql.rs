@@ -110,6 +110,7 @@ pub enum Arg {
     OptI64(Option<i64>),
     Bytes(Vec<u8>),
     F64(f64),
+    OptF64(Option<f64>),
 }
 
 /// Bind every argument in order (the three sqlx query kinds share `bind` but no trait).
@@ -123,6 +124,7 @@ macro_rules! bind_all {
                 Arg::OptI64(v) => $q.bind(*v),
                 Arg::Bytes(v) => $q.bind(v.as_slice()),
                 Arg::F64(v) => $q.bind(*v),
+                Arg::OptF64(v) => $q.bind(*v),
             };
         }
         $q

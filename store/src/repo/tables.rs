@@ -267,12 +267,7 @@ impl SqlRepository {
     /// Record a bounty unless the same (type, attacker, payload) exists; the unique key does the
     /// deduplication, so concurrent writers cannot both insert. Returns whether it was new.
     pub async fn add_bounty(&self, b: &NewBounty) -> Result<bool, RepoError> {
-        let mut h = Sha256::new();
-        for part in [&b.bounty_type, &b.attacker_ip, &b.payload] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
-        let key = hex::encode(h.finalize());
+        let key = bounty_dedup_key(b);
         let mut sql = Sql::new(self.backend, self.backend.insert_ignore());
         sql.push(" bounties (ts_ns, decky, service, attacker_ip, bounty_type, payload, dedup_key) VALUES (");
         sql.bind(Arg::I64(b.ts_ns)).push(", ");
@@ -566,7 +561,18 @@ impl SqlRepository {
     }
 }
 
-fn attacker_from_row(r: &sqlx::any::AnyRow) -> Result<Attacker, sqlx::Error> {
+/// The unique key that deduplicates bounties: (type, attacker, payload), hashed so it fits an
+/// indexable column whatever the payload's size.
+pub fn bounty_dedup_key(b: &NewBounty) -> String {
+    let mut h = Sha256::new();
+    for part in [&b.bounty_type, &b.attacker_ip, &b.payload] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+pub(crate) fn attacker_from_row(r: &sqlx::any::AnyRow) -> Result<Attacker, sqlx::Error> {
     Ok(Attacker {
         uuid: r.try_get("uuid")?,
         ip: r.try_get("ip")?,

@@ -93,6 +93,7 @@ async fn suite(repo: &SqlRepository) {
     attackers_and_deckies(repo).await;
     retention(repo).await;
     leases(repo).await;
+    intel_tables(repo).await;
     // Migrating again is a no-op.
     repo.migrate().await.unwrap();
 }
@@ -440,6 +441,142 @@ async fn attackers_and_deckies(repo: &SqlRepository) {
     assert_eq!(fleet.len(), 1);
     assert_eq!(fleet[0].last_error.as_deref(), Some("boom"));
     assert!(repo.delete_decky("web01").await.unwrap());
+}
+
+fn intel_update(ip: &str, events: i64, identity: Option<&str>) -> AttackerUpdate {
+    AttackerUpdate {
+        attacker: Attacker {
+            uuid: format!("00000000-0000-0000-0000-{events:012}"),
+            ip: ip.to_owned(),
+            first_seen_ns: 1,
+            last_seen_ns: events,
+            event_count: events,
+            service_count: 1,
+            decky_count: 1,
+            services: r#"["ssh"]"#.into(),
+            deckies: r#"["d1"]"#.into(),
+            fingerprints: "[]".into(),
+            commands: r#"[{"command":"id \u0000"}]"#.into(),
+            traversal_path: String::new(),
+            is_traversal: false,
+            bounty_count: 1,
+            credential_count: 1,
+            score: 20,
+        },
+        behavior: BehaviorRow {
+            os_guess: Some("linux".into()),
+            hop_distance: Some(7),
+            tcp_fingerprint: "{}".into(),
+            retransmit_count: 0,
+            behavior_class: "brute_force".into(),
+            beacon_interval_s: None,
+            beacon_jitter_pct: Some(12.5),
+            tool_guesses: r#"["hydra"]"#.into(),
+            timing_stats: "{}".into(),
+            phase_sequence: "{}".into(),
+        },
+        identity_key: identity.map(str::to_owned),
+        state: format!(r#"{{"events":{events},"text":"\u00ff"}}"#),
+    }
+}
+
+fn session(id: &str, ip: &str, closed: bool) -> SessionRow {
+    SessionRow {
+        id: id.to_owned(),
+        attacker_ip: ip.to_owned(),
+        decky: "d1".into(),
+        service: "ssh".into(),
+        dst_port: Some(22),
+        start_ns: 10,
+        end_ns: 20,
+        event_count: 3,
+        flow_count: 1,
+        commands: r#"["id","uname -a"]"#.into(),
+        credentials: r#"[{"username":"root","secret":"x"}]"#.into(),
+        auth_success: true,
+        closed,
+    }
+}
+
+async fn intel_tables(repo: &SqlRepository) {
+    let bounty = NewBounty {
+        ts_ns: 5,
+        decky: "d1".into(),
+        service: "ssh".into(),
+        attacker_ip: "192.0.2.50".into(),
+        bounty_type: "credential".into(),
+        payload: r#"{"username":"root","secret":"x"}"#.into(),
+    };
+    let before = repo.count_bounties(None, Some("192.0.2.50")).await.unwrap();
+    let commit = IntelCommit {
+        attackers: vec![
+            intel_update("192.0.2.50", 3, Some("k1")),
+            intel_update("192.0.2.51", 4, Some("k1")),
+            intel_update("2001:db8::52", 5, Some("k2")),
+        ],
+        sessions: vec![
+            session("s1", "192.0.2.50", false),
+            session("s2", "192.0.2.51", true),
+        ],
+        // A duplicate inside the batch is deduplicated by the unique key too.
+        bounties: vec![bounty.clone(), bounty.clone()],
+        cursor: Some(("test_cursor".into(), 42)),
+    };
+    repo.commit_intel(&commit).await.unwrap();
+    assert_eq!(
+        repo.count_bounties(None, Some("192.0.2.50")).await.unwrap(),
+        before + 1
+    );
+    assert_eq!(
+        repo.state("test_cursor").await.unwrap(),
+        Some(serde_json::json!(42))
+    );
+    let a = repo.attacker_by_ip("192.0.2.50").await.unwrap().unwrap();
+    assert_eq!(a.event_count, 3);
+    assert_eq!(a.score, 20);
+    let b = repo.behavior(&a.uuid).await.unwrap().unwrap();
+    assert_eq!(b, commit.attackers[0].behavior);
+    let groups = repo.identity_groups().await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].ips, ["192.0.2.50", "192.0.2.51"]);
+    let states = repo
+        .attacker_states(&[
+            "192.0.2.51".into(),
+            "2001:db8::52".into(),
+            "192.0.2.99".into(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 2);
+    assert!(
+        states
+            .iter()
+            .any(|(ip, s)| ip == "2001:db8::52" && s.contains(r#""events":5"#))
+    );
+    assert_eq!(repo.open_session_ips(10).await.unwrap(), ["192.0.2.50"]);
+    let s = repo.sessions(Some("192.0.2.50"), 10, 0).await.unwrap();
+    assert_eq!(s, vec![session("s1", "192.0.2.50", false)]);
+
+    // Re-committing (a replayed batch) upserts in place: same uuid, same rows, new values.
+    let mut again = commit.clone();
+    again.attackers[0].attacker.uuid = "ffffffff-ffff-ffff-ffff-ffffffffffff".into();
+    again.attackers[0].attacker.event_count = 9;
+    again.sessions[0].closed = true;
+    again.cursor = Some(("test_cursor".into(), 43));
+    repo.commit_intel(&again).await.unwrap();
+    let a2 = repo.attacker_by_ip("192.0.2.50").await.unwrap().unwrap();
+    assert_eq!(a2.uuid, a.uuid);
+    assert_eq!(a2.event_count, 9);
+    assert_eq!(
+        repo.count_bounties(None, Some("192.0.2.50")).await.unwrap(),
+        before + 1
+    );
+    assert!(repo.open_session_ips(10).await.unwrap().is_empty());
+    assert_eq!(
+        repo.state("test_cursor").await.unwrap(),
+        Some(serde_json::json!(43))
+    );
+    assert_eq!(repo.sessions(None, 10, 0).await.unwrap().len(), 2);
 }
 
 async fn retention(repo: &SqlRepository) {

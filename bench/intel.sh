@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Profiler throughput and memory: 1M synthetic events (and 100k, to show memory does not grow
+# with the event count) through the pure engine, and through the profiler worker reading a
+# SQLite store and committing attackers/behaviour/sessions/bounties/cursor per 10k batch.
+#
+#   bench/intel.sh [EVENTS] [ATTACKERS]     (defaults: 1000000 events, 5000 attacker IPs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${1:-1000000}
+IPS=${2:-5000}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/decnet-target}
+export CARGO_CACHE_RUSTC_INFO=0
+echo "building the release example…" >&2
+cargo build -q --release -p decnet-intel --example profile_bench </dev/null
+BENCH=$CARGO_TARGET_DIR/release/examples/profile_bench
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+$BENCH engine $((EVENTS / 10)) "$IPS"
+$BENCH engine "$EVENTS" "$IPS"
+$BENCH fill "$TMP/small.db" $((EVENTS / 10)) "$IPS"
+$BENCH profile "$TMP/small.db"
+$BENCH fill "$TMP/big.db" "$EVENTS" "$IPS"
+$BENCH profile "$TMP/big.db"

@@ -1,0 +1,248 @@
+//! `decnet correlate` (one shot, from a file, stdin or the store) and `decnet profiler`
+//! (continuous): thin wrappers around `decnet-intel`.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    time::Duration,
+};
+
+use decnet_dataplane::syslog::{self, Limits};
+use decnet_intel::{Config, Profiler, report, worker::Worker};
+use decnet_store::repo::EventQuery;
+
+use crate::{
+    args::{CorrelateArgs, CorrelateOutput, IntelArgs, ProfilerArgs},
+    collect::{open_store, runtime},
+    failure::Failure,
+};
+
+/// Longest line read from a log file; longer ones are skipped and counted.
+const MAX_LINE: usize = 64 * 1024;
+
+fn config(args: &IntelArgs) -> Config {
+    Config {
+        session_gap_ns: i64::try_from(args.session_gap_secs)
+            .unwrap_or(86_400)
+            .saturating_mul(1_000_000_000),
+        min_deckies: usize::try_from(args.min_deckies).unwrap_or(2),
+        ..Config::default()
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Feed every line of `input` to the engine; returns (lines, unparsable lines).
+fn feed_lines(engine: &mut Profiler, input: impl Read) -> Result<(u64, u64), Failure> {
+    let mut reader = BufReader::new(input);
+    let mut line = Vec::new();
+    let limits = Limits::default();
+    let (mut lines, mut bad) = (0u64, 0u64);
+    loop {
+        line.clear();
+        let n = reader
+            .by_ref()
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Failure::runtime(format!("cannot read the log: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > MAX_LINE && !line.ends_with(b"\n") {
+            // Skip the rest of an oversized line.
+            let mut sink = Vec::new();
+            reader
+                .read_until(b'\n', &mut sink)
+                .map_err(|e| Failure::runtime(format!("cannot read the log: {e}")))?;
+            bad += 1;
+            continue;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if text.is_empty() {
+            continue;
+        }
+        lines += 1;
+        let now = now_ns();
+        match syslog::parse(text, &limits, now) {
+            Ok(p) => engine.feed(&p.message.to_event(now)),
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((lines, bad))
+}
+
+pub fn correlate(args: &CorrelateArgs, json: bool) -> Result<(), Failure> {
+    let mut engine = Profiler::new(Config {
+        max_cached_attackers: usize::MAX,
+        ..config(&args.intel)
+    });
+    let stdin = args.stdin || args.log_file.as_deref() == Some(std::path::Path::new("-"));
+    let mut bad = 0;
+    if stdin {
+        bad = feed_lines(&mut engine, std::io::stdin().lock())?.1;
+    } else if let Some(path) = &args.log_file {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Failure::config(format!("cannot open {}: {e}", path.display())))?;
+        bad = feed_lines(&mut engine, file)?.1;
+    } else {
+        let rt = runtime()?;
+        let (_dir, repo) = open_store(&args.store, &rt)?;
+        rt.block_on(async {
+            let mut after = 0;
+            loop {
+                let rows = repo
+                    .events_after(after, &EventQuery::default(), decnet_store::repo::MAX_PAGE)
+                    .await
+                    .map_err(|e| Failure::runtime(e.to_string()))?;
+                let Some(last) = rows.last().map(|r| r.id) else {
+                    break;
+                };
+                for r in &rows {
+                    engine.feed(&r.event);
+                }
+                after = last;
+            }
+            repo.close().await;
+            Ok::<_, Failure>(())
+        })?;
+    }
+    if bad > 0 {
+        eprintln!("correlate: {bad} lines could not be read as syslog and were skipped");
+    }
+    let output = if json {
+        CorrelateOutput::Json
+    } else {
+        args.output
+    };
+    let mut out = std::io::stdout().lock();
+    let write = |out: &mut dyn Write, bytes: &[u8]| {
+        out.write_all(bytes)
+            .map_err(|e| Failure::runtime(format!("cannot write the output: {e}")))
+    };
+    match output {
+        CorrelateOutput::Json => {
+            let text = serde_json::to_string_pretty(&report::to_json(&engine))
+                .map_err(|e| Failure::runtime(e.to_string()))?;
+            write(&mut out, text.as_bytes())?;
+            write(&mut out, b"\n")?;
+        }
+        CorrelateOutput::Syslog => {
+            let now = now_ns();
+            for t in engine.traversals() {
+                let mut line = report::to_syslog(&t, now);
+                line.push(b'\n');
+                write(&mut out, &line)?;
+            }
+        }
+        CorrelateOutput::Table => {
+            let s = report::stats(&engine);
+            let mut table = comfy_table::Table::new();
+            table.set_header([
+                "attacker",
+                "path",
+                "deckies",
+                "hops",
+                "first seen",
+                "duration s",
+            ]);
+            for t in engine.traversals() {
+                table.add_row([
+                    t.attacker_ip.clone(),
+                    t.path.clone(),
+                    t.decky_count.to_string(),
+                    t.hop_count.to_string(),
+                    report::time(t.first_seen_ns),
+                    format!("{:.1}", t.duration_s),
+                ]);
+            }
+            let summary = format!(
+                "{} events, {} attackers, {} traversals, {} linked identities\n",
+                s.events, s.attackers, s.traversals, s.identities
+            );
+            write(&mut out, summary.as_bytes())?;
+            if s.traversals > 0 {
+                write(&mut out, format!("{table}\n").as_bytes())?;
+            }
+            for (key, ips) in engine.identities() {
+                let line = format!(
+                    "identity {}: {}\n",
+                    &key[..12.min(key.len())],
+                    ips.join(", ")
+                );
+                write(&mut out, line.as_bytes())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn profiler(args: &ProfilerArgs) -> Result<(), Failure> {
+    decnet_store::datadir::private_umask();
+    let rt = runtime()?;
+    let (dir, repo) = open_store(&args.store, &rt)?;
+    let _lock = dir
+        .lock("profiler")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let cfg = Config {
+        max_cached_attackers: usize::try_from(args.max_cached).unwrap_or(usize::MAX),
+        ..config(&args.intel)
+    };
+    rt.block_on(async {
+        let fail = |e: decnet_intel::IntelError| Failure::runtime(e.to_string());
+        let mut worker = Worker::open(repo.clone(), cfg.clone(), args.batch)
+            .await
+            .map_err(fail)?;
+        if args.once {
+            let started = std::time::Instant::now();
+            let n = worker.run_until_idle().await.map_err(fail)?;
+            eprintln!(
+                "profiler: {n} events profiled in {:.2} s; cursor at event {}",
+                started.elapsed().as_secs_f64(),
+                worker.cursor()
+            );
+            repo.close().await;
+            return Ok(());
+        }
+        eprintln!(
+            "profiler: following events from id {} every {} s; Ctrl-C stops",
+            worker.cursor(),
+            args.interval_secs
+        );
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            match worker.run_until_idle().await {
+                Ok(n) if n > 0 => tracing::info!(events = n, cursor = worker.cursor(), "profiled"),
+                Ok(_) => {}
+                Err(e) => {
+                    // A database hiccup: the batch was not committed and is retried.
+                    tracing::warn!(error = %e, "profiler pass failed; retrying");
+                }
+            }
+            let stop = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        tokio::select! {
+                            _ = t.recv() => {}
+                            _ = tokio::signal::ctrl_c() => {}
+                        }
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = stop => break,
+                () = tokio::time::sleep(Duration::from_secs(args.interval_secs)) => {}
+            }
+        }
+        eprintln!("profiler: stopped at event {}", worker.cursor());
+        repo.close().await;
+        Ok(())
+    })
+}

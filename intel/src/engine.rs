@@ -1,0 +1,1021 @@
+//! The profiler core: a pure state machine over events. No I/O — the caller feeds events,
+//! restores saved per-attacker state, and takes the changes to write.
+//!
+//! Memory is bounded by design: per attacker only streaming aggregates and capped lists are
+//! kept (never the events), and [`Profiler::evict`] drops clean attackers once the cache
+//! holds more than [`Config::max_cached_attackers`]; their state lives in the repository and
+//! is restored when they come back.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
+    net::IpAddr,
+};
+
+use decnet_store::{
+    Event,
+    repo::{Attacker, AttackerUpdate, BehaviorRow, NewBounty, SessionRow},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    IntelError,
+    bounty::{self, CREDENTIAL},
+    profile::{self, ScoreInputs, Timing},
+};
+
+/// Profiler settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Inactivity that ends a session.
+    pub session_gap_ns: i64,
+    /// Distinct deckies that make a traversal (the original's `min_deckies`).
+    pub min_deckies: usize,
+    /// Attackers kept in memory between batches.
+    pub max_cached_attackers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            session_gap_ns: 300 * 1_000_000_000,
+            min_deckies: 2,
+            max_cached_attackers: 50_000,
+        }
+    }
+}
+
+// Caps on what one attacker's state may hold, so a hostile attacker cannot grow it.
+const MAX_SERVICES: usize = 64;
+const MAX_DECKIES: usize = 256;
+const MAX_COMMANDS: usize = 200;
+const MAX_SESSION_COMMANDS: usize = 50;
+const MAX_SESSION_CREDENTIALS: usize = 20;
+const MAX_IDENTITY_CREDENTIALS: usize = 8;
+const MAX_FINGERPRINTS: usize = 64;
+const MAX_OPEN_SESSIONS: usize = 32;
+const MAX_BOUNTY_KEYS: usize = 1024;
+const MAX_OS_LABELS: usize = 16;
+const MAX_HOP_SAMPLES: usize = 32;
+const MAX_TEXT: usize = 1024;
+/// Credentials in order needed before a credential list identifies an actor.
+const MIN_IDENTITY_CREDENTIALS: usize = 3;
+const LARGE_PAYLOAD: u64 = 1024 * 1024;
+
+/// Event kinds holding a command, and the fields that may carry it (the original's sets,
+/// plus `-`: bash PROMPT_COMMAND lines, which the original missed).
+const COMMAND_KINDS: [&str; 10] = [
+    "command",
+    "exec",
+    "query",
+    "input",
+    "shell_input",
+    "execute",
+    "run",
+    "sql_query",
+    "redis_command",
+    "-",
+];
+const COMMAND_FIELDS: [&str; 6] = ["command", "query", "input", "line", "sql", "cmd"];
+const RECON_KINDS: [&str; 11] = [
+    "scan",
+    "connect",
+    "connection",
+    "banner",
+    "probe",
+    "login_attempt",
+    "auth",
+    "auth_attempt",
+    "auth_failure",
+    "tcp_syn_fingerprint",
+    "request",
+];
+const EXFIL_KINDS: [&str; 12] = [
+    "download",
+    "upload",
+    "file_transfer",
+    "data_exfil",
+    "command",
+    "exec",
+    "query",
+    "shell_input",
+    "retr",
+    "fetch",
+    "file_read",
+    "url_fetch",
+];
+const AUTH_KINDS: [&str; 6] = [
+    "auth",
+    "auth_attempt",
+    "login_attempt",
+    "login",
+    "auth_failure",
+    "auth_success",
+];
+const PAYLOAD_KINDS: [&str; 5] = [
+    "upload",
+    "url_fetch",
+    "file_captured",
+    "file_upload",
+    "message_accepted",
+];
+
+/// A decky the attacker touched, and when first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    pub decky: String,
+    pub first_ns: i64,
+}
+
+/// A command as the attackers table lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRec {
+    pub service: String,
+    pub decky: String,
+    pub command: String,
+    pub ts_ns: i64,
+}
+
+/// One credential inside a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCredential {
+    pub shape: String,
+    pub username: String,
+    pub secret: String,
+    pub success: bool,
+    pub ts_ns: i64,
+}
+
+/// A session not yet ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSession {
+    pub id: String,
+    pub decky: String,
+    pub service: String,
+    pub dst_port: Option<u16>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub event_count: u64,
+    pub flow_count: u64,
+    pub commands: Vec<String>,
+    pub credentials: Vec<SessionCredential>,
+    pub auth_success: bool,
+}
+
+/// A kill-chain phase and when it was first reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseMark {
+    pub phase: String,
+    pub ts_ns: i64,
+}
+
+/// Everything the profiler keeps about one attacker IP: streaming aggregates and capped
+/// lists, saved as JSON in `attacker_state` after each batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttackerState {
+    pub ip: String,
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub event_count: u64,
+    pub services: Vec<String>,
+    pub deckies: Vec<Hop>,
+    pub hop_count: u64,
+    pub timing: Timing,
+    pub commands: Vec<CommandRec>,
+    pub command_count: u64,
+    /// The first credentials tried, in order (identity linking).
+    pub credential_order: Vec<String>,
+    pub auth_attempts: u64,
+    pub auth_successes: u64,
+    pub payloads: u64,
+    pub large_payloads: u64,
+    /// `(type, value)` in first-seen order.
+    pub fingerprints: Vec<(String, String)>,
+    pub hassh: Option<String>,
+    pub ja4: Option<String>,
+    pub ssh_banner: Option<String>,
+    pub tools: BTreeSet<String>,
+    pub os_labels: BTreeMap<String, u64>,
+    pub last_ttl: Option<u32>,
+    pub hop_distances: VecDeque<u32>,
+    pub tcp_fingerprint: BTreeMap<String, String>,
+    pub retransmits: u64,
+    pub phases: Vec<PhaseMark>,
+    pub last_recon_ns: Option<i64>,
+    pub first_exfil_ns: Option<i64>,
+    /// FNV-1a of each bounty's (type, payload), to count distinct bounties without a query.
+    pub bounty_keys: BTreeSet<u64>,
+    pub bounty_count: u64,
+    pub credential_count: u64,
+    pub sessions: Vec<OpenSession>,
+}
+
+/// A traversal: an attacker that touched at least `min_deckies` deckies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Traversal {
+    pub attacker_ip: String,
+    pub deckies: Vec<String>,
+    pub path: String,
+    pub decky_count: usize,
+    pub hop_count: u64,
+    pub first_seen_ns: i64,
+    pub last_seen_ns: i64,
+    pub duration_s: f64,
+}
+
+/// What one batch changed, ready for [`decnet_store::repo::SqlRepository::commit_intel`].
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub attackers: Vec<AttackerUpdate>,
+    pub sessions: Vec<SessionRow>,
+    pub bounties: Vec<NewBounty>,
+}
+
+/// The profiler state machine.
+#[derive(Debug)]
+pub struct Profiler {
+    config: Config,
+    states: HashMap<IpAddr, AttackerState>,
+    dirty: HashSet<IpAddr>,
+    with_open_sessions: HashSet<IpAddr>,
+    closed_sessions: Vec<SessionRow>,
+    dirty_sessions: HashSet<(IpAddr, String)>,
+    bounties: Vec<NewBounty>,
+    /// Latest event time seen: the clock sessions end by (event time, so replays agree).
+    watermark_ns: i64,
+    pub events_seen: u64,
+    pub events_skipped: u64,
+}
+
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn clip(s: &str) -> String {
+    if s.len() <= MAX_TEXT {
+        return s.to_owned();
+    }
+    let mut end = MAX_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn hex_id(parts: &[&str], len: usize) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    let mut s = hex::encode(h.finalize());
+    s.truncate(len);
+    s
+}
+
+/// A stable uuid-shaped id for an IP, so the same attacker gets the same id on every replay.
+pub fn attacker_uuid(ip: &str) -> String {
+    let h = hex_id(&["decnet-attacker", ip], 32);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The attacker an event is about: the prober's target, else the source address.
+pub fn attacker_ip(e: &Event) -> Option<IpAddr> {
+    if e.service == "prober" {
+        return e.field("target_ip").and_then(|v| v.parse().ok());
+    }
+    e.src_ip.or_else(|| {
+        ["src_ip", "attacker_ip"]
+            .iter()
+            .find_map(|k| e.field(k))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+fn is_internal(service: &str) -> bool {
+    matches!(service, "sniffer" | "prober" | "correlator")
+}
+
+fn command_of(e: &Event) -> Option<String> {
+    if !COMMAND_KINDS.contains(&e.kind.as_str()) {
+        return None;
+    }
+    let cmd = COMMAND_FIELDS.iter().find_map(|k| e.field(k))?;
+    if cmd.is_empty() {
+        return None;
+    }
+    // Redis and friends split the verb from its arguments.
+    Some(match e.field("args").filter(|a| !a.is_empty()) {
+        Some(args) if !cmd.contains(' ') => clip(&format!("{cmd} {args}")),
+        _ => clip(cmd),
+    })
+}
+
+fn payload_bytes(e: &Event) -> u64 {
+    ["bytes", "size", "content_length"]
+        .iter()
+        .filter_map(|k| e.field(k)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+impl AttackerState {
+    fn new(ip: &str) -> Self {
+        Self {
+            ip: ip.to_owned(),
+            first_seen_ns: i64::MAX,
+            last_seen_ns: i64::MIN,
+            ..Self::default()
+        }
+    }
+
+    fn phase(&mut self, phase: &str, ts_ns: i64) {
+        if let Some(p) = self.phases.iter_mut().find(|p| p.phase == phase) {
+            p.ts_ns = p.ts_ns.min(ts_ns);
+        } else {
+            self.phases.push(PhaseMark {
+                phase: phase.to_owned(),
+                ts_ns,
+            });
+        }
+    }
+
+    fn fingerprint(&mut self, kind: &str, value: &str) {
+        if value.is_empty() || self.fingerprints.len() >= MAX_FINGERPRINTS {
+            return;
+        }
+        if !self
+            .fingerprints
+            .iter()
+            .any(|(k, v)| k == kind && v == value)
+        {
+            self.fingerprints.push((kind.to_owned(), clip(value)));
+        }
+    }
+
+    fn services_touched(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Strong-fingerprint key: HASSH + JA4 + SSH client banner when all three are known,
+    /// else the order of the first credentials tried.
+    pub fn identity_key(&self) -> Option<String> {
+        if let (Some(h), Some(j), Some(b)) = (&self.hassh, &self.ja4, &self.ssh_banner) {
+            return Some(hex_id(&["fp", h, j, b], 32));
+        }
+        if self.credential_order.len() >= MIN_IDENTITY_CREDENTIALS {
+            let mut parts = vec!["creds"];
+            parts.extend(self.credential_order.iter().map(String::as_str));
+            return Some(hex_id(&parts, 32));
+        }
+        None
+    }
+
+    pub fn classification(&self) -> profile::Classification {
+        profile::classify(
+            self.timing.events,
+            self.services_touched(),
+            &self.timing.stats(),
+        )
+    }
+
+    pub fn is_traversal(&self, min_deckies: usize) -> bool {
+        self.deckies.len() >= min_deckies.max(2)
+    }
+
+    pub fn path(&self) -> String {
+        self.deckies
+            .iter()
+            .map(|h| h.decky.as_str())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+
+    pub fn score(&self) -> u8 {
+        let class = self.classification().class;
+        profile::score(&ScoreInputs {
+            services: self.services_touched(),
+            decky_count: self.deckies.len(),
+            scanning: matches!(class, "scanning" | "slow_scan"),
+            auth_attempted: self.auth_attempts > 0,
+            auth_succeeded: self.auth_successes > 0,
+            commands: self.command_count,
+            payloads: self.payloads,
+            beaconing: class == "beaconing",
+        })
+    }
+
+    pub fn os_guess(&self) -> Option<String> {
+        self.os_labels
+            .iter()
+            .filter(|(l, _)| l.as_str() != "unknown")
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(l, _)| l.clone())
+            .or_else(|| {
+                self.last_ttl
+                    .and_then(profile::os_from_ttl)
+                    .map(str::to_owned)
+            })
+    }
+
+    pub fn tool_guesses(&self) -> Vec<String> {
+        let mut tools: Vec<String> = self.tools.iter().cloned().collect();
+        let stats = self.timing.stats();
+        if self.classification().class == "beaconing"
+            && let (Some(m), Some(cv)) = (stats.mean_s, stats.cv)
+            && let Some(c2) = profile::c2_guess(m, cv)
+        {
+            tools.push(c2.to_owned());
+        }
+        tools
+    }
+
+    fn attacker_row(&self, min_deckies: usize) -> Attacker {
+        let traversal = self.is_traversal(min_deckies);
+        let fingerprints: Vec<_> = self
+            .fingerprints
+            .iter()
+            .map(|(k, v)| json!({ "type": k, "value": v }))
+            .collect();
+        Attacker {
+            uuid: attacker_uuid(&self.ip),
+            ip: self.ip.clone(),
+            first_seen_ns: self.first_seen_ns.min(self.last_seen_ns),
+            last_seen_ns: self.last_seen_ns.max(self.first_seen_ns),
+            event_count: i64::try_from(self.event_count).unwrap_or(i64::MAX),
+            service_count: i64::try_from(self.services.len()).unwrap_or(i64::MAX),
+            decky_count: i64::try_from(self.deckies.len()).unwrap_or(i64::MAX),
+            services: json!(self.services).to_string(),
+            deckies: json!(self.deckies.iter().map(|h| &h.decky).collect::<Vec<_>>()).to_string(),
+            fingerprints: json!(fingerprints).to_string(),
+            commands: json!(self.commands).to_string(),
+            traversal_path: if traversal {
+                self.path()
+            } else {
+                String::new()
+            },
+            is_traversal: traversal,
+            bounty_count: i64::try_from(self.bounty_count).unwrap_or(i64::MAX),
+            credential_count: i64::try_from(self.credential_count).unwrap_or(i64::MAX),
+            score: i64::from(self.score()),
+        }
+    }
+
+    fn behavior_row(&self) -> BehaviorRow {
+        let stats = self.timing.stats();
+        let c = self.classification();
+        let mut hops: Vec<u32> = self.hop_distances.iter().copied().collect();
+        hops.sort_unstable();
+        let latency = match (self.last_recon_ns, self.first_exfil_ns) {
+            (Some(r), Some(x)) => {
+                #[allow(clippy::cast_precision_loss)]
+                let s = (x - r) as f64 / 1e9;
+                Some(s)
+            }
+            _ => None,
+        };
+        BehaviorRow {
+            os_guess: self.os_guess(),
+            hop_distance: hops.get(hops.len() / 2).map(|h| i64::from(*h)),
+            tcp_fingerprint: json!(self.tcp_fingerprint).to_string(),
+            retransmit_count: i64::try_from(self.retransmits).unwrap_or(i64::MAX),
+            behavior_class: c.class.to_owned(),
+            beacon_interval_s: c.beacon_interval_s,
+            beacon_jitter_pct: c.beacon_jitter_pct,
+            tool_guesses: json!(self.tool_guesses()).to_string(),
+            timing_stats: json!(stats).to_string(),
+            phase_sequence: json!({
+                "phases": self.phases,
+                "last_recon_ns": self.last_recon_ns,
+                "first_exfil_ns": self.first_exfil_ns,
+                "recon_to_exfil_s": latency,
+                "large_payloads": self.large_payloads,
+            })
+            .to_string(),
+        }
+    }
+}
+
+impl OpenSession {
+    fn row(&self, ip: &str, closed: bool) -> SessionRow {
+        SessionRow {
+            id: self.id.clone(),
+            attacker_ip: ip.to_owned(),
+            decky: self.decky.clone(),
+            service: self.service.clone(),
+            dst_port: self.dst_port.map(i64::from),
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            event_count: i64::try_from(self.event_count).unwrap_or(i64::MAX),
+            flow_count: i64::try_from(self.flow_count).unwrap_or(i64::MAX),
+            commands: json!(self.commands).to_string(),
+            credentials: json!(self.credentials).to_string(),
+            auth_success: self.auth_success,
+            closed,
+        }
+    }
+}
+
+impl Profiler {
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            states: HashMap::new(),
+            dirty: HashSet::new(),
+            with_open_sessions: HashSet::new(),
+            closed_sessions: Vec::new(),
+            dirty_sessions: HashSet::new(),
+            bounties: Vec::new(),
+            watermark_ns: i64::MIN,
+            events_seen: 0,
+            events_skipped: 0,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Attacker IPs of `events` not in memory: the caller restores their saved state (if any)
+    /// before feeding.
+    pub fn missing<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> Vec<String> {
+        let mut seen = HashSet::new();
+        events
+            .into_iter()
+            .filter_map(attacker_ip)
+            .filter(|ip| !self.states.contains_key(ip) && seen.insert(*ip))
+            .map(|ip| ip.to_string())
+            .collect()
+    }
+
+    /// Put back an attacker's saved state.
+    pub fn restore(&mut self, ip: &str, state_json: &str) -> Result<(), IntelError> {
+        let addr: IpAddr = ip
+            .parse()
+            .map_err(|_| IntelError::BadState(format!("attacker IP {ip:?} does not parse")))?;
+        let state: AttackerState = serde_json::from_str(state_json)
+            .map_err(|e| IntelError::BadState(format!("state of {ip}: {e}")))?;
+        if !state.sessions.is_empty() {
+            self.with_open_sessions.insert(addr);
+        }
+        self.watermark_ns = self.watermark_ns.max(state.last_seen_ns);
+        self.states.insert(addr, state);
+        Ok(())
+    }
+
+    /// Attackers in memory.
+    pub fn attackers(&self) -> impl Iterator<Item = &AttackerState> {
+        self.states.values()
+    }
+
+    pub fn attacker(&self, ip: &str) -> Option<&AttackerState> {
+        self.states.get(&ip.parse().ok()?)
+    }
+
+    pub fn cached(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Traversals among the attackers in memory, by first contact.
+    pub fn traversals(&self) -> Vec<Traversal> {
+        let mut out: Vec<Traversal> = self
+            .states
+            .values()
+            .filter(|s| s.is_traversal(self.config.min_deckies))
+            .map(|s| {
+                #[allow(clippy::cast_precision_loss)]
+                let duration_s = (s.last_seen_ns - s.first_seen_ns).max(0) as f64 / 1e9;
+                Traversal {
+                    attacker_ip: s.ip.clone(),
+                    deckies: s.deckies.iter().map(|h| h.decky.clone()).collect(),
+                    path: s.path(),
+                    decky_count: s.deckies.len(),
+                    hop_count: s.hop_count,
+                    first_seen_ns: s.first_seen_ns,
+                    last_seen_ns: s.last_seen_ns,
+                    duration_s,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (a.first_seen_ns, &a.attacker_ip).cmp(&(b.first_seen_ns, &b.attacker_ip))
+        });
+        out
+    }
+
+    /// Identity groups (≥2 IPs sharing a strong key) among the attackers in memory.
+    pub fn identities(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in self.states.values() {
+            if let Some(k) = s.identity_key() {
+                groups.entry(k).or_default().push(s.ip.clone());
+            }
+        }
+        groups
+            .into_iter()
+            .filter(|(_, ips)| ips.len() > 1)
+            .map(|(k, mut ips)| {
+                ips.sort();
+                (k, ips)
+            })
+            .collect()
+    }
+
+    /// Account for one event.
+    pub fn feed(&mut self, e: &Event) {
+        let Some(addr) = attacker_ip(e) else {
+            self.events_skipped += 1;
+            return;
+        };
+        self.events_seen += 1;
+        let gap = self.config.session_gap_ns;
+        let st = self
+            .states
+            .entry(addr)
+            .or_insert_with(|| AttackerState::new(&addr.to_string()));
+        self.dirty.insert(addr);
+
+        for b in bounty::extract(e, &st.ip) {
+            let key = fnv1a(&[&b.bounty_type, &b.payload]);
+            if st.bounty_keys.contains(&key) {
+                continue;
+            }
+            // Past the cap, counts stop growing but bounties still reach the repository,
+            // whose unique key deduplicates them.
+            if st.bounty_keys.len() < MAX_BOUNTY_KEYS {
+                st.bounty_keys.insert(key);
+                st.bounty_count += 1;
+                if b.bounty_type == CREDENTIAL {
+                    st.credential_count += 1;
+                }
+            }
+            self.bounties.push(b);
+        }
+
+        if e.service == "prober" {
+            // The prober's target is an attacker, but probing is our traffic, not theirs: it
+            // adds fingerprints, never hops, counts or timing.
+            for k in ["jarm_hash", "hassh_server", "tcpfp_hash", "hash"] {
+                if let Some(v) = e.field(k) {
+                    st.fingerprint(&e.kind, v);
+                    break;
+                }
+            }
+            return;
+        }
+
+        self.watermark_ns = self.watermark_ns.max(e.ts_ns);
+        st.event_count += 1;
+        st.first_seen_ns = st.first_seen_ns.min(e.ts_ns);
+        st.last_seen_ns = st.last_seen_ns.max(e.ts_ns);
+        st.timing.push(e.ts_ns);
+        if !is_internal(&e.service)
+            && !st.services.contains(&e.service)
+            && st.services.len() < MAX_SERVICES
+        {
+            st.services.push(clip(&e.service));
+        }
+        if !e.decky.is_empty() && e.service != "correlator" {
+            st.hop_count += 1;
+            let full = st.deckies.len() >= MAX_DECKIES;
+            match st.deckies.iter_mut().find(|h| h.decky == e.decky) {
+                Some(h) => h.first_ns = h.first_ns.min(e.ts_ns),
+                None if !full => st.deckies.push(Hop {
+                    decky: clip(&e.decky),
+                    first_ns: e.ts_ns,
+                }),
+                None => {}
+            }
+        }
+
+        let kind = e.kind.as_str();
+        if RECON_KINDS.contains(&kind) {
+            st.last_recon_ns = Some(st.last_recon_ns.map_or(e.ts_ns, |t| t.max(e.ts_ns)));
+            st.phase("reconnaissance", e.ts_ns);
+        }
+        if EXFIL_KINDS.contains(&kind) {
+            st.first_exfil_ns = Some(st.first_exfil_ns.map_or(e.ts_ns, |t| t.min(e.ts_ns)));
+        }
+        if payload_bytes(e) >= LARGE_PAYLOAD {
+            st.large_payloads += 1;
+        }
+
+        let command = command_of(e);
+        if let Some(cmd) = &command {
+            st.command_count += 1;
+            if st.commands.len() < MAX_COMMANDS {
+                st.commands.push(CommandRec {
+                    service: e.service.clone(),
+                    decky: e.decky.clone(),
+                    command: cmd.clone(),
+                    ts_ns: e.ts_ns,
+                });
+            }
+            st.phase("execution", e.ts_ns);
+        }
+        let credential = bounty::credential(e);
+        let success = bounty::is_success(e);
+        if credential.is_some() || AUTH_KINDS.contains(&kind) {
+            st.auth_attempts += 1;
+            st.phase("credential_access", e.ts_ns);
+            if success && !is_internal(&e.service) {
+                st.auth_successes += 1;
+                st.phase("initial_access", e.ts_ns);
+            }
+        }
+        if let Some(c) = &credential
+            && st.credential_order.len() < MAX_IDENTITY_CREDENTIALS
+        {
+            st.credential_order
+                .push(clip(&format!("{}:{}", c.username, c.secret)));
+        }
+        if PAYLOAD_KINDS.contains(&kind)
+            || (e.field("sha256").is_some() && kind != "message_accepted")
+        {
+            st.payloads += 1;
+            st.phase("installation", e.ts_ns);
+        }
+        if matches!(
+            kind,
+            "download" | "retr" | "fetch" | "file_read" | "file_transfer" | "data_exfil"
+        ) {
+            st.phase("exfiltration", e.ts_ns);
+        }
+
+        // Fingerprints and tool guesses.
+        if let Some(ua) = bounty::user_agent(e) {
+            for t in profile::tools_from_headers(&ua) {
+                st.tools.insert(t.to_owned());
+            }
+            st.fingerprint("http_useragent", &ua);
+        }
+        if let Some(mailer) = e.field("x_mailer") {
+            for t in profile::tools_from_headers(mailer) {
+                st.tools.insert(t.to_owned());
+            }
+        }
+        if let Some(h) = e.field("hassh").filter(|v| !v.is_empty()) {
+            st.hassh.get_or_insert_with(|| clip(h));
+            st.fingerprint("hassh", h);
+        }
+        if let Some(b) = bounty::ssh_banner(e) {
+            st.ssh_banner.get_or_insert_with(|| clip(b));
+            st.fingerprint("ssh_client_version", b);
+            if let Some(t) = profile::tools_from_ssh_banner(b) {
+                st.tools.insert(t.to_owned());
+            }
+        }
+        if let Some(j) = e.field("ja4").filter(|v| !v.is_empty()) {
+            st.ja4.get_or_insert_with(|| clip(j));
+            st.fingerprint("ja4", j);
+        }
+        if let Some(j) = e.field("ja3").filter(|v| !v.is_empty()) {
+            st.fingerprint("ja3", j);
+        }
+        match kind {
+            "tcp_syn_fingerprint" => {
+                let label = e.field("os_guess").unwrap_or("unknown");
+                if st.os_labels.len() < MAX_OS_LABELS || st.os_labels.contains_key(label) {
+                    *st.os_labels.entry(clip(label)).or_insert(0) += 1;
+                }
+                if label == "nmap" {
+                    st.tools.insert("nmap".to_owned());
+                }
+                // masscan's SYN: window 1024 and no TCP options at all.
+                if e.field("window") == Some("1024")
+                    && e.field("options_sig").unwrap_or("").is_empty()
+                {
+                    st.tools.insert("masscan".to_owned());
+                }
+                if let Some(ttl) = e.field("ttl").and_then(|v| v.parse().ok()) {
+                    st.last_ttl = Some(ttl);
+                }
+                if let Some(h) = e
+                    .field("hop_distance")
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|h| *h > 0)
+                {
+                    if st.hop_distances.len() == MAX_HOP_SAMPLES {
+                        st.hop_distances.pop_front();
+                    }
+                    st.hop_distances.push_back(h);
+                }
+                st.tcp_fingerprint = [
+                    "ttl",
+                    "initial_ttl",
+                    "window",
+                    "mss",
+                    "wscale",
+                    "options_sig",
+                    "has_sack",
+                    "has_timestamps",
+                    "os_guess",
+                ]
+                .iter()
+                .filter_map(|k| Some(((*k).to_owned(), clip(e.field(k)?))))
+                .collect();
+            }
+            "tcp_flow_timing" => {
+                st.retransmits += e
+                    .field("retransmits")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            _ => {}
+        }
+
+        // Sessions: one per (decky, service), ended by inactivity; the sniffer's flows join
+        // the open session on the same decky and port.
+        if e.service == "sniffer" {
+            if kind == "tcp_flow_timing" {
+                let port = e
+                    .dst_port
+                    .or_else(|| e.field("dst_port").and_then(|v| v.parse().ok()));
+                if let Some(s) = st
+                    .sessions
+                    .iter_mut()
+                    .find(|s| s.decky == e.decky && port.is_some() && s.dst_port == port)
+                {
+                    s.flow_count += 1;
+                    self.dirty_sessions.insert((addr, s.id.clone()));
+                }
+            }
+            return;
+        }
+        if is_internal(&e.service) {
+            return;
+        }
+        if let Some(i) = st
+            .sessions
+            .iter()
+            .position(|s| s.decky == e.decky && s.service == e.service)
+            && e.ts_ns.saturating_sub(st.sessions[i].end_ns) > gap
+        {
+            let old = st.sessions.remove(i);
+            self.dirty_sessions.remove(&(addr, old.id.clone()));
+            self.closed_sessions.push(old.row(&st.ip, true));
+        }
+        let idx = match st
+            .sessions
+            .iter()
+            .position(|s| s.decky == e.decky && s.service == e.service)
+        {
+            Some(i) => i,
+            None => {
+                if st.sessions.len() >= MAX_OPEN_SESSIONS
+                    && let Some(oldest) = st
+                        .sessions
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, s)| s.end_ns)
+                        .map(|(i, _)| i)
+                {
+                    let old = st.sessions.remove(oldest);
+                    self.dirty_sessions.remove(&(addr, old.id.clone()));
+                    self.closed_sessions.push(old.row(&st.ip, true));
+                }
+                st.sessions.push(OpenSession {
+                    id: hex_id(&[&st.ip, &e.decky, &e.service, &e.ts_ns.to_string()], 32),
+                    decky: clip(&e.decky),
+                    service: clip(&e.service),
+                    dst_port: e.dst_port,
+                    start_ns: e.ts_ns,
+                    end_ns: e.ts_ns,
+                    event_count: 0,
+                    flow_count: 0,
+                    commands: Vec::new(),
+                    credentials: Vec::new(),
+                    auth_success: false,
+                });
+                st.sessions.len() - 1
+            }
+        };
+        self.with_open_sessions.insert(addr);
+        let s = &mut st.sessions[idx];
+        s.event_count += 1;
+        s.start_ns = s.start_ns.min(e.ts_ns);
+        s.end_ns = s.end_ns.max(e.ts_ns);
+        if s.dst_port.is_none() {
+            s.dst_port = e.dst_port;
+        }
+        if let Some(cmd) = command
+            && s.commands.len() < MAX_SESSION_COMMANDS
+        {
+            s.commands.push(cmd);
+        }
+        if success && (credential.is_some() || AUTH_KINDS.contains(&kind)) {
+            s.auth_success = true;
+        }
+        if let Some(c) = credential
+            && s.credentials.len() < MAX_SESSION_CREDENTIALS
+        {
+            s.credentials.push(SessionCredential {
+                shape: c.shape.to_owned(),
+                username: clip(&c.username),
+                secret: clip(&c.secret),
+                success,
+                ts_ns: e.ts_ns,
+            });
+        }
+        self.dirty_sessions.insert((addr, s.id.clone()));
+    }
+
+    /// End sessions idle longer than the gap at the current event time.
+    fn close_idle(&mut self) {
+        let gap = self.config.session_gap_ns;
+        let now = self.watermark_ns;
+        let ips: Vec<IpAddr> = self.with_open_sessions.iter().copied().collect();
+        for addr in ips {
+            let Some(st) = self.states.get_mut(&addr) else {
+                self.with_open_sessions.remove(&addr);
+                continue;
+            };
+            let mut i = 0;
+            while i < st.sessions.len() {
+                if now.saturating_sub(st.sessions[i].end_ns) > gap {
+                    let old = st.sessions.remove(i);
+                    self.dirty_sessions.remove(&(addr, old.id.clone()));
+                    self.closed_sessions.push(old.row(&st.ip, true));
+                    self.dirty.insert(addr);
+                } else {
+                    i += 1;
+                }
+            }
+            if st.sessions.is_empty() {
+                self.with_open_sessions.remove(&addr);
+            }
+        }
+    }
+
+    /// Everything changed since the last call: attacker rows (with behaviour, identity key
+    /// and saved state), sessions ended or updated, and new bounties.
+    pub fn take_changes(&mut self) -> Result<Changes, IntelError> {
+        self.close_idle();
+        let mut out = Changes {
+            sessions: std::mem::take(&mut self.closed_sessions),
+            bounties: std::mem::take(&mut self.bounties),
+            ..Changes::default()
+        };
+        for (addr, id) in std::mem::take(&mut self.dirty_sessions) {
+            if let Some(st) = self.states.get(&addr)
+                && let Some(s) = st.sessions.iter().find(|s| s.id == id)
+            {
+                out.sessions.push(s.row(&st.ip, false));
+            }
+        }
+        let mut dirty: Vec<IpAddr> = std::mem::take(&mut self.dirty).into_iter().collect();
+        dirty.sort_unstable();
+        for addr in dirty {
+            let Some(st) = self.states.get(&addr) else {
+                continue;
+            };
+            // Only the prober has spoken of this IP: nothing of its own to profile yet.
+            if st.event_count == 0 {
+                continue;
+            }
+            let state = serde_json::to_string(st)
+                .map_err(|e| IntelError::BadState(format!("state of {}: {e}", st.ip)))?;
+            out.attackers.push(AttackerUpdate {
+                attacker: st.attacker_row(self.config.min_deckies),
+                behavior: st.behavior_row(),
+                identity_key: st.identity_key(),
+                state,
+            });
+        }
+        out.sessions.sort_by(|a, b| a.id.cmp(&b.id));
+        out.sessions.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
+
+    /// Forget clean attackers once the cache is over its cap (call after committing).
+    /// Attackers with open sessions go last, so sessions keep ending on time when possible.
+    pub fn evict(&mut self) {
+        let cap = self.config.max_cached_attackers;
+        if self.states.len() <= cap {
+            return;
+        }
+        let dirty = &self.dirty;
+        let open = &self.with_open_sessions;
+        self.states
+            .retain(|ip, _| dirty.contains(ip) || open.contains(ip));
+        if self.states.len() > cap {
+            self.states.retain(|ip, _| dirty.contains(ip));
+            self.with_open_sessions.clear();
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The continuous profiler: follow the events table from a persisted cursor, feed the engine,
+//! and commit each batch's results together with the new cursor.
+//!
+//! Exactly-once by construction: results and cursor are one transaction, so a crash replays
+//! the whole uncommitted batch onto the state saved with the previous cursor.
+
+use decnet_store::repo::{EventQuery, IntelCommit, SqlRepository};
+
+use crate::{Config, IntelError, Profiler};
+
+/// The `state` key holding the last profiled event id.
+pub const CURSOR_KEY: &str = "profiler_cursor";
+
+/// Most events per committed batch.
+pub const MAX_BATCH: i64 = 1_000_000;
+
+/// One profiler worker over one repository.
+#[derive(Debug)]
+pub struct Worker {
+    repo: SqlRepository,
+    engine: Profiler,
+    batch: i64,
+    cursor: i64,
+}
+
+/// What one [`Worker::step`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Step {
+    pub events: usize,
+    pub attackers: usize,
+    pub sessions: usize,
+    pub bounties: usize,
+    pub cursor: i64,
+}
+
+impl Worker {
+    /// Resume from the saved cursor; attackers with open sessions are reloaded so their
+    /// sessions keep ending on time.
+    pub async fn open(repo: SqlRepository, config: Config, batch: i64) -> Result<Self, IntelError> {
+        let cursor = repo
+            .state(CURSOR_KEY)
+            .await?
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
+        let cap = i64::try_from(config.max_cached_attackers).unwrap_or(i64::MAX);
+        let mut engine = Profiler::new(config);
+        let open = repo.open_session_ips(cap).await?;
+        for (ip, state) in repo.attacker_states(&open).await? {
+            engine.restore(&ip, &state)?;
+        }
+        Ok(Self {
+            repo,
+            engine,
+            batch: batch.clamp(1, MAX_BATCH),
+            cursor,
+        })
+    }
+
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    pub fn engine(&self) -> &Profiler {
+        &self.engine
+    }
+
+    /// Profile the next batch of events (none when caught up): read pages until `batch`
+    /// events or the end of the table, then commit once. Committing less often is what makes
+    /// the profiler fast: an attacker's row is rewritten once per batch, not once per page.
+    pub async fn step(&mut self) -> Result<Step, IntelError> {
+        let mut events = 0usize;
+        let mut last = self.cursor;
+        loop {
+            let want = (self.batch - i64::try_from(events).unwrap_or(i64::MAX))
+                .clamp(0, decnet_store::repo::MAX_PAGE);
+            if want == 0 {
+                break;
+            }
+            let rows = self
+                .repo
+                .events_after(last, &EventQuery::default(), want)
+                .await?;
+            let Some(page_last) = rows.last().map(|r| r.id) else {
+                break;
+            };
+            let missing = self.engine.missing(rows.iter().map(|r| &r.event));
+            if !missing.is_empty() {
+                for (ip, state) in self.repo.attacker_states(&missing).await? {
+                    self.engine.restore(&ip, &state)?;
+                }
+            }
+            for r in &rows {
+                self.engine.feed(&r.event);
+            }
+            events += rows.len();
+            last = page_last;
+            if i64::try_from(rows.len()).unwrap_or(i64::MAX) < want {
+                break;
+            }
+        }
+        if events == 0 {
+            return Ok(Step {
+                cursor: self.cursor,
+                ..Step::default()
+            });
+        }
+        let changes = self.engine.take_changes()?;
+        let step = Step {
+            events,
+            attackers: changes.attackers.len(),
+            sessions: changes.sessions.len(),
+            bounties: changes.bounties.len(),
+            cursor: last,
+        };
+        let committed = self
+            .repo
+            .commit_intel(&IntelCommit {
+                attackers: changes.attackers,
+                sessions: changes.sessions,
+                bounties: changes.bounties,
+                cursor: Some((CURSOR_KEY.to_owned(), last)),
+            })
+            .await;
+        if let Err(e) = committed {
+            // The engine is now ahead of the database: forget it, so the retried batch is
+            // applied to the saved state, never twice.
+            self.engine = Profiler::new(self.engine.config().clone());
+            return Err(e.into());
+        }
+        self.cursor = last;
+        self.engine.evict();
+        tracing::debug!(?step, "profiled a batch");
+        Ok(step)
+    }
+
+    /// Step until caught up; returns the events profiled.
+    pub async fn run_until_idle(&mut self) -> Result<u64, IntelError> {
+        // SQLite reuses ids once every event is gone (retention or purge): a cursor beyond
+        // the highest id would otherwise skip every new event.
+        if self.cursor > 0 && self.repo.max_event_id().await? < self.cursor {
+            tracing::warn!(
+                cursor = self.cursor,
+                "events table was emptied; profiling from the start"
+            );
+            self.cursor = 0;
+        }
+        let mut total = 0u64;
+        loop {
+            let s = self.step().await?;
+            if s.events == 0 {
+                return Ok(total);
+            }
+            total += s.events as u64;
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! What the intelligence workers write: sessions, attacker rows with their behaviour, the
+//! profiler's per-attacker streaming state and its cursor — all in one transaction, so a
+//! crash leaves either the whole batch or none of it (restart-safe, never double-counted).
+
+use serde::Serialize;
+use sqlx::{Any, Row, Transaction};
+
+use super::{
+    Attacker, NewBounty, RepoError, SqlRepository, now_ns, q,
+    sql::{Arg, Sql, clean_text, clip_chars},
+    tables::bounty_dedup_key,
+};
+
+/// Rows per multi-row statement: at most 17 parameters each, well under every backend's limit.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// One session: a conversation of one attacker IP with one service of one decky, ended by an
+/// inactivity gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRow {
+    /// Stable id derived from (ip, decky, service, start), so a replay upserts the same row.
+    pub id: String,
+    pub attacker_ip: String,
+    pub decky: String,
+    pub service: String,
+    pub dst_port: Option<i64>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub event_count: i64,
+    /// Sniffer flows (`tcp_flow_timing`) of this conversation.
+    pub flow_count: i64,
+    /// JSON array of commands in order.
+    pub commands: String,
+    /// JSON array of credentials in order.
+    pub credentials: String,
+    pub auth_success: bool,
+    pub closed: bool,
+}
+
+/// The `attacker_behavior` row of one attacker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BehaviorRow {
+    pub os_guess: Option<String>,
+    pub hop_distance: Option<i64>,
+    /// JSON object.
+    pub tcp_fingerprint: String,
+    pub retransmit_count: i64,
+    pub behavior_class: String,
+    pub beacon_interval_s: Option<f64>,
+    pub beacon_jitter_pct: Option<f64>,
+    /// JSON arrays/objects.
+    pub tool_guesses: String,
+    pub timing_stats: String,
+    pub phase_sequence: String,
+}
+
+/// Everything the profiler knows of one attacker after a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttackerUpdate {
+    pub attacker: Attacker,
+    pub behavior: BehaviorRow,
+    /// Strong-fingerprint key linking IPs of one actor (see `decnet-intel`).
+    pub identity_key: Option<String>,
+    /// The profiler's serialized streaming state for this IP (JSON).
+    pub state: String,
+}
+
+/// One batch of profiler output, committed atomically with the cursor.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntelCommit {
+    pub attackers: Vec<AttackerUpdate>,
+    pub sessions: Vec<SessionRow>,
+    pub bounties: Vec<NewBounty>,
+    /// `(state key, last event id)` to persist in the same transaction.
+    pub cursor: Option<(String, i64)>,
+}
+
+/// IPs that share an identity key: one actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentityGroup {
+    pub identity_key: String,
+    pub ips: Vec<String>,
+}
+
+const ATTACKER_COLS: [&str; 17] = [
+    "uuid",
+    "ip",
+    "first_seen_ns",
+    "last_seen_ns",
+    "event_count",
+    "service_count",
+    "decky_count",
+    "services",
+    "deckies",
+    "fingerprints",
+    "commands",
+    "traversal_path",
+    "is_traversal",
+    "bounty_count",
+    "credential_count",
+    "score",
+    "updated_ns",
+];
+
+const BEHAVIOR_COLS: [&str; 12] = [
+    "attacker_uuid",
+    "os_guess",
+    "hop_distance",
+    "tcp_fingerprint",
+    "retransmit_count",
+    "behavior_class",
+    "beacon_interval_s",
+    "beacon_jitter_pct",
+    "tool_guesses",
+    "timing_stats",
+    "phase_sequence",
+    "updated_ns",
+];
+
+const SESSION_COLS: [&str; 14] = [
+    "id",
+    "attacker_ip",
+    "decky",
+    "service",
+    "dst_port",
+    "start_ns",
+    "end_ns",
+    "event_count",
+    "flow_count",
+    "commands",
+    "credentials",
+    "auth_success",
+    "closed",
+    "updated_ns",
+];
+
+impl SqlRepository {
+    /// Multi-row `INSERT … ON CONFLICT (key) DO UPDATE` of `rows` (keys unique within `rows`).
+    async fn upsert_rows(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        table: &str,
+        cols: &[&str],
+        (key, updated): (&str, &[&str]),
+        rows: Vec<Vec<Arg>>,
+        what: &'static str,
+    ) -> Result<(), RepoError> {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut sql = Sql::new(
+                self.backend,
+                &format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")),
+            );
+            for (i, row) in rows.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                for (j, arg) in row.into_iter().enumerate() {
+                    if j > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(arg);
+                }
+                sql.push(")");
+            }
+            let updated: Vec<&str> = updated.iter().copied().filter(|c| *c != key).collect();
+            sql.push(&self.backend.upsert(key, &updated));
+            sql.query().execute(&mut **tx).await.map_err(q(what))?;
+        }
+        Ok(())
+    }
+
+    /// Write one profiler batch — bounties (deduplicated by their unique key), attacker rows,
+    /// behaviour, streaming state, sessions and the cursor — in one transaction.
+    pub async fn commit_intel(&self, c: &IntelCommit) -> Result<(), RepoError> {
+        let now = now_ns();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(q("starting an intelligence batch"))?;
+
+        let mut bounties = c.bounties.iter().peekable();
+        while bounties.peek().is_some() {
+            let mut sql = Sql::new(self.backend, self.backend.insert_ignore());
+            sql.push(" bounties (ts_ns, decky, service, attacker_ip, bounty_type, payload, dedup_key) VALUES ");
+            for (i, b) in bounties.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.bind(Arg::I64(b.ts_ns)).push(", ");
+                sql.bind(Arg::Text(clip_chars(&b.decky, 255))).push(", ");
+                sql.bind(Arg::Text(clip_chars(&b.service, 255))).push(", ");
+                sql.bind(Arg::Text(clip_chars(&b.attacker_ip, 45)))
+                    .push(", ");
+                sql.bind(Arg::Text(clip_chars(&b.bounty_type, 255)))
+                    .push(", ");
+                sql.bind(Arg::Text(clean_text(&b.payload))).push(", ");
+                sql.bind(Arg::Text(bounty_dedup_key(b))).push(")");
+            }
+            sql.push(self.backend.on_conflict_ignore());
+            sql.query()
+                .execute(&mut *tx)
+                .await
+                .map_err(q("recording bounties"))?;
+        }
+
+        let attacker_rows = c
+            .attackers
+            .iter()
+            .map(|u| {
+                let a = &u.attacker;
+                vec![
+                    Arg::Text(a.uuid.clone()),
+                    Arg::Text(clip_chars(&a.ip, 45)),
+                    Arg::I64(a.first_seen_ns),
+                    Arg::I64(a.last_seen_ns),
+                    Arg::I64(a.event_count),
+                    Arg::I64(a.service_count),
+                    Arg::I64(a.decky_count),
+                    Arg::Text(clean_text(&a.services)),
+                    Arg::Text(clean_text(&a.deckies)),
+                    Arg::Text(clean_text(&a.fingerprints)),
+                    Arg::Text(clean_text(&a.commands)),
+                    Arg::Text(clean_text(&a.traversal_path)),
+                    Arg::I64(i64::from(a.is_traversal)),
+                    Arg::I64(a.bounty_count),
+                    Arg::I64(a.credential_count),
+                    Arg::I64(a.score),
+                    Arg::I64(now),
+                ]
+            })
+            .collect();
+        // The uuid of an existing row is kept (it is not among the updated columns).
+        self.upsert_rows(
+            &mut tx,
+            "attackers",
+            &ATTACKER_COLS,
+            ("ip", &ATTACKER_COLS[1..]),
+            attacker_rows,
+            "upserting attackers",
+        )
+        .await?;
+
+        // The behaviour row hangs off the stored uuid, which predates this batch for known IPs.
+        let mut uuids = std::collections::HashMap::new();
+        for chunk in c.attackers.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(self.backend, "SELECT ip, uuid FROM attackers WHERE ip IN (");
+            for (i, u) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(Arg::Text(clip_chars(&u.attacker.ip, 45)));
+            }
+            sql.push(")");
+            for row in sql
+                .query()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(q("reading attacker uuids"))?
+            {
+                let ip: String = row.try_get("ip").map_err(q("reading attacker uuids"))?;
+                let uuid: String = row.try_get("uuid").map_err(q("reading attacker uuids"))?;
+                uuids.insert(ip, uuid);
+            }
+        }
+        let mut behavior_rows = Vec::new();
+        let mut state_rows = Vec::new();
+        for u in &c.attackers {
+            let Some(uuid) = uuids.get(&clip_chars(&u.attacker.ip, 45)) else {
+                return Err(RepoError::Invalid(format!(
+                    "attacker {} vanished inside its own transaction",
+                    u.attacker.ip
+                )));
+            };
+            let b = &u.behavior;
+            behavior_rows.push(vec![
+                Arg::Text(uuid.clone()),
+                Arg::OptText(b.os_guess.as_deref().map(|s| clip_chars(s, 255))),
+                Arg::OptI64(b.hop_distance),
+                Arg::Text(clean_text(&b.tcp_fingerprint)),
+                Arg::I64(b.retransmit_count),
+                Arg::Text(clip_chars(&b.behavior_class, 255)),
+                Arg::OptF64(b.beacon_interval_s),
+                Arg::OptF64(b.beacon_jitter_pct),
+                Arg::Text(clean_text(&b.tool_guesses)),
+                Arg::Text(clean_text(&b.timing_stats)),
+                Arg::Text(clean_text(&b.phase_sequence)),
+                Arg::I64(now),
+            ]);
+            state_rows.push(vec![
+                Arg::Text(clip_chars(&u.attacker.ip, 45)),
+                Arg::OptText(u.identity_key.as_deref().map(|s| clip_chars(s, 64))),
+                Arg::Text(clean_text(&u.state)),
+                Arg::I64(now),
+            ]);
+        }
+        self.upsert_rows(
+            &mut tx,
+            "attacker_behavior",
+            &BEHAVIOR_COLS,
+            ("attacker_uuid", &BEHAVIOR_COLS),
+            behavior_rows,
+            "upserting attacker behaviour",
+        )
+        .await?;
+        self.upsert_rows(
+            &mut tx,
+            "attacker_state",
+            &["ip", "identity_key", "state", "updated_ns"],
+            ("ip", &["identity_key", "state", "updated_ns"]),
+            state_rows,
+            "saving profiler state",
+        )
+        .await?;
+        let session_rows = c
+            .sessions
+            .iter()
+            .map(|s| {
+                vec![
+                    Arg::Text(clip_chars(&s.id, 64)),
+                    Arg::Text(clip_chars(&s.attacker_ip, 45)),
+                    Arg::Text(clip_chars(&s.decky, 255)),
+                    Arg::Text(clip_chars(&s.service, 255)),
+                    Arg::OptI64(s.dst_port),
+                    Arg::I64(s.start_ns),
+                    Arg::I64(s.end_ns),
+                    Arg::I64(s.event_count),
+                    Arg::I64(s.flow_count),
+                    Arg::Text(clean_text(&s.commands)),
+                    Arg::Text(clean_text(&s.credentials)),
+                    Arg::I64(i64::from(s.auth_success)),
+                    Arg::I64(i64::from(s.closed)),
+                    Arg::I64(now),
+                ]
+            })
+            .collect();
+        self.upsert_rows(
+            &mut tx,
+            "sessions",
+            &SESSION_COLS,
+            ("id", &SESSION_COLS),
+            session_rows,
+            "upserting sessions",
+        )
+        .await?;
+        if let Some((key, id)) = &c.cursor {
+            self.upsert_rows(
+                &mut tx,
+                "state",
+                &["state_key", "value"],
+                ("state_key", &["value"]),
+                vec![vec![Arg::Text(key.clone()), Arg::Text(id.to_string())]],
+                "saving the profiler cursor",
+            )
+            .await?;
+        }
+        tx.commit()
+            .await
+            .map_err(q("committing an intelligence batch"))
+    }
+
+    /// The profiler's saved state of each of `ips` that has one, as `(ip, state JSON)`.
+    pub async fn attacker_states(
+        &self,
+        ips: &[String],
+    ) -> Result<Vec<(String, String)>, RepoError> {
+        let mut out = Vec::new();
+        for chunk in ips.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                self.backend,
+                "SELECT ip, state FROM attacker_state WHERE ip IN (",
+            );
+            for (i, ip) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(Arg::Text(clip_chars(ip, 45)));
+            }
+            sql.push(")");
+            let rows = sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("loading profiler state"))?;
+            for r in &rows {
+                out.push((
+                    r.try_get("ip").map_err(q("loading profiler state"))?,
+                    r.try_get("state").map_err(q("loading profiler state"))?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// IPs with a session not yet closed (at most `limit`), so a restarted profiler can keep
+    /// closing them as time moves on.
+    pub async fn open_session_ips(&self, limit: i64) -> Result<Vec<String>, RepoError> {
+        let mut sql = Sql::new(
+            self.backend,
+            "SELECT DISTINCT attacker_ip FROM sessions WHERE closed = 0 ORDER BY attacker_ip LIMIT ",
+        );
+        sql.bind(Arg::I64(limit.clamp(0, 1_000_000)));
+        sql.scalar()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("listing IPs with open sessions"))
+    }
+
+    /// Sessions, oldest first, optionally of one attacker IP.
+    pub async fn sessions(
+        &self,
+        ip: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<SessionRow>, RepoError> {
+        let mut sql = Sql::new(
+            self.backend,
+            &format!("SELECT {} FROM sessions", SESSION_COLS.join(", ")),
+        );
+        if let Some(ip) = ip {
+            sql.push(" WHERE attacker_ip = ")
+                .bind(Arg::Text(ip.to_owned()));
+        }
+        sql.push(" ORDER BY start_ns, id LIMIT ")
+            .bind(Arg::I64(limit.clamp(0, 10_000)));
+        sql.push(" OFFSET ").bind(Arg::I64(offset.max(0)));
+        let rows = sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("listing sessions"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(SessionRow {
+                    id: r.try_get("id")?,
+                    attacker_ip: r.try_get("attacker_ip")?,
+                    decky: r.try_get("decky")?,
+                    service: r.try_get("service")?,
+                    dst_port: r.try_get("dst_port")?,
+                    start_ns: r.try_get("start_ns")?,
+                    end_ns: r.try_get("end_ns")?,
+                    event_count: r.try_get("event_count")?,
+                    flow_count: r.try_get("flow_count")?,
+                    commands: r.try_get("commands")?,
+                    credentials: r.try_get("credentials")?,
+                    auth_success: r.try_get::<i64, _>("auth_success")? != 0,
+                    closed: r.try_get::<i64, _>("closed")? != 0,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(q("listing sessions"))
+    }
+
+    /// The behaviour row of an attacker.
+    pub async fn behavior(&self, attacker_uuid: &str) -> Result<Option<BehaviorRow>, RepoError> {
+        let mut sql = Sql::new(
+            self.backend,
+            &format!(
+                "SELECT {} FROM attacker_behavior WHERE attacker_uuid = ",
+                BEHAVIOR_COLS.join(", ")
+            ),
+        );
+        sql.bind(Arg::Text(attacker_uuid.to_owned()));
+        let row = sql
+            .query()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("reading attacker behaviour"))?;
+        row.map(|r| {
+            Ok(BehaviorRow {
+                os_guess: r.try_get("os_guess")?,
+                hop_distance: r.try_get("hop_distance")?,
+                tcp_fingerprint: r.try_get("tcp_fingerprint")?,
+                retransmit_count: r.try_get("retransmit_count")?,
+                behavior_class: r.try_get("behavior_class")?,
+                beacon_interval_s: r.try_get("beacon_interval_s")?,
+                beacon_jitter_pct: r.try_get("beacon_jitter_pct")?,
+                tool_guesses: r.try_get("tool_guesses")?,
+                timing_stats: r.try_get("timing_stats")?,
+                phase_sequence: r.try_get("phase_sequence")?,
+            })
+        })
+        .transpose()
+        .map_err(q("reading attacker behaviour"))
+    }
+
+    /// Identity keys shared by at least two IPs, each with its IPs sorted.
+    pub async fn identity_groups(&self) -> Result<Vec<IdentityGroup>, RepoError> {
+        let rows = sqlx::query(
+            "SELECT identity_key, ip FROM attacker_state WHERE identity_key IN \
+             (SELECT identity_key FROM attacker_state WHERE identity_key IS NOT NULL \
+              GROUP BY identity_key HAVING COUNT(*) > 1) ORDER BY identity_key, ip",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("listing identity groups"))?;
+        let mut groups: Vec<IdentityGroup> = Vec::new();
+        for r in &rows {
+            let key: String = r
+                .try_get("identity_key")
+                .map_err(q("listing identity groups"))?;
+            let ip: String = r.try_get("ip").map_err(q("listing identity groups"))?;
+            match groups.last_mut() {
+                Some(g) if g.identity_key == key => g.ips.push(ip),
+                _ => groups.push(IdentityGroup {
+                    identity_key: key,
+                    ips: vec![ip],
+                }),
+            }
+        }
+        Ok(groups)
+    }
+}
