@@ -11,6 +11,7 @@ mod deploy;
 mod failure;
 mod hostnet;
 mod listings;
+mod web;
 
 use args::{Cli, Command, ConfigCommand};
 use failure::Failure;
@@ -63,13 +64,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Teardown(_) => Err(Failure::not_yet("teardown", "the fleet engine")),
         Command::Status => Err(Failure::not_yet("status", "the fleet engine")),
         Command::Redeploy => Err(Failure::not_yet("redeploy", "the fleet engine")),
-        Command::Serve => Err(Failure::not_yet("serve", "the web and store workers")),
+        Command::Serve(args) => web::serve(&args),
         Command::Collect(args) => collect::collect(&args),
         Command::Sniffer => Err(Failure::not_yet("sniffer", "the dataplane")),
         Command::Correlate => Err(Failure::not_yet("correlate", "the intelligence workers")),
         Command::Profiler => Err(Failure::not_yet("profiler", "the intelligence workers")),
         Command::Probe => Err(Failure::not_yet("probe", "the prober")),
         Command::Mutate => Err(Failure::not_yet("mutate", "the fleet engine")),
-        Command::Api => Err(Failure::not_yet("api", "the web API")),
+        Command::Api(args) => web::api(&args),
     }
 }

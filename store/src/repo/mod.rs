@@ -18,7 +18,7 @@ use sqlx::{
 };
 
 use crate::Event;
-pub use events::{EventQuery, HistogramBucket, Stats, StoredEvent, parse_search};
+pub use events::{EventQuery, HistogramBucket, Stats, StoredEvent, Token, parse_search};
 pub use sql::Backend;
 pub use tables::{Attacker, Bounty, DeckyRecord, NewBounty, User};
 
