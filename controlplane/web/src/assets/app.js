@@ -97,7 +97,7 @@
   }
   function eventTable(id) {
     const body = h('tbody', { id });
-    return [h('table', {}, h('thead', {}, h('tr', {}, ['Time', 'Decky', 'Service', 'Event', 'Source', 'Fields'].map((t) => h('th', {}, t))))), body), body];
+    return [h('table', {}, h('thead', {}, h('tr', {}, ['Time', 'Decky', 'Service', 'Event', 'Source', 'Fields'].map((t) => h('th', {}, t)))), body), body];
   }
   function chart(buckets) {
     const W = 800, H = 140, pad = 18;
