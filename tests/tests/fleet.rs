@@ -521,3 +521,130 @@ fn bad_inputs_leave_nothing() {
     let out = lab.decnet(&["teardown", "--id", "nosuch"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no decky named \"nosuch\""));
 }
+
+/// `curl` one JSON request to the API on loopback; (status, body).
+fn api(port: u16, method: &str, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let body = body.to_string();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    let mut args = vec![
+        "-s",
+        "-X",
+        method,
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        &body,
+        "-w",
+        "\n%{http_code}",
+        "--max-time",
+        "300",
+    ];
+    if let Some(a) = &auth {
+        args.extend(["-H", a.as_str()]);
+    }
+    args.push(&url);
+    let out = ok("curl", &args);
+    let (text, code) = out.rsplit_once('\n').unwrap();
+    (
+        code.trim().parse().unwrap(),
+        serde_json::from_str(text).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn api_deploys_an_ini_through_the_engine() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !docker_ready("api_deploys_an_ini_through_the_engine") {
+        return;
+    }
+    let lab = Lab::new("c");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(workspace_bin("decnet"))
+        .args(["api", "--port", &port.to_string(), "--data-dir"])
+        .arg(lab.data.path())
+        .env("DECNET_DECKY_BIN", static_decky())
+        .env("DECNET_TEMPLATES", templates())
+        .env("DECNET_ADMIN_PASSWORD", "first-start-password")
+        .env_remove("DECNET_DB_TYPE")
+        .env_remove("DECNET_DB_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child_guard = Kill(child);
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let login = |pw: &str| {
+        let (st, v) = api(
+            port,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            &serde_json::json!({"username": "admin", "password": pw}),
+        );
+        assert_eq!(st, 200, "{v}");
+        v["access_token"].as_str().unwrap().to_owned()
+    };
+    let first = login("first-start-password");
+    let (st, v) = api(
+        port,
+        "POST",
+        "/api/v1/auth/change-password",
+        Some(&first),
+        &serde_json::json!({"old_password": "first-start-password", "new_password": "a-better-password-1"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let token = login("a-better-password-1");
+
+    let p = &lab.subnet_prefix;
+    let ini = format!(
+        "[general]\nnet = {p}.0/24\ngw = {p}.1\ninterface = {parent}\n\n[api01]\nservices = redis\n",
+        parent = lab.parent
+    );
+    let (st, report) = api(
+        port,
+        "POST",
+        "/api/v1/deckies/deploy",
+        Some(&token),
+        &serde_json::json!({ "ini_content": ini }),
+    );
+    assert_eq!(st, 200, "{report}");
+    assert_eq!(report["deckies"], 1, "{report}");
+    assert_eq!(report["containers_created"], 2, "{report}");
+    let (st, list) = api(port, "GET", "/api/v1/deckies", Some(&token), &Value::Null);
+    assert_eq!(st, 200, "{list}");
+    assert!(list.to_string().contains("api01"), "{list}");
+    assert_eq!(inspect("api01-redis")["State"]["Running"], true);
+
+    // A bad INI is a 400 naming the problem; nothing is created.
+    let (st, v) = api(
+        port,
+        "POST",
+        "/api/v1/deckies/deploy",
+        Some(&token),
+        &serde_json::json!({ "ini_content": "[api02]\nservices = nosuchservice\n" }),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(v.to_string().contains("nosuchservice"), "{v}");
+    assert!(run("docker", &["inspect", "api02"]).status.code() != Some(0));
+    drop(child_guard);
+}

@@ -47,8 +47,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Converge Docker on the recorded fleet: start what is missing, remove orphans.
     Redeploy(RedeployArgs),
-    /// Run the whole appliance in one process (not available yet).
-    Serve,
+    /// Run the appliance in one process: syslog intake, store flusher and the web API with
+    /// the dashboard (until SIGINT/SIGTERM).
+    Serve(ServeArgs),
     /// Run the syslog intake alone: listeners → durable segments → SQL (until SIGINT/SIGTERM).
     Collect(CollectArgs),
     /// Run packet capture alone (not available yet).
@@ -63,8 +64,8 @@ pub enum Command {
     Probe,
     /// Mutate deckies that are due (not available yet).
     Mutate,
-    /// Run the web API and dashboard alone (not available yet).
-    Api,
+    /// Run the web API and dashboard alone, over the store (until SIGINT/SIGTERM).
+    Api(ApiArgs),
 }
 
 /// Where state lives and which database holds it (shared by every long-running verb).
@@ -79,6 +80,70 @@ pub struct StoreArgs {
     /// Database URL (required for postgres and mysql), e.g. postgres://user:pass@host/decnet.
     #[arg(long, env = "DECNET_DB_URL", hide_env_values = true)]
     pub db_url: Option<String>,
+}
+
+/// The management listener and its first-start settings (shared by `api` and `serve`).
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// Management address to bind: keep it off the decoy LAN (loopback by default).
+    #[arg(long, env = "DECNET_WEB_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port of the API and dashboard [default: 8080; DECNET_API_PORT is accepted too].
+    #[arg(long, env = "DECNET_WEB_PORT")]
+    pub port: Option<u16>,
+    /// Name of the admin created at first start (its password comes from
+    /// DECNET_ADMIN_PASSWORD, or is generated and printed once).
+    #[arg(long, env = "DECNET_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+    /// Lifetime of a login token, in hours.
+    #[arg(long, env = "DECNET_TOKEN_HOURS", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub token_hours: u64,
+    /// Developer mode: enables the destructive `DELETE /api/v1/config/reinit`.
+    #[arg(long, env = "DECNET_DEVELOPER")]
+    pub developer: bool,
+}
+
+impl WebArgs {
+    /// The port from `--port`/DECNET_WEB_PORT, else the original's DECNET_API_PORT, else 8080.
+    pub fn port(&self) -> Result<u16, String> {
+        if let Some(p) = self.port {
+            return Ok(p);
+        }
+        match std::env::var("DECNET_API_PORT") {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse()
+                .map_err(|_| format!("DECNET_API_PORT={v:?} is not a port number")),
+            _ => Ok(8080),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// How `POST /api/v1/deckies/deploy` builds and runs images.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// How `POST /api/v1/deckies/deploy` builds and runs images.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub intel: IntelArgs,
+    /// Seconds between the profiler's passes once it has caught up.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub profile_interval_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -215,7 +280,7 @@ pub struct DeployArgs {
 }
 
 /// How the fleet engine builds images and creates containers.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
     /// The static `decky` binary put into every image (default: `decky` beside `decnet`).
     #[arg(long, env = "DECNET_DECKY_BIN")]

@@ -51,116 +51,151 @@ pub fn collect(args: &CollectArgs) -> Result<(), Failure> {
     let _lock = dir
         .lock("collect")
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    let lease = WorkerLease::acquire(&rt, &repository, "collect", dir.root())?;
-
-    let mut pipeline_config = PipelineConfig::new(dir.segments());
-    pipeline_config.writers = usize::from(args.writers);
-    pipeline_config.policy = SegmentPolicy {
-        durable_window: Duration::from_millis(args.durable_window_ms),
-        max_bytes: args.segment_max_mib * 1024 * 1024,
-        max_age: Duration::from_millis(args.segment_max_age_ms),
-    };
-    let store_metrics = Arc::new(StoreMetrics::default());
-    let pipeline = Pipeline::start(
-        &pipeline_config,
-        repository.clone(),
-        rt.handle().clone(),
-        Arc::clone(&store_metrics),
-    )
-    .map_err(|e| Failure::runtime(e.to_string()))?;
-    let sender = pipeline
-        .sender()
-        .ok_or_else(|| Failure::runtime("the store pipeline closed at start"))?;
-
-    let unix = if args.no_unix {
-        None
-    } else {
-        Some(
-            args.unix
-                .clone()
-                .unwrap_or_else(|| dir.root().join("intake.sock")),
-        )
-    };
-    let intake_config = IntakeConfig {
-        unix: unix.clone(),
-        udp: args.udp,
-        tcp: args.tcp,
-        lifecycle_window: Duration::from_millis(args.lifecycle_window_ms),
-        lifecycle_kinds: args.lifecycle_kinds.clone(),
-        #[cfg(feature = "tls")]
-        tls: args.tls.map(|addr| {
-            (
-                addr,
-                decnet_dataplane::intake::tls::TlsIdentity {
-                    cert_and_key: args.tls_cert.clone().zip(args.tls_key.clone()),
-                    generated_dir: dir.secrets(),
-                    client_ca: args.tls_client_ca.clone(),
-                },
-            )
-        }),
-        ..IntakeConfig::default()
-    };
-    if cfg!(not(feature = "tls")) && args.tls.is_some() {
-        return Err(Failure::config(
-            "--tls: this build has no TLS support; rebuild with `--features decnet/tls`",
-        ));
-    }
-    if intake_config.unix.is_none()
-        && intake_config.udp.is_none()
-        && intake_config.tcp.is_none()
-        && args.tls.is_none()
-    {
-        return Err(Failure::config(
-            "nothing to listen on: --no-unix was given without --udp, --tcp or --tls",
-        ));
-    }
-    let intake_metrics = Arc::new(IntakeMetrics::default());
-    let intake = Intake::start(&intake_config, &sender, Arc::clone(&intake_metrics))
-        .map_err(|e| Failure::runtime(e.to_string()))?;
-    drop(sender);
-
-    let listening: Vec<String> = [
-        unix.map(|p| format!("unix {}", p.display())),
-        args.udp.map(|a| format!("udp {a}")),
-        args.tcp.map(|a| format!("tcp {a}")),
-        args.tls.map(|a| format!("tls {a}")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    eprintln!(
-        "collect: listening on {}; events go to {} (data in {}); Ctrl-C stops and drains",
-        listening.join(", "),
-        repository.backend().name(),
-        dir.root().display()
-    );
-
-    let retention = (args.retain_days > 0 || args.retain_gib > 0).then(|| {
-        rt.spawn(retention_loop(
-            repository.clone(),
-            args.retain_days,
-            args.retain_gib,
-        ))
-    });
+    let running = Collecting::start(args, &rt, &dir, &repository, "collect")?;
     rt.block_on(wait_for_stop(
         args.progress_secs,
-        &lease.lost,
-        &store_metrics,
-        &intake_metrics,
+        &running.lease.lost,
+        &running.store_metrics,
+        &running.intake_metrics,
     ));
-    if let Some(task) = retention {
-        task.abort();
-    }
-    eprintln!("collect: stopping; draining queued events into the database");
-    intake.stop();
-    pipeline.shutdown();
-    lease.release(&rt);
-    rt.block_on(repository.close());
-    eprintln!(
-        "collect: stopped. {}",
-        summary(&store_metrics, &intake_metrics)
-    );
+    running.stop(&rt, &repository, "collect");
     Ok(())
+}
+
+/// The running intake → segments → SQL pipeline (shared by `collect` and `serve`), holding
+/// the repository lease that keeps it the only collector on this database.
+pub struct Collecting {
+    pub lease: WorkerLease,
+    pipeline: Pipeline,
+    intake: Intake,
+    retention: Option<tokio::task::JoinHandle<()>>,
+    pub store_metrics: Arc<StoreMetrics>,
+    pub intake_metrics: Arc<IntakeMetrics>,
+}
+
+impl Collecting {
+    pub fn start(
+        args: &CollectArgs,
+        rt: &tokio::runtime::Runtime,
+        dir: &DataDir,
+        repository: &SqlRepository,
+        verb: &str,
+    ) -> Result<Self, Failure> {
+        let lease = WorkerLease::acquire(rt, repository, "collect", dir.root())?;
+        let mut pipeline_config = PipelineConfig::new(dir.segments());
+        pipeline_config.writers = usize::from(args.writers);
+        pipeline_config.policy = SegmentPolicy {
+            durable_window: Duration::from_millis(args.durable_window_ms),
+            max_bytes: args.segment_max_mib * 1024 * 1024,
+            max_age: Duration::from_millis(args.segment_max_age_ms),
+        };
+        let store_metrics = Arc::new(StoreMetrics::default());
+        let pipeline = Pipeline::start(
+            &pipeline_config,
+            repository.clone(),
+            rt.handle().clone(),
+            Arc::clone(&store_metrics),
+        )
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+        let sender = pipeline
+            .sender()
+            .ok_or_else(|| Failure::runtime("the store pipeline closed at start"))?;
+
+        let unix = if args.no_unix {
+            None
+        } else {
+            Some(
+                args.unix
+                    .clone()
+                    .unwrap_or_else(|| dir.root().join("intake.sock")),
+            )
+        };
+        let intake_config = IntakeConfig {
+            unix: unix.clone(),
+            udp: args.udp,
+            tcp: args.tcp,
+            lifecycle_window: Duration::from_millis(args.lifecycle_window_ms),
+            lifecycle_kinds: args.lifecycle_kinds.clone(),
+            #[cfg(feature = "tls")]
+            tls: args.tls.map(|addr| {
+                (
+                    addr,
+                    decnet_dataplane::intake::tls::TlsIdentity {
+                        cert_and_key: args.tls_cert.clone().zip(args.tls_key.clone()),
+                        generated_dir: dir.secrets(),
+                        client_ca: args.tls_client_ca.clone(),
+                    },
+                )
+            }),
+            ..IntakeConfig::default()
+        };
+        if cfg!(not(feature = "tls")) && args.tls.is_some() {
+            return Err(Failure::config(
+                "--tls: this build has no TLS support; rebuild with `--features decnet/tls`",
+            ));
+        }
+        if intake_config.unix.is_none()
+            && intake_config.udp.is_none()
+            && intake_config.tcp.is_none()
+            && args.tls.is_none()
+        {
+            return Err(Failure::config(
+                "nothing to listen on: --no-unix was given without --udp, --tcp or --tls",
+            ));
+        }
+        let intake_metrics = Arc::new(IntakeMetrics::default());
+        let intake = Intake::start(&intake_config, &sender, Arc::clone(&intake_metrics))
+            .map_err(|e| Failure::runtime(e.to_string()))?;
+        drop(sender);
+
+        let listening: Vec<String> = [
+            unix.map(|p| format!("unix {}", p.display())),
+            args.udp.map(|a| format!("udp {a}")),
+            args.tcp.map(|a| format!("tcp {a}")),
+            args.tls.map(|a| format!("tls {a}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        eprintln!(
+            "{verb}: listening on {}; events go to {} (data in {}); Ctrl-C stops and drains",
+            listening.join(", "),
+            repository.backend().name(),
+            dir.root().display()
+        );
+
+        let retention = (args.retain_days > 0 || args.retain_gib > 0).then(|| {
+            rt.spawn(retention_loop(
+                repository.clone(),
+                args.retain_days,
+                args.retain_gib,
+            ))
+        });
+        Ok(Self {
+            lease,
+            pipeline,
+            intake,
+            retention,
+            store_metrics,
+            intake_metrics,
+        })
+    }
+
+    /// Stop the listeners, drain every accepted event into SQL, close the database.
+    pub fn stop(self, rt: &tokio::runtime::Runtime, repository: &SqlRepository, verb: &str) {
+        if let Some(task) = self.retention {
+            task.abort();
+        }
+        eprintln!("{verb}: stopping; draining queued events into the database");
+        self.intake.stop();
+        self.pipeline.shutdown();
+        self.lease.release(rt);
+        rt.block_on(repository.close());
+        eprintln!(
+            "{verb}: stopped. {}",
+            summary(&self.store_metrics, &self.intake_metrics)
+        );
+    }
 }
 
 fn summary(store: &StoreMetrics, intake: &IntakeMetrics) -> String {
@@ -213,7 +248,7 @@ async fn retention_loop(repository: SqlRepository, days: u64, gib: u64) {
     }
 }
 
-async fn wait_for_stop(
+pub async fn wait_for_stop(
     progress_secs: u64,
     lease_lost: &tokio::sync::Notify,
     store: &StoreMetrics,

@@ -282,6 +282,29 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), Failure> {
     })
 }
 
+/// The plan of an INI text sent to the API (`POST /deckies/deploy`), with the planner's
+/// defaults for everything the INI leaves out: the same rules as `decnet deploy --config`.
+pub fn plan_ini(ini: &[u8]) -> Result<FleetPlan, Failure> {
+    if ini.len() > MAX_INI_BYTES {
+        return Err(Failure::config(format!(
+            "ini_content is larger than {MAX_INI_BYTES} bytes"
+        )));
+    }
+    let spec = config::load(ini).map_err(|e| Failure::fleet(Some("ini_content"), &e))?;
+    let defaults = PlanArgs {
+        interface: None,
+        subnet: None,
+        gateway: None,
+        ip_start: None,
+        randomize_distros: false,
+        distro: Vec::new(),
+        mutate_interval: None,
+        ipvlan: false,
+        seed: None,
+    };
+    plan_spec(spec, &defaults, false, Some("ini_content"))
+}
+
 pub fn deploy(args: &DeployArgs, json: bool) -> Result<(), Failure> {
     let (spec, source) = match &args.config {
         Some(path) => {

@@ -5,6 +5,7 @@ use std::{io::IsTerminal as _, path::PathBuf};
 use decnet_engine::{ConvergeOptions, DeckyStatus, Engine, EngineError, ImageSources, Report};
 use decnet_fleet::plan::FleetPlan;
 use decnet_store::{datadir::DataDir, repo::SqlRepository};
+use decnet_web::FleetFailure;
 
 use crate::{
     args::{EngineArgs, RedeployArgs, StatusArgs, StoreArgs, TeardownArgs},
@@ -114,6 +115,71 @@ fn print_report(verb: &str, report: &Report, json: bool) -> Result<(), Failure> 
         }));
     }
     Ok(())
+}
+
+/// `POST /api/v1/deckies/deploy` in `decnet api` and `decnet serve`: the planner and engine of
+/// `decnet deploy --config`, under the same fleet lock (a CLI deploy at the same time gets a
+/// 409, not a race).
+pub struct ApiFleet {
+    pub data_dir: PathBuf,
+    pub repo: SqlRepository,
+    pub engine: EngineArgs,
+}
+
+impl decnet_web::FleetControl for ApiFleet {
+    fn deploy(
+        &self,
+        ini: String,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<serde_json::Value, FleetFailure>> + Send>,
+    > {
+        let data_dir = self.data_dir.clone();
+        let repo = self.repo.clone();
+        let opts = options(&self.engine, true);
+        let event_sink = self.engine.event_sink.clone();
+        // The engine's futures are not `Send` for every lifetime the compiler must prove, so
+        // the deploy runs on a blocking thread driving the same runtime.
+        let work = move || async move {
+            let as_api = |f: Failure| {
+                if f.code == crate::failure::EXIT_CONFIG {
+                    FleetFailure::Invalid(f.message)
+                } else {
+                    FleetFailure::Failed(f.message)
+                }
+            };
+            let plan = crate::deploy::plan_ini(ini.as_bytes()).map_err(as_api)?;
+            let dir = DataDir::open(&data_dir).map_err(|e| FleetFailure::Failed(e.to_string()))?;
+            let _lock = dir
+                .lock("fleet")
+                .map_err(|e| FleetFailure::Busy(format!("another fleet change is running: {e}")))?;
+            let sink = event_sink.or_else(|| {
+                let default = dir.root().join("intake.sock");
+                default.exists().then_some(default)
+            });
+            let engine = Engine::connect()
+                .await
+                .map_err(|e| FleetFailure::Busy(e.to_string()))?;
+            let report = engine
+                .deploy(&repo, &plan, sink, &opts)
+                .await
+                .map_err(|e| as_api(failure(&e)))?;
+            if let Some((name, first)) = report.failed.first() {
+                return Err(FleetFailure::Failed(format!(
+                    "{} of {} deckies failed and were rolled back; first: {name}: {first}",
+                    report.failed.len(),
+                    report.deckies
+                )));
+            }
+            serde_json::to_value(&report)
+                .map_err(|e| FleetFailure::Failed(format!("cannot render the report: {e}")))
+        };
+        Box::pin(async move {
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || handle.block_on(work()))
+                .await
+                .map_err(|e| FleetFailure::Failed(format!("the deploy task failed: {e}")))?
+        })
+    }
 }
 
 /// `deploy` without `--dry-run`.

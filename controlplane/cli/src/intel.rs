@@ -212,37 +212,79 @@ pub fn profiler(args: &ProfilerArgs) -> Result<(), Failure> {
             worker.cursor(),
             args.interval_secs
         );
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        loop {
-            match worker.run_until_idle().await {
-                Ok(n) if n > 0 => tracing::info!(events = n, cursor = worker.cursor(), "profiled"),
-                Ok(_) => {}
-                Err(e) => {
-                    // A database hiccup: the batch was not committed and is retried.
-                    tracing::warn!(error = %e, "profiler pass failed; retrying");
-                }
-            }
-            let stop = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        tokio::select! {
-                            _ = t.recv() => {}
-                            _ = tokio::signal::ctrl_c() => {}
-                        }
-                    }
-                    None => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
-                }
-            };
-            tokio::select! {
-                () = stop => break,
-                () = tokio::time::sleep(Duration::from_secs(args.interval_secs)) => {}
-            }
-        }
+        follow(
+            &mut worker,
+            Duration::from_secs(args.interval_secs),
+            stop_signal(),
+        )
+        .await;
         eprintln!("profiler: stopped at event {}", worker.cursor());
         repo.close().await;
         Ok(())
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    match term.as_mut() {
+        Some(t) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The profiler's follow loop: catch up, wait `interval`, again, until `stop` resolves. A
+/// failed pass (a database hiccup) committed nothing and is retried at the next one.
+pub async fn follow(
+    worker: &mut Worker,
+    interval: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            pass = worker.run_until_idle() => match pass {
+                Ok(n) if n > 0 => tracing::info!(events = n, cursor = worker.cursor(), "profiled"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "profiler pass failed; retrying"),
+            },
+        }
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// The profiler inside `decnet serve`: a task following the events table until `stop` is
+/// notified. Its failures to open are reported, not fatal to the intake.
+pub fn spawn_in_serve(
+    rt: &tokio::runtime::Runtime,
+    repo: decnet_store::repo::SqlRepository,
+    args: &IntelArgs,
+    interval: Duration,
+    stop: std::sync::Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<()> {
+    let cfg = config(args);
+    rt.spawn(async move {
+        let mut worker = match Worker::open(repo, cfg, 10_000).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "serve: the profiler cannot start; attackers will not be updated");
+                eprintln!("serve: the profiler cannot start ({e}); attackers will not be updated");
+                return;
+            }
+        };
+        eprintln!("serve: profiler following events from id {}", worker.cursor());
+        follow(&mut worker, interval, stop.notified()).await;
+        eprintln!("serve: profiler stopped at event {}", worker.cursor());
     })
 }

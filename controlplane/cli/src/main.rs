@@ -14,6 +14,7 @@ mod hostnet;
 mod intel;
 mod lease;
 mod listings;
+mod web;
 
 use args::{Cli, Command, ConfigCommand};
 use failure::Failure;
@@ -66,13 +67,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Teardown(args) => fleet::teardown(&args, json),
         Command::Status(args) => fleet::status(&args, json),
         Command::Redeploy(args) => fleet::redeploy(&args, json),
-        Command::Serve => Err(Failure::not_yet("serve", "the web and store workers")),
+        Command::Serve(args) => web::serve(&args),
         Command::Collect(args) => collect::collect(&args),
         Command::Sniffer => Err(Failure::not_yet("sniffer", "the dataplane")),
         Command::Correlate(args) => intel::correlate(&args, json),
         Command::Profiler(args) => intel::profiler(&args),
         Command::Probe => Err(Failure::not_yet("probe", "the prober")),
         Command::Mutate => Err(Failure::not_yet("mutate", "the fleet engine")),
-        Command::Api => Err(Failure::not_yet("api", "the web API")),
+        Command::Api(args) => web::api(&args),
     }
 }

@@ -21,7 +21,7 @@ use sqlx::{
 
 use crate::Event;
 
-pub use events::{EventQuery, HistogramBucket, MAX_PAGE, Stats, StoredEvent, parse_search};
+pub use events::{EventQuery, HistogramBucket, MAX_PAGE, Stats, StoredEvent, Token, parse_search};
 pub use intel::{AttackerUpdate, BehaviorRow, IdentityGroup, IntelCommit, SessionRow};
 pub use lease::LeaseHeld;
 pub use sql::Backend;

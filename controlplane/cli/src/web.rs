@@ -1,0 +1,179 @@
+//! `decnet api` (the web API and dashboard over the store) and `decnet serve` (the intake
+//! pipeline and the web in one process: the appliance's main job).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use decnet_store::{datadir::DataDir, repo::SqlRepository};
+use decnet_web::{ADMIN_PASSWORD_ENV, AppState, WebConfig};
+
+use crate::{
+    args::{ApiArgs, EngineArgs, ServeArgs, WebArgs},
+    collect::{self, Collecting},
+    failure::Failure,
+};
+
+/// The web layer running on the runtime: the HTTP server and the one live feeder.
+struct Web {
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    feeder: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn start_web(
+    args: &WebArgs,
+    engine: &EngineArgs,
+    dir: &DataDir,
+    repository: &SqlRepository,
+    rt: &tokio::runtime::Runtime,
+    verb: &str,
+) -> Result<Web, Failure> {
+    let port = args.port().map_err(Failure::config)?;
+    let addr = SocketAddr::new(args.host, port);
+    let secret = decnet_web::auth::load_or_create_secret(&dir.secrets()).map_err(|e| {
+        Failure::runtime(format!(
+            "cannot read or create the token secret in {}: {e}",
+            dir.secrets().display()
+        ))
+    })?;
+    let mut config = WebConfig::new(dir.root().join("artifacts"));
+    config.token_ttl = Duration::from_secs(args.token_hours * 3600);
+    config.developer = args.developer;
+    config.fleet = Some(Arc::new(crate::fleet::ApiFleet {
+        data_dir: dir.root().to_owned(),
+        repo: repository.clone(),
+        engine: engine.clone(),
+    }));
+    let state = rt
+        .block_on(AppState::new(repository.clone(), &secret, config))
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let env_password = std::env::var(ADMIN_PASSWORD_ENV).ok();
+    let generated = rt
+        .block_on(state.bootstrap_admin(&args.admin_user, env_password.as_deref()))
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    if let Some(password) = generated {
+        // Printed once, at first start only: the hash is all that is stored.
+        eprintln!(
+            "{verb}: created the first admin {:?} with password {password}\n{verb}: it must be changed at first login; it is not shown again",
+            args.admin_user
+        );
+    }
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| Failure::runtime(format!("cannot listen on {addr}: {e}")))?;
+    eprintln!("{verb}: API and dashboard on http://{addr}/");
+    if !args.host.is_loopback() {
+        tracing::warn!(%addr, "the management API listens beyond loopback: keep it off the decoy LAN");
+    }
+    let feeder = rt.spawn(decnet_web::run_feeder(state.clone()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(decnet_web::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Web {
+        server,
+        feeder,
+        stop,
+    })
+}
+
+impl Web {
+    fn stop(self, rt: &tokio::runtime::Runtime) {
+        let _ = self.stop.send(());
+        self.feeder.abort();
+        // Open live streams never end by themselves: give requests a moment, then cut.
+        let server = self.server;
+        rt.block_on(async move {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(3), server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        });
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+pub fn api(args: &ApiArgs) -> Result<(), Failure> {
+    decnet_store::datadir::private_umask();
+    let rt = collect::runtime()?;
+    let (dir, repository) = collect::open_store(&args.store, &rt)?;
+    let _lock = dir
+        .lock("api")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let web = start_web(&args.web, &args.engine, &dir, &repository, &rt, "api")?;
+    let server_died = rt.block_on(async {
+        tokio::select! {
+            () = wait_for_signal() => false,
+            () = async { while !web.server.is_finished() { tokio::time::sleep(Duration::from_millis(500)).await; } } => true,
+        }
+    });
+    web.stop(&rt);
+    rt.block_on(repository.close());
+    if server_died {
+        return Err(Failure::runtime("the web server stopped unexpectedly"));
+    }
+    eprintln!("api: stopped");
+    Ok(())
+}
+
+pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    decnet_store::datadir::private_umask();
+    let rt = collect::runtime()?;
+    let (dir, repository) = collect::open_store(&args.collect.store, &rt)?;
+    let _collect_lock = dir
+        .lock("collect")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let _api_lock = dir
+        .lock("api")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let _profiler_lock = dir
+        .lock("profiler")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let running = Collecting::start(&args.collect, &rt, &dir, &repository, "serve")?;
+    let web = match start_web(&args.web, &args.engine, &dir, &repository, &rt, "serve") {
+        Ok(w) => w,
+        Err(e) => {
+            running.stop(&rt, &repository, "serve");
+            return Err(e);
+        }
+    };
+    let profiler_stop = Arc::new(tokio::sync::Notify::new());
+    let profiler = crate::intel::spawn_in_serve(
+        &rt,
+        repository.clone(),
+        &args.intel,
+        Duration::from_secs(args.profile_interval_secs),
+        Arc::clone(&profiler_stop),
+    );
+    rt.block_on(collect::wait_for_stop(
+        args.collect.progress_secs,
+        &running.lease.lost,
+        &running.store_metrics,
+        &running.intake_metrics,
+    ));
+    // notify_one stores a permit, so a profiler between passes sees it too.
+    profiler_stop.notify_one();
+    if rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), profiler).await })
+        .is_err()
+    {
+        eprintln!("serve: the profiler did not stop within 10 s; its open batch is rolled back");
+    }
+    web.stop(&rt);
+    running.stop(&rt, &repository, "serve");
+    Ok(())
+}

@@ -1,0 +1,965 @@
+//! The REST routes under `/api/v1` (parity with the original's 25 plus logout, ticket, me,
+//! attacker sessions). Every handler names the role it needs through its extractor.
+
+use std::{net::SocketAddr, sync::atomic::Ordering};
+
+use axum::{
+    Json, Router,
+    extract::{ConnectInfo, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post, put},
+};
+use decnet_store::repo::{EventQuery, StoredEvent, User};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    ApiError, AppState,
+    auth::{self, AUDIENCE, Claims, ISSUER, MAX_PASSWORD, MIN_PASSWORD},
+    error::{ApiJson, ApiPath, ApiQuery},
+    extract::{Admin, AnyUser, Viewer},
+    now_secs, openapi, stream,
+};
+
+pub fn api() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/change-password", post(change_password))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/ticket", post(ticket))
+        .route("/logs", get(logs))
+        .route("/logs/histogram", get(histogram))
+        .route("/bounty", get(bounty))
+        .route("/stats", get(stats))
+        .route("/deckies", get(deckies))
+        .route("/deckies/deploy", post(deploy))
+        .route("/deckies/{name}/mutate", post(mutate))
+        .route("/deckies/{name}/mutate-interval", put(mutate_interval))
+        .route("/attackers", get(attackers))
+        .route("/attackers/{uuid}", get(attacker))
+        .route("/attackers/{uuid}/commands", get(attacker_commands))
+        .route("/attackers/{uuid}/artifacts", get(attacker_artifacts))
+        .route("/attackers/{uuid}/sessions", get(attacker_sessions))
+        .route("/artifacts/{decky}/{stored_as}", get(artifact))
+        .route("/config", get(config))
+        .route("/config/deployment-limit", put(deployment_limit))
+        .route(
+            "/config/global-mutation-interval",
+            put(global_mutation_interval),
+        )
+        .route("/config/users", post(create_user))
+        .route("/config/users/{uuid}", delete(delete_user))
+        .route("/config/users/{uuid}/role", put(set_role))
+        .route("/config/users/{uuid}/reset-password", put(reset_password))
+        .route("/config/reinit", delete(reinit))
+        .route("/health", get(health))
+        .route("/stream", get(stream::stream))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(|| async { ApiError::NotFound("no such API route".into()) })
+}
+
+/// argon2 costs tens of milliseconds of CPU: run it off the async workers.
+pub(crate) async fn hash_blocking(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)
+}
+
+/// Verify off the async workers; with no hash (unknown user) a dummy hash is checked so an
+/// unknown username costs the same time as a wrong password (no user enumeration by timing).
+async fn verify_blocking(password: String, hash: Option<String>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    tokio::task::spawn_blocking(move || match hash {
+        Some(h) => auth::verify_password(&password, &h),
+        None => {
+            let dummy =
+                DUMMY.get_or_init(|| auth::hash_password("no such user").unwrap_or_default());
+            let _ = auth::verify_password(&password, dummy);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "uuid": u.uuid, "username": u.username, "role": u.role,
+        "must_change_password": u.must_change_password, "created_ns": u.created_ns,
+    })
+}
+
+/// An event as the API shows it (fields as an ordered object, raw as lossy text).
+pub fn event_json(r: &StoredEvent) -> Value {
+    let e = &r.event;
+    let mut fields = serde_json::Map::new();
+    for (k, v) in e.fields() {
+        fields
+            .entry(k.clone())
+            .or_insert_with(|| Value::String(v.clone()));
+    }
+    json!({
+        "id": r.id,
+        "ts_ns": e.ts_ns,
+        "timestamp": rfc3339(e.ts_ns),
+        "decky": e.decky, "service": e.service, "event_type": e.kind,
+        "severity": e.severity,
+        "attacker_ip": e.src_ip.map(|i| i.to_string()),
+        "src_port": e.src_port,
+        "dst_ip": e.dst_ip.map(|i| i.to_string()), "dst_port": e.dst_port,
+        "fields": fields,
+        "raw": String::from_utf8_lossy(e.raw()),
+        "truncated": e.truncated,
+    })
+}
+
+fn rfc3339(ts_ns: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ns))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn check_len(what: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(ApiError::bad(format!(
+            "{what} must be {min} to {max} characters (got {n})"
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- auth
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Json<Value>, ApiError> {
+    check_len("username", &body.username, 1, 64)?;
+    check_len("password", &body.password, 1, MAX_PASSWORD)?;
+    let ip_key = peer.ip().to_string();
+    let user_key = body.username.to_lowercase();
+    if let Some(wait) = state
+        .ip_limiter
+        .blocked(&ip_key)
+        .or_else(|| state.user_limiter.blocked(&user_key))
+    {
+        state
+            .metrics
+            .logins_throttled
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::TooManyRequests { retry_after: wait });
+    }
+    let user = state.repo.user_by_name(&body.username).await?;
+    let ok = verify_blocking(
+        body.password,
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await;
+    let Some(user) = user.filter(|_| ok) else {
+        state.ip_limiter.fail(&ip_key);
+        state.user_limiter.fail(&user_key);
+        state.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(peer = %peer.ip(), username = %body.username, "failed login");
+        return Err(ApiError::Unauthorized("wrong username or password".into()));
+    };
+    state.ip_limiter.clear(&ip_key);
+    state.user_limiter.clear(&user_key);
+    state.metrics.logins_ok.fetch_add(1, Ordering::Relaxed);
+    let now = now_secs();
+    let ttl = i64::try_from(state.config.token_ttl.as_secs()).unwrap_or(3600);
+    let claims = Claims {
+        sub: user.uuid.clone(),
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        iat: now,
+        exp: now + ttl,
+        jti: auth::random_id(),
+    };
+    Ok(Json(json!({
+        "access_token": state.key.sign(&claims),
+        "token_type": "bearer",
+        "expires_in": ttl,
+        "must_change_password": user.must_change_password,
+        "role": user.role,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordBody {
+    old_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    who: AnyUser,
+    ApiJson(body): ApiJson<ChangePasswordBody>,
+) -> Result<Json<Value>, ApiError> {
+    check_len(
+        "new_password",
+        &body.new_password,
+        MIN_PASSWORD,
+        MAX_PASSWORD,
+    )?;
+    check_len("old_password", &body.old_password, 1, MAX_PASSWORD)?;
+    if body.old_password == body.new_password {
+        return Err(ApiError::bad(
+            "the new password must differ from the old one",
+        ));
+    }
+    if !verify_blocking(body.old_password, Some(who.user.password_hash.clone())).await {
+        return Err(ApiError::Unauthorized("the old password is wrong".into()));
+    }
+    let hash = hash_blocking(body.new_password).await?;
+    state
+        .repo
+        .set_user_password(&who.user.uuid, &hash, false)
+        .await?;
+    Ok(Json(json!({"message": "password changed"})))
+}
+
+async fn logout(State(state): State<AppState>, who: AnyUser) -> Result<StatusCode, ApiError> {
+    let map = state
+        .revoked
+        .revoke(&who.claims.jti, who.claims.exp, now_secs());
+    state.persist_revoked(map).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(who: AnyUser) -> Json<Value> {
+    Json(user_json(&who.user))
+}
+
+async fn ticket(State(state): State<AppState>, Viewer(who): Viewer) -> Json<Value> {
+    Json(json!({
+        "ticket": state.tickets.issue(&who.user.uuid),
+        "expires_in": auth::TICKET_TTL.as_secs(),
+    }))
+}
+
+// ---------------------------------------------------------------- events
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsParams {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    #[serde(default)]
+    search: String,
+    /// RFC 3339 or Unix seconds.
+    start_time: Option<String>,
+    end_time: Option<String>,
+    interval_minutes: Option<i64>,
+}
+
+fn parse_time(what: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(secs) = v.parse::<i64>() {
+        return secs
+            .checked_mul(1_000_000_000)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad(format!("{what} is out of range")));
+    }
+    let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::bad(format!("{what} must be RFC 3339 or Unix seconds")))?;
+    i64::try_from(t.unix_timestamp_nanos())
+        .map(Some)
+        .map_err(|_| ApiError::bad(format!("{what} is out of range")))
+}
+
+fn page(limit: Option<i64>, offset: Option<i64>, max: i64) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(50);
+    let offset = offset.unwrap_or(0);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::bad(format!("limit must be 1 to {max}")));
+    }
+    if !(0..=1_000_000_000).contains(&offset) {
+        return Err(ApiError::bad("offset must be 0 to 1000000000"));
+    }
+    Ok((limit, offset))
+}
+
+fn event_query(p: &LogsParams) -> Result<EventQuery, ApiError> {
+    check_len("search", &p.search, 0, 512)?;
+    Ok(EventQuery {
+        search: p.search.clone(),
+        start_ns: parse_time("start_time", p.start_time.as_deref())?,
+        end_ns: parse_time("end_time", p.end_time.as_deref())?,
+    })
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiQuery(p): ApiQuery<LogsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let (limit, offset) = page(p.limit, p.offset, 1000)?;
+    let query = event_query(&p)?;
+    let (rows, total) = tokio::try_join!(
+        state.repo.events(&query, limit, offset),
+        state.repo.count_events(&query)
+    )?;
+    let data: Vec<Value> = rows.iter().map(event_json).collect();
+    Ok(Json(
+        json!({"total": total, "limit": limit, "offset": offset, "data": data}),
+    ))
+}
+
+async fn histogram(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiQuery(p): ApiQuery<LogsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let minutes = p.interval_minutes.unwrap_or(15);
+    if !(1..=10_080).contains(&minutes) {
+        return Err(ApiError::bad("interval_minutes must be 1 to 10080"));
+    }
+    let query = event_query(&p)?;
+    let buckets = state.repo.histogram(&query, minutes * 60).await?;
+    let data: Vec<Value> = buckets
+        .iter()
+        .map(|b| json!({"time": rfc3339(b.start_ns), "ts_ns": b.start_ns, "count": b.count}))
+        .collect();
+    Ok(Json(Value::Array(data)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BountyParams {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    bounty_type: Option<String>,
+    /// Attacker IP.
+    search: Option<String>,
+}
+
+async fn bounty(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiQuery(p): ApiQuery<BountyParams>,
+) -> Result<Json<Value>, ApiError> {
+    let (limit, offset) = page(p.limit, p.offset, 1000)?;
+    let kind = p.bounty_type.as_deref().filter(|s| !s.is_empty());
+    let ip = p.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    check_len("bounty_type", kind.unwrap_or(""), 0, 64)?;
+    check_len("search", ip.unwrap_or(""), 0, 64)?;
+    let (rows, total) = tokio::try_join!(
+        state.repo.bounties(kind, ip, limit, offset),
+        state.repo.count_bounties(kind, ip)
+    )?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|b| {
+            let payload = serde_json::from_str::<Value>(&b.payload)
+                .unwrap_or_else(|_| Value::String(b.payload.clone()));
+            json!({"id": b.id, "ts_ns": b.ts_ns, "timestamp": rfc3339(b.ts_ns), "decky": b.decky,
+                   "service": b.service, "attacker_ip": b.attacker_ip,
+                   "bounty_type": b.bounty_type, "payload": payload})
+        })
+        .collect();
+    Ok(Json(
+        json!({"total": total, "limit": limit, "offset": offset, "data": data}),
+    ))
+}
+
+async fn stats(State(state): State<AppState>, _who: Viewer) -> Result<Json<Value>, ApiError> {
+    let s = state.repo.stats().await?;
+    let deckies = state.repo.deckies().await?;
+    let active = deckies.iter().filter(|d| d.state == "running").count();
+    Ok(Json(json!({
+        "total_logs": s.total_events,
+        "unique_attackers": s.unique_attackers,
+        "deckies_seen": s.deckies_seen,
+        "bounties": s.bounties,
+        "active_deckies": active,
+        "deployed_deckies": deckies.len(),
+    })))
+}
+
+// ---------------------------------------------------------------- fleet
+
+async fn deckies(State(state): State<AppState>, _who: Viewer) -> Result<Json<Value>, ApiError> {
+    let rows = state.repo.deckies().await?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|d| {
+            let spec = serde_json::from_str::<Value>(&d.spec).unwrap_or(Value::Null);
+            json!({"name": d.name, "spec": spec, "state": d.state,
+                   "last_error": d.last_error, "updated_ns": d.updated_ns})
+        })
+        .collect();
+    Ok(Json(Value::Array(data)))
+}
+
+fn fleet_pending() -> ApiError {
+    ApiError::NotImplemented(
+        "this server has no fleet engine attached (`decnet api`/`decnet serve` attach it); use `decnet deploy`"
+            .into(),
+    )
+}
+
+fn mutator_pending() -> ApiError {
+    ApiError::NotImplemented(
+        "mutation (re-rolling a decky's services on a schedule) is not available yet; redeploy with a new INI"
+            .into(),
+    )
+}
+
+fn check_decky_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(ApiError::bad("decky name must match ^[a-z0-9-]{1,64}$"));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    ini_content: String,
+}
+
+async fn deploy(
+    State(state): State<AppState>,
+    _who: Admin,
+    ApiJson(body): ApiJson<DeployBody>,
+) -> Result<Json<Value>, ApiError> {
+    if body.ini_content.len() > 512 * 1024 {
+        return Err(ApiError::bad("ini_content is larger than 512 KiB"));
+    }
+    if !body
+        .ini_content
+        .lines()
+        .any(|l| l.trim_start().starts_with('['))
+    {
+        return Err(ApiError::Conflict("the INI has no [section]".into()));
+    }
+    let Some(fleet) = state.config.fleet.clone() else {
+        return Err(fleet_pending());
+    };
+    match fleet.deploy(body.ini_content).await {
+        Ok(report) => Ok(Json(report)),
+        Err(crate::FleetFailure::Invalid(m)) => Err(ApiError::bad(m)),
+        Err(crate::FleetFailure::Busy(m)) => Err(ApiError::Conflict(m)),
+        Err(crate::FleetFailure::Failed(m)) => Err(ApiError::Internal(m)),
+    }
+}
+
+async fn mutate(_who: Admin, ApiPath(name): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+    check_decky_name(&name)?;
+    Err(mutator_pending())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntervalBody {
+    mutate_interval: Option<String>,
+}
+
+fn check_interval(v: &str) -> Result<(), ApiError> {
+    let unit = v.chars().last().unwrap_or(' ');
+    let digits = &v[..v.len().saturating_sub(unit.len_utf8())];
+    if !matches!(unit, 'm' | 'd' | 'M' | 'y' | 'Y')
+        || digits.is_empty()
+        || digits.len() > 6
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(ApiError::bad("interval must look like 30m, 1d, 2M or 1y"));
+    }
+    Ok(())
+}
+
+async fn mutate_interval(
+    _who: Admin,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<IntervalBody>,
+) -> Result<Json<Value>, ApiError> {
+    check_decky_name(&name)?;
+    if let Some(v) = &body.mutate_interval {
+        check_interval(v)?;
+    }
+    Err(mutator_pending())
+}
+
+// ---------------------------------------------------------------- attackers
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttackersParams {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    search: Option<String>,
+    sort_by: Option<String>,
+    service: Option<String>,
+}
+
+fn attacker_json(a: &decnet_store::repo::Attacker) -> Value {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    json!({
+        "uuid": a.uuid, "ip": a.ip,
+        "first_seen_ns": a.first_seen_ns, "last_seen_ns": a.last_seen_ns,
+        "first_seen": rfc3339(a.first_seen_ns), "last_seen": rfc3339(a.last_seen_ns),
+        "event_count": a.event_count, "service_count": a.service_count,
+        "decky_count": a.decky_count, "services": parse(&a.services),
+        "deckies": parse(&a.deckies), "fingerprints": parse(&a.fingerprints),
+        "traversal_path": parse(&a.traversal_path), "is_traversal": a.is_traversal,
+        "bounty_count": a.bounty_count, "credential_count": a.credential_count,
+        "score": a.score,
+    })
+}
+
+async fn attackers(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiQuery(p): ApiQuery<AttackersParams>,
+) -> Result<Json<Value>, ApiError> {
+    let (limit, offset) = page(p.limit, p.offset, 1000)?;
+    // The original's sort names, mapped onto the repository's.
+    let sort = match p.sort_by.as_deref().unwrap_or("recent") {
+        "recent" | "last_seen" => "last_seen",
+        "active" | "events" => "events",
+        "first_seen" => "first_seen",
+        "score" | "traversals" => "score",
+        other => {
+            return Err(ApiError::bad(format!(
+                "sort_by {other:?} is not recent, active, traversals, first_seen or score"
+            )));
+        }
+    };
+    let search = p.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let service = p.service.as_deref().filter(|s| !s.is_empty());
+    check_len("search", search.unwrap_or(""), 0, 64)?;
+    check_len("service", service.unwrap_or(""), 0, 64)?;
+    let (rows, total) = tokio::try_join!(
+        state.repo.attackers(search, service, sort, limit, offset),
+        state.repo.count_attackers(search, service)
+    )?;
+    let data: Vec<Value> = rows.iter().map(attacker_json).collect();
+    Ok(Json(
+        json!({"total": total, "limit": limit, "offset": offset, "data": data}),
+    ))
+}
+
+fn check_uuid(v: &str) -> Result<(), ApiError> {
+    if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(ApiError::bad("not a uuid"));
+    }
+    Ok(())
+}
+
+async fn find_attacker(
+    state: &AppState,
+    uuid: &str,
+) -> Result<decnet_store::repo::Attacker, ApiError> {
+    check_uuid(uuid)?;
+    state
+        .repo
+        .attacker_by_uuid(uuid)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no attacker with that uuid".into()))
+}
+
+async fn attacker(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiPath(uuid): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = find_attacker(&state, &uuid).await?;
+    let query = EventQuery {
+        search: format!("attacker:{}", a.ip),
+        ..EventQuery::default()
+    };
+    let timeline: Vec<Value> = state
+        .repo
+        .events(&query, 200, 0)
+        .await?
+        .iter()
+        .map(event_json)
+        .collect();
+    let bounties: Vec<Value> = state
+        .repo
+        .bounties(None, Some(&a.ip), 200, 0)
+        .await?
+        .iter()
+        .map(|b| json!({"id": b.id, "ts_ns": b.ts_ns, "timestamp": rfc3339(b.ts_ns),
+                        "decky": b.decky, "service": b.service, "bounty_type": b.bounty_type,
+                        "payload": serde_json::from_str::<Value>(&b.payload).unwrap_or(Value::Null)}))
+        .collect();
+    let mut v = attacker_json(&a);
+    if let Value::Object(m) = &mut v {
+        m.insert("timeline".into(), Value::Array(timeline));
+        m.insert("bounties".into(), Value::Array(bounties));
+    }
+    Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandsParams {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    service: Option<String>,
+}
+
+async fn attacker_commands(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiPath(uuid): ApiPath<String>,
+    ApiQuery(p): ApiQuery<CommandsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let (limit, offset) = page(p.limit, p.offset, 200)?;
+    let a = find_attacker(&state, &uuid).await?;
+    let all: Vec<Value> = match serde_json::from_str::<Value>(&a.commands) {
+        Ok(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    let filtered: Vec<Value> = all
+        .into_iter()
+        .filter(|c| {
+            p.service
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .is_none_or(|s| c.get("service").and_then(Value::as_str) == Some(s))
+        })
+        .collect();
+    let total = filtered.len();
+    let data: Vec<Value> = filtered
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(0))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .collect();
+    Ok(Json(
+        json!({"total": total, "limit": limit, "offset": offset, "data": data}),
+    ))
+}
+
+async fn attacker_artifacts(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiPath(uuid): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = find_attacker(&state, &uuid).await?;
+    let query = EventQuery {
+        search: format!("attacker:{} event:file_captured", a.ip),
+        ..EventQuery::default()
+    };
+    let data: Vec<Value> = state
+        .repo
+        .events(&query, 500, 0)
+        .await?
+        .iter()
+        .map(event_json)
+        .collect();
+    Ok(Json(Value::Array(data)))
+}
+
+async fn attacker_sessions(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiPath(uuid): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    find_attacker(&state, &uuid).await?;
+    // Sessions are built by the intelligence workers; until they land there are none.
+    Ok(Json(json!({"total": 0, "data": []})))
+}
+
+fn safe_segment(v: &str, max: usize) -> bool {
+    !v.is_empty()
+        && v.len() <= max
+        && !v.starts_with('.')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+async fn artifact(
+    State(state): State<AppState>,
+    _who: Admin,
+    ApiPath((decky, stored_as)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    if !safe_segment(&decky, 128) || !safe_segment(&stored_as, 255) {
+        return Err(ApiError::bad("invalid decky or artifact name"));
+    }
+    let base = &state.config.artifacts_dir;
+    let path = base.join(&decky).join(&stored_as);
+    // Belt and braces beyond the character check: the resolved path must stay under base.
+    let (Ok(real), Ok(real_base)) = (
+        tokio::fs::canonicalize(&path).await,
+        tokio::fs::canonicalize(base).await,
+    ) else {
+        return Err(ApiError::NotFound("no such artifact".into()));
+    };
+    if !real.starts_with(&real_base) {
+        return Err(ApiError::NotFound("no such artifact".into()));
+    }
+    let bytes = tokio::fs::read(&real)
+        .await
+        .map_err(|_| ApiError::NotFound("no such artifact".into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{stored_as}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------- config and users
+
+const LIMIT_KEY: &str = "deployment_limit";
+const INTERVAL_KEY: &str = "global_mutation_interval";
+
+async fn config(
+    State(state): State<AppState>,
+    Viewer(who): Viewer,
+) -> Result<Json<Value>, ApiError> {
+    let limit = state
+        .repo
+        .state(LIMIT_KEY)
+        .await?
+        .unwrap_or_else(|| json!(10));
+    let interval = state
+        .repo
+        .state(INTERVAL_KEY)
+        .await?
+        .unwrap_or_else(|| json!("30m"));
+    let mut v = json!({"role": who.user.role, "deployment_limit": limit,
+                       "global_mutation_interval": interval});
+    if who.user.role == "admin" {
+        let users: Vec<Value> = state
+            .repo
+            .list_users()
+            .await?
+            .iter()
+            .map(user_json)
+            .collect();
+        if let Value::Object(m) = &mut v {
+            m.insert("users".into(), Value::Array(users));
+            m.insert("developer_mode".into(), json!(state.config.developer));
+        }
+    }
+    Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitBody {
+    deployment_limit: i64,
+}
+
+async fn deployment_limit(
+    State(state): State<AppState>,
+    _who: Admin,
+    ApiJson(body): ApiJson<LimitBody>,
+) -> Result<Json<Value>, ApiError> {
+    if !(1..=500).contains(&body.deployment_limit) {
+        return Err(ApiError::bad("deployment_limit must be 1 to 500"));
+    }
+    state
+        .repo
+        .set_state(LIMIT_KEY, &json!(body.deployment_limit))
+        .await?;
+    Ok(Json(json!({"deployment_limit": body.deployment_limit})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GlobalIntervalBody {
+    global_mutation_interval: String,
+}
+
+async fn global_mutation_interval(
+    State(state): State<AppState>,
+    _who: Admin,
+    ApiJson(body): ApiJson<GlobalIntervalBody>,
+) -> Result<Json<Value>, ApiError> {
+    check_interval(&body.global_mutation_interval)?;
+    state
+        .repo
+        .set_state(INTERVAL_KEY, &json!(body.global_mutation_interval))
+        .await?;
+    Ok(Json(
+        json!({"global_mutation_interval": body.global_mutation_interval}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    username: String,
+    password: String,
+    role: String,
+}
+
+fn check_role(role: &str) -> Result<(), ApiError> {
+    if role != "admin" && role != "viewer" {
+        return Err(ApiError::bad("role must be admin or viewer"));
+    }
+    Ok(())
+}
+
+fn check_username(name: &str) -> Result<(), ApiError> {
+    check_len("username", name, 1, 64)?;
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad(
+            "username must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    _who: Admin,
+    ApiJson(body): ApiJson<NewUserBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_username(&body.username)?;
+    check_len("password", &body.password, MIN_PASSWORD, MAX_PASSWORD)?;
+    check_role(&body.role)?;
+    if state.repo.user_by_name(&body.username).await?.is_some() {
+        return Err(ApiError::Conflict("that username is taken".into()));
+    }
+    let hash = hash_blocking(body.password).await?;
+    let user = state
+        .repo
+        .create_user(&body.username, &hash, &body.role, true)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user_json(&user))))
+}
+
+async fn target_user(state: &AppState, uuid: &str) -> Result<User, ApiError> {
+    check_uuid(uuid)?;
+    state
+        .repo
+        .user_by_uuid(uuid)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no user with that uuid".into()))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    ApiPath(uuid): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let target = target_user(&state, &uuid).await?;
+    if target.uuid == who.user.uuid {
+        return Err(ApiError::Conflict("you cannot delete yourself".into()));
+    }
+    state.repo.delete_user(&target.uuid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: String,
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    ApiPath(uuid): ApiPath<String>,
+    ApiJson(body): ApiJson<RoleBody>,
+) -> Result<Json<Value>, ApiError> {
+    check_role(&body.role)?;
+    let target = target_user(&state, &uuid).await?;
+    if target.uuid == who.user.uuid {
+        return Err(ApiError::Conflict("you cannot change your own role".into()));
+    }
+    state.repo.set_user_role(&target.uuid, &body.role).await?;
+    Ok(Json(json!({"uuid": target.uuid, "role": body.role})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    new_password: String,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    _who: Admin,
+    ApiPath(uuid): ApiPath<String>,
+    ApiJson(body): ApiJson<ResetBody>,
+) -> Result<Json<Value>, ApiError> {
+    check_len(
+        "new_password",
+        &body.new_password,
+        MIN_PASSWORD,
+        MAX_PASSWORD,
+    )?;
+    let target = target_user(&state, &uuid).await?;
+    let hash = hash_blocking(body.new_password).await?;
+    state
+        .repo
+        .set_user_password(&target.uuid, &hash, true)
+        .await?;
+    Ok(Json(
+        json!({"uuid": target.uuid, "must_change_password": true}),
+    ))
+}
+
+async fn reinit(State(state): State<AppState>, _who: Admin) -> Result<StatusCode, ApiError> {
+    if !state.config.developer {
+        return Err(ApiError::Forbidden(
+            "reinit needs developer mode (DECNET_DEVELOPER=true)".into(),
+        ));
+    }
+    state.repo.purge().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn health(State(state): State<AppState>, _who: Viewer) -> Response {
+    let db = state.repo.max_event_id().await;
+    let feeder = state.live.cursor() >= 0;
+    let db_ok = db.is_ok();
+    let status = if !db_ok {
+        "unhealthy"
+    } else if feeder {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let body = json!({
+        "status": status,
+        "components": {
+            "database": {"status": if db_ok { "ok" } else { "failing" },
+                         "backend": state.repo.backend().name()},
+            "live_feed": {"status": if feeder { "ok" } else { "not running" },
+                          "cursor": state.live.cursor()},
+        },
+        "uptime_seconds": state.started.elapsed().as_secs(),
+    });
+    let code = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}

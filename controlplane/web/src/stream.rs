@@ -1,0 +1,307 @@
+//! The live stream. ONE feeder task reads newly flushed events from the repository (by id
+//! cursor) and broadcasts them in batches to every SSE client; clients never poll the
+//! database (the original polled once a second per client). Each frame carries an `id:` line
+//! so a reconnecting browser resumes from `Last-Event-ID`; a client that falls behind the
+//! bounded channel gets a `lagged` frame and is closed instead of buffering without bound.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    extract::State,
+    http::HeaderMap,
+    response::sse::{Event as SseEvent, KeepAlive, Sse},
+};
+use decnet_store::{
+    Event,
+    repo::{EventQuery, StoredEvent, Token, parse_search},
+};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use tokio::sync::{broadcast, watch};
+
+use crate::{ApiError, AppState, error::ApiQuery, routes::event_json};
+
+/// Batches the channel holds per client before a slow client is declared lagged.
+pub const CHANNEL_BATCHES: usize = 256;
+/// Most events one feeder read (and one backfill) takes.
+const READ_LIMIT: i64 = 1000;
+/// How often the feeder refreshes the stats frame.
+const STATS_EVERY: Duration = Duration::from_secs(5);
+
+/// One broadcast batch of newly flushed events, oldest first.
+pub type Batch = Arc<Vec<StoredEvent>>;
+
+#[derive(Debug)]
+pub struct Live {
+    tx: broadcast::Sender<Batch>,
+    stats: watch::Sender<Option<Arc<serde_json::Value>>>,
+    /// Highest event id broadcast so far (where a new client without Last-Event-ID starts).
+    cursor: AtomicI64,
+}
+
+impl Live {
+    pub fn new(
+        tx: broadcast::Sender<Batch>,
+        stats: watch::Sender<Option<Arc<serde_json::Value>>>,
+    ) -> Self {
+        Self {
+            tx,
+            stats,
+            cursor: AtomicI64::new(-1),
+        }
+    }
+
+    pub fn cursor(&self) -> i64 {
+        self.cursor.load(Ordering::Acquire)
+    }
+}
+
+/// The feeder: run once per process (spawned by `decnet api` / `decnet serve`).
+pub async fn run_feeder(state: AppState) {
+    let mut cursor = loop {
+        match state.repo.max_event_id().await {
+            Ok(id) => break id,
+            Err(e) => {
+                tracing::error!(error = %e, "live feeder cannot read the event cursor; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    state.live.cursor.store(cursor, Ordering::Release);
+    let mut tick = tokio::time::interval(state.config.feed_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_stats = tokio::time::Instant::now() - STATS_EVERY;
+    loop {
+        tick.tick().await;
+        match state
+            .repo
+            .events_after(cursor, &EventQuery::default(), READ_LIMIT)
+            .await
+        {
+            Ok(rows) if !rows.is_empty() => {
+                cursor = rows.last().map_or(cursor, |r| r.id);
+                state
+                    .metrics
+                    .events_broadcast
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                state.live.cursor.store(cursor, Ordering::Release);
+                // No receivers is fine: nobody is watching.
+                let _ = state.live.tx.send(Arc::new(rows));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "live feeder read failed; retrying"),
+        }
+        if last_stats.elapsed() >= STATS_EVERY {
+            last_stats = tokio::time::Instant::now();
+            match state.repo.stats().await {
+                Ok(s) => {
+                    let v = serde_json::json!({"type": "stats", "data": s});
+                    state.live.stats.send_replace(Some(Arc::new(v)));
+                }
+                Err(e) => tracing::warn!(error = %e, "live feeder stats failed"),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    /// Single-use ticket from `POST /api/v1/auth/ticket`.
+    ticket: String,
+    /// Resume point when the browser cannot send `Last-Event-ID` (first connection).
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<i64>,
+    #[serde(default)]
+    search: String,
+}
+
+/// Whether an event matches the search tokens, in memory, with the repository's semantics
+/// (column equality, field equality, case-insensitive word anywhere).
+pub fn matches(tokens: &[Token], e: &Event) -> bool {
+    tokens.iter().all(|t| match t {
+        Token::Column(col, v) => match *col {
+            "decky" => e.decky == *v,
+            "service" => e.service == *v,
+            "kind" => e.kind == *v,
+            "src_ip" => e.src_ip.is_some_and(|ip| ip.to_string() == *v),
+            _ => false,
+        },
+        Token::Field(k, v) => e.field(k) == Some(v.as_str()),
+        Token::Word(w) => {
+            let w = w.to_lowercase();
+            let has = |s: &str| s.to_lowercase().contains(&w);
+            has(&e.decky)
+                || has(&e.service)
+                || has(&e.kind)
+                || e.src_ip.is_some_and(|ip| has(&ip.to_string()))
+                || e.fields().iter().any(|(k, v)| has(k) || has(v))
+        }
+    })
+}
+
+enum Phase {
+    Backfill(Vec<SseEvent>),
+    Live,
+    Done,
+}
+
+struct Client {
+    state: AppState,
+    rx: broadcast::Receiver<Batch>,
+    stats: watch::Receiver<Option<Arc<serde_json::Value>>>,
+    tokens: Vec<Token>,
+    last_sent: i64,
+    phase: Phase,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.state
+            .metrics
+            .stream_clients
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn logs_frame(rows: &[&StoredEvent]) -> Option<SseEvent> {
+    let last = rows.last()?.id;
+    let data: Vec<_> = rows.iter().map(|r| event_json(r)).collect();
+    Some(
+        SseEvent::default()
+            .event("logs")
+            .id(last.to_string())
+            .data(serde_json::to_string(&data).unwrap_or_default()),
+    )
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let uuid = state.tickets.redeem(&p.ticket).ok_or_else(|| {
+        ApiError::Unauthorized("the stream ticket is unknown, used or expired".into())
+    })?;
+    let user = state
+        .repo
+        .user_by_uuid(&uuid)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the ticket's user no longer exists".into()))?;
+    if user.must_change_password {
+        return Err(ApiError::MustChangePassword);
+    }
+    let tokens = parse_search(&p.search)?;
+    let header_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad("Last-Event-ID must be an event id"))
+        })
+        .transpose()?;
+    // Subscribe before reading the backfill so nothing flushed in between is missed; the
+    // live phase skips ids already sent.
+    let rx = state.live.tx.subscribe();
+    let cursor = state.live.cursor();
+    let resume = header_id.or(p.last_event_id).filter(|id| *id > 0);
+    let mut frames = Vec::new();
+    let mut last_sent = cursor.max(0);
+    if let Some(from) = resume.filter(|from| *from < cursor) {
+        let query = EventQuery {
+            search: p.search.clone(),
+            ..EventQuery::default()
+        };
+        let rows = state.repo.events_after(from, &query, READ_LIMIT).await?;
+        if rows.len() as i64 >= READ_LIMIT {
+            // Too far behind to replay through the stream: tell the page to reload.
+            frames.push(
+                SseEvent::default()
+                    .event("lagged")
+                    .data("{\"reload\":true}"),
+            );
+        } else {
+            let refs: Vec<&StoredEvent> = rows.iter().filter(|r| r.id <= cursor).collect();
+            frames.extend(logs_frame(&refs));
+            last_sent = cursor;
+        }
+    }
+    if let Some(v) = state.live.stats.borrow().clone() {
+        frames.push(
+            SseEvent::default()
+                .event("stats")
+                .data(serde_json::to_string(&*v).unwrap_or_default()),
+        );
+    }
+    state.metrics.stream_clients.fetch_add(1, Ordering::Relaxed);
+    let mut stats = state.live.stats.subscribe();
+    stats.mark_unchanged();
+    let client = Client {
+        state: state.clone(),
+        rx,
+        stats,
+        tokens,
+        last_sent,
+        phase: Phase::Backfill(frames),
+    };
+    let events = stream::unfold(client, |mut c| async move {
+        loop {
+            match std::mem::replace(&mut c.phase, Phase::Live) {
+                Phase::Done => return None,
+                Phase::Backfill(mut frames) => {
+                    if frames.is_empty() {
+                        continue;
+                    }
+                    let first = frames.remove(0);
+                    c.phase = Phase::Backfill(frames);
+                    return Some((Ok(first), c));
+                }
+                Phase::Live => {}
+            }
+            tokio::select! {
+                got = c.rx.recv() => match got {
+                    Ok(batch) => {
+                        let rows: Vec<&StoredEvent> = batch
+                            .iter()
+                            .filter(|r| r.id > c.last_sent && matches(&c.tokens, &r.event))
+                            .collect();
+                        if let Some(last) = batch.last() {
+                            c.last_sent = c.last_sent.max(last.id);
+                        }
+                        if let Some(frame) = logs_frame(&rows) {
+                            return Some((Ok(frame), c));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        c.state.metrics.stream_lagged.fetch_add(1, Ordering::Relaxed);
+                        c.phase = Phase::Done;
+                        let frame = SseEvent::default().event("lagged").data("{\"reload\":true}");
+                        return Some((Ok(frame), c));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                changed = c.stats.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let v = c.stats.borrow_and_update().clone();
+                    if let Some(v) = v {
+                        let frame = SseEvent::default()
+                            .event("stats")
+                            .data(serde_json::to_string(&*v).unwrap_or_default());
+                        return Some((Ok(frame), c));
+                    }
+                }
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

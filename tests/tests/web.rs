@@ -1,0 +1,382 @@
+//! `decnet serve` as a process: first start prints the admin password once, the forced
+//! password change gates the API, an event sent to the intake shows up in /logs and on the
+//! live stream, and a reconnect with Last-Event-ID resumes after what was seen. Plain std TCP
+//! HTTP/1.1 (no client library), against the real binary on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream, UdpSocket},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Serve {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_serve(data: &std::path::Path, port: u16, udp: u16) -> Serve {
+    let mut child = Command::new(decnet_e2e::workspace_bin("decnet"))
+        .args([
+            "serve",
+            "--no-unix",
+            "--progress-secs",
+            "0",
+            "--durable-window-ms",
+            "50",
+        ])
+        .args([
+            "--segment-max-age-ms",
+            "100",
+            "--profile-interval-secs",
+            "1",
+        ])
+        .arg("--udp")
+        .arg(format!("127.0.0.1:{udp}"))
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("DECNET_DB_TYPE")
+        .env_remove("DECNET_DB_URL")
+        .env_remove("DECNET_ADMIN_PASSWORD")
+        .env_remove("DECNET_WEB_PORT")
+        .env_remove("DECNET_WEB_HOST")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let reader = BufReader::new(child.stderr.take().unwrap());
+    {
+        let lines = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    let serve = Serve {
+        child,
+        stderr: lines,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serve
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("API and dashboard on"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not start: {:?}",
+            serve.stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    serve
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn send_event(udp: u16, ip: &str, user: &str) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let line = format!(
+        "<134>1 2026-11-27T05:00:00Z web01 ssh - auth_attempt [relay@55555 src_ip=\"{ip}\" username=\"{user}\"] login attempt"
+    );
+    sock.send_to(line.as_bytes(), ("127.0.0.1", udp)).unwrap();
+}
+
+fn wait_total(port: u16, token: &str, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (st, body) = http(port, "GET", "/api/v1/logs?limit=1", Some(token), None);
+        assert_eq!(st, 200, "{body}");
+        if json_of(&body)["total"].as_i64().unwrap() >= want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "event never reached /logs");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Open the stream and return the first `event: logs` frame's (id, data).
+fn first_logs_frame(port: u16, token: &str, last_event_id: Option<&str>) -> (String, Value) {
+    let (st, body) = http(port, "POST", "/api/v1/auth/ticket", Some(token), None);
+    assert_eq!(st, 200, "{body}");
+    let ticket = json_of(&body)["ticket"].as_str().unwrap().to_owned();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET /api/v1/stream?ticket={ticket} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{resume}\r\n").unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        if let Some(pos) = text.find("event: logs\n") {
+            let frame = &text[pos..];
+            if let Some(end) = frame.find("\n\n") {
+                let frame = &frame[..end];
+                let id = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id: "))
+                    .unwrap()
+                    .to_owned();
+                let data = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap();
+                return (id, json_of(data));
+            }
+        }
+        assert!(Instant::now() < deadline, "no logs frame: {text}");
+    }
+}
+
+#[test]
+fn serve_first_login_forced_change_logs_and_stream_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let udp = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let serve = start_serve(dir.path(), port, udp);
+    let password = serve
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            l.split("with password ")
+                .nth(1)
+                .map(|p| p.trim().to_owned())
+        })
+        .expect("the first start prints the generated admin password");
+    // The secret is private.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("secrets/jwt.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let (st, body) = http(port, "GET", "/", None, None);
+    assert_eq!(st, 200);
+    assert!(body.contains("/assets/app.js"));
+    let (st, _) = http(port, "GET", "/api/v1/stats", None, None);
+    assert_eq!(st, 401);
+
+    let login = |pw: &str| {
+        http(
+            port,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"username": "admin", "password": pw})),
+        )
+    };
+    let (st, body) = login(&password);
+    assert_eq!(st, 200, "{body}");
+    let v = json_of(&body);
+    assert_eq!(v["must_change_password"], true);
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let (st, body) = http(port, "GET", "/api/v1/stats", Some(&token), None);
+    assert_eq!(st, 403, "{body}");
+    assert_eq!(json_of(&body)["error"]["code"], "must_change_password");
+    let (st, body) = http(
+        port,
+        "POST",
+        "/api/v1/auth/change-password",
+        Some(&token),
+        Some(&json!({"old_password": password, "new_password": "a-much-better-one"})),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = login("a-much-better-one");
+    assert_eq!(st, 200);
+    let token = json_of(&body)["access_token"].as_str().unwrap().to_owned();
+
+    // An event through the intake reaches SQL and the stream.
+    send_event(udp, "203.0.113.7", "root");
+    wait_total(port, &token, 1);
+    let (st, body) = http(
+        port,
+        "GET",
+        "/api/v1/logs?search=attacker:203.0.113.7",
+        Some(&token),
+        None,
+    );
+    assert_eq!(st, 200);
+    let v = json_of(&body);
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["data"][0]["fields"]["username"], "root");
+    let first_id = v["data"][0]["id"].as_i64().unwrap();
+
+    // While no stream is open a second event is flushed; resuming from the first id
+    // delivers exactly the second.
+    send_event(udp, "203.0.113.8", "oracle");
+    wait_total(port, &token, 2);
+    let (id, data) = first_logs_frame(port, &token, Some(&first_id.to_string()));
+    let ips: Vec<&str> = data
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["attacker_ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips, ["203.0.113.8"]);
+    assert_eq!(id.parse::<i64>().unwrap(), first_id + 1);
+
+    // The profiler inside serve turns both events into attackers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, body) = http(port, "GET", "/api/v1/attackers", Some(&token), None);
+        assert_eq!(st, 200, "{body}");
+        let v = json_of(&body);
+        if v["total"] == 2 {
+            let ips: Vec<&str> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|a| a["ip"].as_str())
+                .collect();
+            assert!(
+                ips.contains(&"203.0.113.7") && ips.contains(&"203.0.113.8"),
+                "{v}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "profiler did not run in serve: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Without Docker the deploy route says what is missing instead of pretending.
+    let (st, body) = http(
+        port,
+        "POST",
+        "/api/v1/deckies/deploy",
+        Some(&token),
+        Some(&json!({"ini_content": "[web01]\nservices = nosuchservice\n"})),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("nosuchservice"), "{body}");
+
+    // Metrics and OpenAPI.
+    let (st, body) = http(port, "GET", "/metrics", Some(&token), None);
+    assert_eq!(st, 200);
+    assert!(body.contains("decnet_events 2"), "{body}");
+    let (st, body) = http(port, "GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(st, 200);
+    assert!(json_of(&body)["paths"]["/api/v1/logs"]["get"].is_object());
+
+    // Logout revokes.
+    let (st, _) = http(port, "POST", "/api/v1/auth/logout", Some(&token), None);
+    assert_eq!(st, 204);
+    let (st, _) = http(port, "GET", "/api/v1/stats", Some(&token), None);
+    assert_eq!(st, 401);
+
+    // SIGTERM: a clean stop.
+    let mut serve = serve;
+    let killed = Command::new("kill")
+        .args(["-TERM", &serve.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = serve.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop: {:?}",
+            serve.stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "{status}: {:?}",
+        serve.stderr.lock().unwrap()
+    );
+}
