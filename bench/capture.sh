@@ -11,13 +11,18 @@
 # receiving end, which has no address (nothing answers, so only trafgen's frames are on the wire).
 #
 # Needs root, iproute2, netsniff-ng (trafgen), tcpdump, GNU time.
-# Usage: bench/capture.sh [REPS]   env: COUNT_MAX=2000000 RATE=100000 COUNT_RATE=1000000 BACKENDS="xdp packet tcpdump"
+# Backends: xdp (AF_XDP, native XDP, busy-polling: default spins), xdp-poll (native, no spinning:
+# sleeps in poll() whenever the ring is empty), xdp-coalesce (native, no spinning, and after a
+# wakeup that finds under half a batch waits 1 ms so frames arrive in batches), xdp-generic (SKB-mode XDP, busy-polling),
+# packet (AF_PACKET TPACKET_V3, 16 x 1 MiB blocks, 10 ms block timeout), tcpdump (-B 16384).
+# Usage: bench/capture.sh [REPS]   env: COUNT_MAX=2000000 RATE=100000 COUNT_RATE=1000000
+#        BACKENDS="xdp xdp-poll xdp-coalesce xdp-generic packet tcpdump" RELEASE=0|1
 set -euo pipefail
 REPS=${1:-3}
 COUNT_MAX=${COUNT_MAX:-2000000}
 RATE=${RATE:-100000}
 COUNT_RATE=${COUNT_RATE:-1000000}
-BACKENDS=${BACKENDS:-"xdp packet tcpdump"}
+BACKENDS=${BACKENDS:-"xdp xdp-poll xdp-coalesce xdp-generic packet tcpdump"}
 here="$(cd "$(dirname "$0")/.." && pwd)"
 NS=dncbench$$
 RX=dncbrx$$
@@ -85,8 +90,15 @@ receiver() {
         read -r _ u s m < "$work/time.log"
         echo "$pk $(awk -v u="$u" -v s="$s" -v p="$pk" 'BEGIN{printf "%.0f", (p>0)?(u+s)*1e9/p:0}') $m $drop $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')"
     else
-        local args=(--backend packet)
-        [ "$backend" = xdp ] && args=(--backend xdp --xdp-mode native)
+        local args
+        case $backend in
+            xdp) args=(--backend xdp --xdp-mode native) ;;
+            xdp-poll) args=(--backend xdp --xdp-mode native --spins 0) ;;
+            xdp-generic) args=(--backend xdp --xdp-mode generic) ;;
+            xdp-coalesce) args=(--backend xdp --xdp-mode native --spins 0 --coalesce-us 1000) ;;
+            packet) args=(--backend packet) ;;
+            *) echo "unknown backend $backend" >&2; exit 2 ;;
+        esac
         "$RATE_BIN" "$RX" "${args[@]}" --seconds 600 --quiet >"$work/rx.log" 2>"$work/rx.err" &
         local pid=$!
         for _ in $(seq 100); do grep -q READY "$work/rx.log" 2>/dev/null && break; sleep 0.1; done
@@ -102,7 +114,7 @@ receiver() {
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 echo "kernel $(uname -r), $(nproc) CPUs, trafgen --cpus 1, 60-byte frames, $REPS rep(s)"
-printf "%-8s %-4s | %-40s | %-44s\n" backend rep "(a) max rate: sent recv loss% pps" "(b) ${RATE} pps: recv ns/pkt(cpu) maxRSS(KiB)"
+printf "%-11s %-4s | %-40s | %-44s\n" backend rep "(a) max rate: sent recv loss% pps" "(b) ${RATE} pps: recv ns/pkt(cpu) maxRSS(KiB)"
 declare -A LOSS CPU RSS PPS
 for rep in $(seq "$REPS"); do
     for b in $BACKENDS; do
@@ -110,14 +122,14 @@ for rep in $(seq "$REPS"); do
         loss=$(awk -v s="$COUNT_MAX" -v r="$pa" 'BEGIN{printf "%.2f", (s-r)*100/s}')
         pps=$(awk -v r="$COUNT_MAX" -v t="$sa" 'BEGIN{printf "%.0f", r/t}')
         read -r pb cb mb db _ < <(receiver "$b" "$COUNT_RATE" "$RATE")
-        printf "%-8s %-4s | %9s %9s %6s %9s | %9s %8s %10s\n" "$b" "$rep" "$COUNT_MAX" "$pa" "$loss" "$pps" "$pb" "$cb" "$mb"
+        printf "%-11s %-4s | %9s %9s %6s %9s | %9s %8s %10s\n" "$b" "$rep" "$COUNT_MAX" "$pa" "$loss" "$pps" "$pb" "$cb" "$mb"
         LOSS[$b]+="$loss "; CPU[$b]+="$cb "; RSS[$b]+="$mb "; PPS[$b]+="$pps "
     done
 done
 echo
 echo "median of $REPS: backend loss%@max  offered-pps@max  cpu-ns/pkt@${RATE}pps  maxRSS-KiB"
 for b in $BACKENDS; do
-    printf "%-8s %8s %10s %10s %10s\n" "$b" \
+    printf "%-11s %8s %10s %10s %10s\n" "$b" \
         "$(tr ' ' '\n' <<<"${LOSS[$b]}" | grep . | median)" "$(tr ' ' '\n' <<<"${PPS[$b]}" | grep . | median)" \
         "$(tr ' ' '\n' <<<"${CPU[$b]}" | grep . | median)" "$(tr ' ' '\n' <<<"${RSS[$b]}" | grep . | median)"
 done

@@ -224,6 +224,11 @@ fn exact_capture(backend: BackendChoice, attach: XdpAttach) {
     let mut cfg = CaptureConfig::new(&lab.host);
     cfg.backend = backend;
     cfg.xdp_attach = attach;
+    if attach == XdpAttach::Generic {
+        // Cover the other receive loop too: no spinning, poll() wakeups with coalescing.
+        cfg.xsk.busy_poll_spins = 0;
+        cfg.xsk.coalesce_us = 500;
+    }
     let mut cap = Capture::open(&cfg).unwrap();
     match (backend, cap.info().backend) {
         (BackendChoice::Packet, BackendKind::Packet) => {}

@@ -104,6 +104,7 @@ pub struct XskSocket {
     queue: u32,
     bind_mode: XskBindMode,
     busy_poll_spins: u32,
+    coalesce_us: u32,
     batch: u32,
     received: u64,
     bytes: u64,
@@ -254,6 +255,7 @@ impl XskSocket {
             queue,
             bind_mode: mode,
             busy_poll_spins: cfg.busy_poll_spins,
+            coalesce_us: cfg.coalesce_us,
             batch: cfg.batch.max(1),
             received: 0,
             bytes: 0,
@@ -290,6 +292,15 @@ impl XskSocket {
             .store(prod.wrapping_add(n), Ordering::Release);
     }
 
+    /// Descriptors waiting in the RX ring.
+    fn pending(&self) -> u32 {
+        let cons = self.rx.consumer().load(Ordering::Relaxed);
+        self.rx
+            .producer()
+            .load(Ordering::Acquire)
+            .wrapping_sub(cons)
+    }
+
     /// Takes what the RX ring holds (up to one batch), hands it to `consumer`, recycles the chunks.
     fn drain(&mut self, consumer: &mut dyn FrameConsumer) -> usize {
         let cons = self.rx.consumer().load(Ordering::Relaxed);
@@ -323,6 +334,21 @@ impl XskSocket {
             .store(cons.wrapping_add(n), Ordering::Release);
         self.received += u64::from(n);
         self.refill();
+        if self.fill.needs_wakeup() {
+            // The driver stopped for lack of buffers: a zero-length recvfrom restarts it
+            // without blocking (need_wakeup protocol; only zero-copy drivers usually ask).
+            // SAFETY: no buffer is passed; MSG_DONTWAIT never blocks.
+            unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
         consumer.batch_end();
         n as usize
     }
@@ -351,16 +377,25 @@ impl CaptureBackend for XskSocket {
     ) -> Result<usize, CaptureError> {
         // Busy-poll first: at high rates the next frame is microseconds away and a syscall costs more.
         for _ in 0..=self.busy_poll_spins {
-            let n = self.drain(consumer);
-            if n > 0 {
-                return Ok(n);
+            if self.pending() > 0 {
+                break;
             }
             std::hint::spin_loop();
         }
-        // Idle: sleep in poll(), which also kicks the driver when it asked for a wakeup
-        // (need_wakeup on the fill ring) because it ran out of buffers.
-        if self.fill.needs_wakeup() || timeout_ms > 0 {
-            sys::poll_in(self.fd.as_raw_fd(), timeout_ms)?;
+        if self.pending() == 0 {
+            // Idle: sleep in poll(), which also kicks the driver when it asked for a wakeup
+            // (need_wakeup on the fill ring) because it ran out of buffers.
+            if !sys::poll_in(self.fd.as_raw_fd(), timeout_ms)? {
+                return Ok(0);
+            }
+        }
+        // Interrupt moderation in software: woken for a handful of frames, wait a little so the
+        // next wakeup carries a batch. Bounded by the ring: at rates that fill half a batch in
+        // less than this, the sleep is skipped.
+        if self.coalesce_us > 0 && self.pending() < self.batch / 2 {
+            std::thread::sleep(std::time::Duration::from_micros(u64::from(
+                self.coalesce_us,
+            )));
         }
         Ok(self.drain(consumer))
     }

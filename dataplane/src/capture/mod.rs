@@ -172,6 +172,9 @@ pub struct XskConfig {
     pub fill_ring: u32,
     /// Empty polls of the RX ring before sleeping in `poll()`.
     pub busy_poll_spins: u32,
+    /// When a wakeup finds fewer than half a batch, sleep this long (µs) before taking them,
+    /// so idle-ish links cost one wakeup per batch rather than per frame. 0 disables.
+    pub coalesce_us: u32,
     /// Most frames handled per batch.
     pub batch: u32,
     /// Try zero-copy before copy mode.
@@ -186,6 +189,7 @@ impl Default for XskConfig {
             rx_ring: 2048,
             fill_ring: 2048,
             busy_poll_spins: 2000,
+            coalesce_us: 0,
             batch: 256,
             try_zero_copy: true,
         }
