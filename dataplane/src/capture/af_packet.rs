@@ -187,19 +187,22 @@ impl CaptureBackend for PacketSocket {
         consumer: &mut dyn FrameConsumer,
     ) -> Result<usize, CaptureError> {
         let mut total = 0;
+        let mut blocks = 0;
         let mut waited = false;
         loop {
             // SAFETY: next_block < block_count, so the block lies inside the ring.
             let block = unsafe { self.ring.as_ptr().add(self.next_block * self.block_size) };
             if Self::block_status(block) & libc::TP_STATUS_USER != 0 {
                 total += self.drain_block(block, consumer);
-                // Bound the batch to the ring so a flood cannot starve the stop flag.
-                if total > 0 && self.next_block == 0 {
+                blocks += 1;
+                // At most one ring's worth per call, so a flood (even one the filter discards
+                // entirely) cannot keep the caller from seeing its stop flag.
+                if blocks >= self.block_count {
                     break;
                 }
                 continue;
             }
-            if total > 0 || waited {
+            if blocks > 0 || waited {
                 break;
             }
             waited = true;

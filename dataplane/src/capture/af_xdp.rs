@@ -279,7 +279,8 @@ impl XskSocket {
     fn refill(&mut self) {
         let prod = self.fill.producer().load(Ordering::Relaxed);
         let cons = self.fill.consumer().load(Ordering::Acquire);
-        let room = self.fill.size - prod.wrapping_sub(cons);
+        // Saturating: a corrupt kernel index must not become a panic.
+        let room = self.fill.size.saturating_sub(prod.wrapping_sub(cons));
         let n = room.min(u32::try_from(self.free.len()).unwrap_or(u32::MAX));
         for i in 0..n {
             let Some(addr) = self.free.pop() else { break };
