@@ -27,12 +27,16 @@ pub struct PacketSocket {
 }
 
 impl PacketSocket {
-    /// Opens the ring on `interface`.
+    /// Opens the ring on `interface`. With `fanout_group`, the socket joins that
+    /// `PACKET_FANOUT_HASH` group: the kernel spreads flows over the group's sockets (one thread
+    /// each). A socket briefly sees every frame between its bind and joining the group, so a
+    /// fanout capture may duplicate a few frames at start-up.
     pub fn open(
         interface: &str,
         cfg: &PacketRingConfig,
         filter: CaptureFilter,
         promiscuous: bool,
+        fanout_group: Option<u16>,
     ) -> Result<Self, CaptureError> {
         let ifindex = sys::ifindex(interface)?;
         // Protocol 0 until bind: an unbound ETH_P_ALL socket would queue every interface's frames.
@@ -100,6 +104,18 @@ impl PacketSocket {
             )
         };
         sys::cvt(ret, || format!("bind AF_PACKET to {interface}"))?;
+        if let Some(group) = fanout_group {
+            // Hash on the flow (defragmenting first, so fragments of one datagram stay together).
+            let arg: u32 = u32::from(group)
+                | ((libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG) << 16);
+            sys::setsockopt(
+                &fd,
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT,
+                &arg,
+                "PACKET_FANOUT",
+            )?;
+        }
         let promisc = if promiscuous {
             Some(sys::promisc_guard(ifindex)?)
         } else {

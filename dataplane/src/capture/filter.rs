@@ -154,4 +154,37 @@ mod tests {
         }
         assert!(!f.matches(&plain[..20]));
     }
+
+    #[test]
+    fn ipv6_prefixes_and_ports() {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&ETH_P_IPV6.to_be_bytes());
+        let mut ip = vec![0x60, 0, 0, 0, 0, 8, IPPROTO_UDP, 64];
+        ip.extend_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        ip.extend_from_slice(
+            &"2001:db8:1::7"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0x13, 0x88, 0x00, 0x16, 0, 8, 0, 0]); // 5000 -> 22
+        let mut flt = CaptureFilter {
+            prefixes: vec!["2001:db8:1::/48".parse().unwrap()],
+            ports: vec![],
+        };
+        assert!(flt.matches(&f));
+        flt.ports = vec![22];
+        assert!(flt.matches(&f));
+        flt.ports = vec![23];
+        assert!(!flt.matches(&f));
+        flt.prefixes = vec!["2001:db8:2::/48".parse().unwrap()];
+        flt.ports.clear();
+        assert!(!flt.matches(&f));
+    }
 }

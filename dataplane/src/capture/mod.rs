@@ -205,6 +205,8 @@ pub struct PacketRingConfig {
     pub block_count: usize,
     /// A partly filled block is handed over after this long (ms).
     pub block_timeout_ms: u32,
+    /// Sockets (and threads) in a `PACKET_FANOUT_HASH` group; 1 = a single socket.
+    pub fanout: u32,
 }
 
 impl Default for PacketRingConfig {
@@ -213,6 +215,7 @@ impl Default for PacketRingConfig {
             block_size: 1 << 20,
             block_count: 16,
             block_timeout_ms: 10,
+            fanout: 1,
         }
     }
 }
@@ -338,15 +341,27 @@ impl Capture {
                 Err(e) => return Err(e),
             }
         }
-        let sock = PacketSocket::open(&iface, &cfg.packet, cfg.filter.clone(), cfg.promiscuous)?;
+        let n = cfg.packet.fanout.clamp(1, 64);
+        let group = (n > 1).then(fanout_group_id);
+        let mut queues: Queues = Vec::new();
+        for _ in 0..n {
+            let sock = PacketSocket::open(
+                &iface,
+                &cfg.packet,
+                cfg.filter.clone(),
+                cfg.promiscuous,
+                group,
+            )?;
+            queues.push(Box::new(sock));
+        }
         let info = CaptureInfo {
             backend: BackendKind::Packet,
             capture_interface: iface,
-            queues: 1,
+            queues: queues.len(),
             fallback_reason,
         };
         Ok(Self {
-            queues: vec![Box::new(sock)],
+            queues,
             promisc: None,
             xdp: None,
             mirror,
@@ -449,6 +464,13 @@ impl Capture {
             None => Ok(()),
         }
     }
+}
+
+/// A fanout group id unlikely to collide with another capture on the host (ids are global).
+fn fanout_group_id() -> u16 {
+    static SEQ: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let pid = std::process::id() as u16;
+    pid.rotate_left(5) ^ SEQ.fetch_add(1, Ordering::Relaxed)
 }
 
 /// One receive path per RX queue.
