@@ -392,6 +392,46 @@ fn capture_to_callback_runs_pinned_threads_until_stopped() {
     assert_eq!(report.xdp.unwrap().redirected, N as u64);
 }
 
+/// Transmits one eth/IPv4/UDP frame carrying `payload(i)` out of `iface` (an egress frame).
+fn send_raw_udp(iface: &str, i: usize) {
+    let p = payload(i);
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    let total = u16::try_from(20 + 8 + p.len()).unwrap();
+    f.extend_from_slice(&[
+        0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ]);
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0x0f, 0xa0, 0x27, 0x0f]); // 4000 -> 9999
+    f.extend_from_slice(&(total - 20).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&p);
+    let ifindex = {
+        let c = std::ffi::CString::new(iface).unwrap();
+        // SAFETY: valid C string.
+        unsafe { libc::if_nametoindex(c.as_ptr()) }
+    };
+    // SAFETY: plain socket calls on a fresh fd with a valid sockaddr_ll; the fd is closed below.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+        assert!(fd >= 0);
+        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = ifindex as i32;
+        sll.sll_halen = 6;
+        let n = libc::sendto(
+            fd,
+            f.as_ptr().cast(),
+            f.len(),
+            0,
+            (&raw const sll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        );
+        libc::close(fd);
+        assert_eq!(n, f.len() as isize, "{}", std::io::Error::last_os_error());
+    }
+}
+
 #[test]
 fn mirror_mode_captures_and_removes_its_veth_and_tc_state() {
     if !can_run() {
@@ -410,10 +450,11 @@ fn mirror_mode_captures_and_removes_its_veth_and_tc_state() {
         let f = sh_out(&["tc", "filter", "show", "dev", &lab.host, dir]);
         assert!(f.contains("mirred") && f.contains(&tx_if), "{dir}: {f}");
     }
-    lab.send(&lab.ip(0, 1), 9999, 0..300);
-    let frames = collect(&mut cap, 300);
-    assert_eq!(frames.len(), 300);
-    check_payloads(&frames, 0..300);
+    lab.send(&lab.ip(0, 1), 9999, 0..300); // ingress of the decoy interface
+    send_raw_udp(&lab.host, 300); // egress of the decoy interface
+    let frames = collect(&mut cap, 301);
+    assert_eq!(frames.len(), 301);
+    check_payloads(&frames, 0..301);
     cap.stop().unwrap();
     assert!(
         !sh_ok(&["ip", "link", "show", &capture_if]),
