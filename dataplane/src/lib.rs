@@ -9,5 +9,7 @@
 //! datagram, UDP, TCP) over the sans-IO [`syslog`] layer, which parses RFC 5424 and RFC 3164 bytes, splits RFC 6587 / RFC 5425
 //! TCP streams into frames, and holds the RFC 5424 formatter the services write with.
 
+/// Live capture: AF_XDP (XDP + pinned per-queue threads), AF_PACKET `TPACKET_V3` fallback, mirror mode.
+pub mod capture;
 pub mod intake;
 pub mod syslog;

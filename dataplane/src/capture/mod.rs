@@ -1,0 +1,547 @@
+//! Live packet capture: AF_XDP (XDP program + one pinned, busy-polling thread per RX queue) with
+//! AF_PACKET `TPACKET_V3` as the fallback, on a dedicated interface or a tc mirror of a decoy one.
+//!
+//! [`Capture::open`] picks and sets up a backend from a [`CaptureConfig`]; [`Capture::run`] (or
+//! [`capture_to_callback`]) drives one thread per queue, handing each frame to a
+//! [`FrameConsumer`] until a stop flag is set. Dropping a [`Capture`] (or [`Capture::stop`], which
+//! also reports errors) closes the sockets, detaches XDP and removes any mirror state.
+
+mod af_packet;
+mod af_xdp;
+mod filter;
+mod mirror;
+mod sys;
+mod xdp;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use af_packet::PacketSocket;
+pub use af_xdp::{XskBindMode, XskSocket};
+pub use filter::CaptureFilter;
+pub use mirror::Mirror;
+pub use xdp::{AttachedMode, XdpCounters, XdpProgram};
+
+/// Errors of the capture path. Messages name the failing call or command.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Os {
+        /// The call and its target.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The interface does not exist.
+    #[error("no such network interface: {0}")]
+    NoInterface(String),
+    /// Loading, attaching or configuring the XDP program failed.
+    #[error("XDP: {0}")]
+    Xdp(String),
+    /// An `ip`/`tc` command failed.
+    #[error("`{cmd}` failed: {detail}")]
+    Command {
+        /// The command line.
+        cmd: String,
+        /// Exit status and stderr.
+        detail: String,
+    },
+    /// The configuration cannot work.
+    #[error("capture configuration: {0}")]
+    Config(String),
+    /// A capture thread panicked (a bug in a consumer).
+    #[error("capture thread for queue {0} panicked")]
+    ThreadPanicked(usize),
+}
+
+/// Receives captured frames. `data` is valid only during the call (it points into the ring).
+pub trait FrameConsumer {
+    /// One frame and its capture time (ns since the Unix epoch; AF_XDP: time of the batch).
+    fn frame(&mut self, data: &[u8], ts_ns: u64);
+    /// Called after each non-empty batch (a place to flush).
+    fn batch_end(&mut self) {}
+}
+
+impl<F: FnMut(&[u8], u64)> FrameConsumer for F {
+    fn frame(&mut self, data: &[u8], ts_ns: u64) {
+        self(data, ts_ns);
+    }
+}
+
+/// Counters of one backend instance (one queue) or, summed, of a whole capture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Frames handed to the consumer.
+    pub received: u64,
+    /// Bytes handed to the consumer.
+    pub bytes: u64,
+    /// Frames lost because the receive ring was full or had no free buffer (the consumer was
+    /// too slow): AF_XDP `rx_ring_full + rx_dropped`, AF_PACKET `tp_drops`.
+    pub dropped: u64,
+    /// Frames lost before the ring for other reasons: invalid AF_XDP descriptors and, at the
+    /// capture level, XDP-matched frames that found no socket on their queue.
+    pub kernel_drops: u64,
+    /// Frames the user-space filter discarded (AF_PACKET with a non-empty filter).
+    pub filtered: u64,
+}
+
+impl std::ops::AddAssign for CaptureStats {
+    fn add_assign(&mut self, o: Self) {
+        self.received += o.received;
+        self.bytes += o.bytes;
+        self.dropped += o.dropped;
+        self.kernel_drops += o.kernel_drops;
+        self.filtered += o.filtered;
+    }
+}
+
+/// One receive path (one queue's AF_XDP socket, or one AF_PACKET ring).
+pub trait CaptureBackend: Send + std::fmt::Debug {
+    /// Delivers the frames available now (waiting up to `timeout_ms` for the first one) to
+    /// `consumer`; returns how many. `Ok(0)` means the wait timed out.
+    fn recv_batch(
+        &mut self,
+        timeout_ms: i32,
+        consumer: &mut dyn FrameConsumer,
+    ) -> Result<usize, CaptureError>;
+    /// Current counters (kernel counters are read now).
+    fn stats(&mut self) -> CaptureStats;
+    /// Human-readable description, for logs.
+    fn describe(&self) -> String;
+}
+
+/// Which backend to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// AF_XDP, falling back to AF_PACKET (the reason is logged and kept in [`CaptureInfo`]).
+    #[default]
+    Auto,
+    /// AF_XDP only.
+    Xdp,
+    /// AF_PACKET `TPACKET_V3` only.
+    Packet,
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = CaptureError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "xdp" => Ok(Self::Xdp),
+            "packet" => Ok(Self::Packet),
+            _ => Err(CaptureError::Config(format!(
+                "backend {s:?}: expected auto, xdp or packet"
+            ))),
+        }
+    }
+}
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum XdpAttach {
+    /// Native (driver) mode, else generic (SKB) mode.
+    #[default]
+    Auto,
+    /// Native only.
+    Native,
+    /// Generic only.
+    Generic,
+}
+
+/// Where frames come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaptureMode {
+    /// Capture on the interface itself (a SPAN/TAP port, or a host interface).
+    #[default]
+    Dedicated,
+    /// Mirror both directions of the interface into an internal veth pair and capture there.
+    Mirror,
+}
+
+/// AF_XDP socket sizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XskConfig {
+    /// UMEM frames per queue.
+    pub frames: u32,
+    /// UMEM frame size (2048 or 4096).
+    pub frame_size: u32,
+    /// RX ring entries (power of two).
+    pub rx_ring: u32,
+    /// Fill ring entries (power of two).
+    pub fill_ring: u32,
+    /// Empty polls of the RX ring before sleeping in `poll()`.
+    pub busy_poll_spins: u32,
+    /// When a wakeup finds fewer than half a batch, sleep this long (µs) before taking them,
+    /// so idle-ish links cost one wakeup per batch rather than per frame. 0 disables.
+    pub coalesce_us: u32,
+    /// Most frames handled per batch.
+    pub batch: u32,
+    /// Try zero-copy before copy mode.
+    pub try_zero_copy: bool,
+}
+
+impl Default for XskConfig {
+    fn default() -> Self {
+        Self {
+            frames: 4096,
+            frame_size: 2048,
+            rx_ring: 2048,
+            fill_ring: 2048,
+            busy_poll_spins: 2000,
+            coalesce_us: 0,
+            batch: 256,
+            try_zero_copy: true,
+        }
+    }
+}
+
+/// AF_PACKET ring sizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketRingConfig {
+    /// Block size in bytes (power of two).
+    pub block_size: usize,
+    /// Number of blocks.
+    pub block_count: usize,
+    /// A partly filled block is handed over after this long (ms).
+    pub block_timeout_ms: u32,
+    /// Sockets (and threads) in a `PACKET_FANOUT_HASH` group; 1 = a single socket.
+    pub fanout: u32,
+}
+
+impl Default for PacketRingConfig {
+    fn default() -> Self {
+        Self {
+            block_size: 1 << 20,
+            block_count: 16,
+            block_timeout_ms: 10,
+            fanout: 1,
+        }
+    }
+}
+
+/// Everything [`Capture::open`] needs.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureConfig {
+    /// Capture interface (dedicated) or decoy-facing interface (mirror).
+    pub interface: String,
+    /// Dedicated or mirror.
+    pub mode: CaptureMode,
+    /// Backend selection.
+    pub backend: BackendChoice,
+    /// XDP attach mode.
+    pub xdp_attach: XdpAttach,
+    /// What to capture.
+    pub filter: CaptureFilter,
+    /// Put the interface in promiscuous mode while capturing.
+    pub promiscuous: bool,
+    /// Pin each queue's thread to its own CPU.
+    pub pin_threads: bool,
+    /// AF_XDP sizing.
+    pub xsk: XskConfig,
+    /// AF_PACKET sizing.
+    pub packet: PacketRingConfig,
+}
+
+impl CaptureConfig {
+    /// Defaults for `interface`: auto backend, dedicated mode, capture everything, promiscuous, pinned.
+    pub fn new(interface: impl Into<String>) -> Self {
+        Self {
+            interface: interface.into(),
+            promiscuous: true,
+            pin_threads: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// The backend actually in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// AF_XDP.
+    Xdp {
+        /// Where the XDP program runs.
+        attach: AttachedMode,
+        /// How the sockets are bound.
+        bind: XskBindMode,
+    },
+    /// AF_PACKET `TPACKET_V3`.
+    Packet,
+}
+
+/// What [`Capture::open`] chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureInfo {
+    /// Backend in use.
+    pub backend: BackendKind,
+    /// Interface the backend reads (the veth end in mirror mode).
+    pub capture_interface: String,
+    /// Number of receive queues (threads).
+    pub queues: usize,
+    /// Why AF_XDP was not used, when `auto` fell back to AF_PACKET.
+    pub fallback_reason: Option<String>,
+}
+
+/// An open capture. Field order is the teardown order: sockets, then XDP, then the mirror.
+#[derive(Debug)]
+pub struct Capture {
+    queues: Vec<Box<dyn CaptureBackend>>,
+    /// AF_XDP has no membership API of its own: a packet-socket guard keeps the NIC promiscuous.
+    promisc: Option<std::os::fd::OwnedFd>,
+    xdp: Option<XdpProgram>,
+    mirror: Option<Mirror>,
+    info: CaptureInfo,
+    pin_threads: bool,
+}
+
+impl Capture {
+    /// Sets up capture as configured. In `auto`, any AF_XDP failure falls back to AF_PACKET.
+    pub fn open(cfg: &CaptureConfig) -> Result<Self, CaptureError> {
+        let mirror = match cfg.mode {
+            CaptureMode::Dedicated => None,
+            CaptureMode::Mirror => Some(Mirror::create(&cfg.interface)?),
+        };
+        let iface = mirror
+            .as_ref()
+            .map_or(cfg.interface.as_str(), Mirror::capture_interface)
+            .to_owned();
+        sys::ifindex(&iface)?;
+        let mut fallback_reason = None;
+        if cfg.backend != BackendChoice::Packet {
+            match open_xdp(&iface, cfg) {
+                Ok((xdp, queues, bind)) => {
+                    let info = CaptureInfo {
+                        backend: BackendKind::Xdp {
+                            attach: xdp.mode(),
+                            bind,
+                        },
+                        capture_interface: iface,
+                        queues: queues.len(),
+                        fallback_reason: None,
+                    };
+                    // The program only redirects; frames not addressed to us still need promiscuity.
+                    let promisc = if cfg.promiscuous {
+                        Some(sys::promisc_guard(sys::ifindex(&info.capture_interface)?)?)
+                    } else {
+                        None
+                    };
+                    return Ok(Self {
+                        queues,
+                        promisc,
+                        xdp: Some(xdp),
+                        mirror,
+                        info,
+                        pin_threads: cfg.pin_threads,
+                    });
+                }
+                Err(e) if cfg.backend == BackendChoice::Auto => {
+                    tracing::warn!(interface = %iface, error = %e, "AF_XDP unavailable, falling back to AF_PACKET");
+                    fallback_reason = Some(e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let n = cfg.packet.fanout.clamp(1, 64);
+        let group = (n > 1).then(fanout_group_id);
+        let mut queues: Queues = Vec::new();
+        for _ in 0..n {
+            let sock = PacketSocket::open(
+                &iface,
+                &cfg.packet,
+                cfg.filter.clone(),
+                cfg.promiscuous,
+                group,
+            )?;
+            queues.push(Box::new(sock));
+        }
+        let info = CaptureInfo {
+            backend: BackendKind::Packet,
+            capture_interface: iface,
+            queues: queues.len(),
+            fallback_reason,
+        };
+        Ok(Self {
+            queues,
+            promisc: None,
+            xdp: None,
+            mirror,
+            info,
+            pin_threads: cfg.pin_threads,
+        })
+    }
+
+    /// What was set up.
+    pub fn info(&self) -> &CaptureInfo {
+        &self.info
+    }
+
+    /// The mirror's state, in mirror mode.
+    pub fn mirror(&self) -> Option<&Mirror> {
+        self.mirror.as_ref()
+    }
+
+    /// The receive paths, one per queue, for callers that drive them themselves.
+    pub fn backends_mut(&mut self) -> &mut [Box<dyn CaptureBackend>] {
+        &mut self.queues
+    }
+
+    /// Counters summed over queues, plus the XDP program's no-socket drops.
+    pub fn stats(&mut self) -> CaptureStats {
+        let mut total = CaptureStats::default();
+        for q in &mut self.queues {
+            total += q.stats();
+        }
+        if let Some(Ok(c)) = self.xdp_counters() {
+            total.kernel_drops += c.dropped;
+        }
+        total
+    }
+
+    /// The XDP program's counters (None with AF_PACKET).
+    pub fn xdp_counters(&self) -> Option<Result<XdpCounters, CaptureError>> {
+        self.xdp.as_ref().map(XdpProgram::counters)
+    }
+
+    /// Runs one thread per queue until `stop` is set, each feeding the consumer `make(queue)`
+    /// built for it; returns the consumers. Threads are pinned to CPUs when configured.
+    pub fn run<C, F>(&mut self, stop: &AtomicBool, mut make: F) -> Result<Vec<C>, CaptureError>
+    where
+        C: FrameConsumer + Send,
+        F: FnMut(usize) -> C,
+    {
+        let pin = self.pin_threads;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .queues
+                .iter_mut()
+                .enumerate()
+                .map(|(i, q)| {
+                    let mut consumer = make(i);
+                    std::thread::Builder::new()
+                        .name(format!("capture-q{i}"))
+                        .spawn_scoped(s, move || -> Result<C, CaptureError> {
+                            if pin {
+                                match sys::pin_current_thread(i) {
+                                    Ok(cpu) => tracing::debug!(queue = i, cpu, "capture thread pinned"),
+                                    Err(e) => tracing::warn!(queue = i, error = %e, "cannot pin capture thread"),
+                                }
+                            }
+                            while !stop.load(Ordering::Relaxed) {
+                                q.recv_batch(100, &mut consumer)?;
+                            }
+                            Ok(consumer)
+                        })
+                        .map_err(|e| CaptureError::Os { what: "spawn capture thread".into(), source: e })
+                })
+                .collect();
+            let mut out = Vec::new();
+            let mut first_err = None;
+            for (i, h) in handles.into_iter().enumerate() {
+                match h.map(std::thread::ScopedJoinHandle::join) {
+                    Ok(Ok(Ok(c))) => out.push(c),
+                    Ok(Ok(Err(e))) | Err(e) => {
+                        // One queue failing stops the others: a partial capture would be silent loss.
+                        stop.store(true, Ordering::Relaxed);
+                        first_err.get_or_insert(e);
+                    }
+                    Ok(Err(_)) => {
+                        stop.store(true, Ordering::Relaxed);
+                        first_err.get_or_insert(CaptureError::ThreadPanicked(i));
+                    }
+                }
+            }
+            first_err.map_or(Ok(out), Err)
+        })
+    }
+
+    /// Tears everything down in order, reporting mirror cleanup failures (drop only logs them).
+    pub fn stop(mut self) -> Result<(), CaptureError> {
+        self.queues.clear();
+        self.promisc = None;
+        self.xdp = None;
+        match self.mirror.take() {
+            Some(mut m) => m.remove(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A fanout group id unlikely to collide with another capture on the host (ids are global).
+fn fanout_group_id() -> u16 {
+    static SEQ: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let pid = std::process::id() as u16;
+    pid.rotate_left(5) ^ SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One receive path per RX queue.
+type Queues = Vec<Box<dyn CaptureBackend>>;
+
+fn open_xdp(
+    iface: &str,
+    cfg: &CaptureConfig,
+) -> Result<(XdpProgram, Queues, XskBindMode), CaptureError> {
+    let ifindex = sys::ifindex(iface)?;
+    let nq = sys::rx_queue_count(iface).min(decnet_ebpf::MAX_QUEUES);
+    let mut xdp = XdpProgram::attach(iface, cfg.xdp_attach, &cfg.filter)?;
+    let mut queues: Vec<Box<dyn CaptureBackend>> = Vec::new();
+    let mut bind = XskBindMode::Copy;
+    for q in 0..nq {
+        let sock = open_xsk(ifindex, q, &cfg.xsk)?;
+        bind = sock.bind_mode();
+        xdp.register_socket(q, sock.raw_fd())?;
+        queues.push(Box::new(sock));
+    }
+    tracing::info!(interface = iface, queues = nq, attach = ?xdp.mode(), ?bind, "AF_XDP capture ready");
+    Ok((xdp, queues, bind))
+}
+
+fn open_xsk(ifindex: u32, q: u32, cfg: &XskConfig) -> Result<XskSocket, CaptureError> {
+    if cfg.try_zero_copy {
+        match XskSocket::open(ifindex, q, cfg, XskBindMode::ZeroCopy) {
+            Ok(s) => return Ok(s),
+            // A failed bind may leave the UMEM half-assigned: start again with a fresh socket.
+            Err(e) => {
+                tracing::debug!(queue = q, error = %e, "zero-copy bind failed, using copy mode");
+            }
+        }
+    }
+    XskSocket::open(ifindex, q, cfg, XskBindMode::Copy)
+}
+
+/// Opens a capture, runs it until `stop`, tears it down. Returns what was chosen, the final
+/// counters, the XDP counters (AF_XDP only) and the per-queue consumers.
+pub fn capture_to_callback<C, F>(
+    cfg: &CaptureConfig,
+    stop: &AtomicBool,
+    make: F,
+) -> Result<CaptureReport<C>, CaptureError>
+where
+    C: FrameConsumer + Send,
+    F: FnMut(usize) -> C,
+{
+    let mut cap = Capture::open(cfg)?;
+    let consumers = cap.run(stop, make)?;
+    let stats = cap.stats();
+    let xdp = cap.xdp_counters().transpose()?;
+    let info = cap.info().clone();
+    cap.stop()?;
+    Ok(CaptureReport {
+        info,
+        stats,
+        xdp,
+        consumers,
+    })
+}
+
+/// Result of [`capture_to_callback`].
+#[derive(Debug)]
+pub struct CaptureReport<C> {
+    /// What was set up.
+    pub info: CaptureInfo,
+    /// Final counters.
+    pub stats: CaptureStats,
+    /// Final XDP program counters (AF_XDP only).
+    pub xdp: Option<XdpCounters>,
+    /// The consumers, one per queue.
+    pub consumers: Vec<C>,
+}
