@@ -182,3 +182,39 @@ fn metrics_render() {
     m.render(&mut s);
     assert!(s.contains("decnet_component_errors_total{component=\"sniffer\",reason=\"decode\"} 1"));
 }
+
+proptest::proptest! {
+    /// Arbitrary frames, and valid TCP segments with arbitrary payloads on the ports the
+    /// stream parsers look at, never panic the analyzer and keep its counters consistent.
+    #[test]
+    fn analyzer_never_panics(
+        frames in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120), 0..20),
+        payloads in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..12),
+        prefix in proptest::prop_oneof![
+            proptest::strategy::Just(b"\x16\x03\x01".to_vec()),
+            proptest::strategy::Just(b"SSH-2.0-x\r\n".to_vec()),
+            proptest::strategy::Just(b"GET / HTTP/1.1\r\n".to_vec()),
+        ],
+    ) {
+        let mut a = analyzer();
+        let mut out = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            a.process_frame(i as i64, f, &mut out);
+        }
+        let c = (CLIENT, 40000);
+        let s = (DECKY, 443);
+        let mut seq = 1u32;
+        a.process_frame(100, &tcp4(c, s, 0, 0, SYN, &LINUX_OPTS, &[]), &mut out);
+        a.process_frame(101, &tcp4(s, c, 0, 1, SYN | ACK, &[], &[]), &mut out);
+        for (i, p) in std::iter::once(&prefix).chain(payloads.iter()).enumerate() {
+            let (from, to) = if i % 3 == 2 { (s, c) } else { (c, s) };
+            a.process_frame(102 + i as i64, &tcp4(from, to, seq, 1, PA, &[], p), &mut out);
+            seq = seq.wrapping_add(p.len() as u32);
+        }
+        a.finish(&mut out);
+        let m = a.metrics();
+        proptest::prop_assert_eq!(m.received.get(), m.decoded.get() + m.decode_errors.get());
+        proptest::prop_assert_eq!(m.events.get(), out.len() as u64);
+        proptest::prop_assert_eq!(a.active_flows(), 0);
+    }
+}
