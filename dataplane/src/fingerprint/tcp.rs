@@ -186,3 +186,73 @@ fn classify(fp: &SynFingerprint) -> &'static str {
         })
         .map_or("unknown", |s| s.label)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::{decode::Packet, testutil::ip4};
+
+    fn syn(ttl: u8, window: u16, options: &[u8]) -> SynFingerprint {
+        let mut tcp = vec![0xc0, 0x00, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0];
+        let off = ((20 + options.len()) / 4) as u8;
+        tcp.extend_from_slice(&[off << 4, 0x02]);
+        tcp.extend_from_slice(&window.to_be_bytes());
+        tcp.extend_from_slice(&[0, 0, 0, 0]);
+        tcp.extend_from_slice(options);
+        let frame = ip4(
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            6,
+            ttl,
+            &tcp,
+        );
+        let p = Packet::decode(0, &frame).unwrap();
+        tcp_syn_fingerprint(p.ip().unwrap(), p.tcp().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn os_table() {
+        // Windows 10/11: mss,nop,ws,nop,nop,sok; TTL 128 seen 3 hops away.
+        let w = syn(125, 64240, &[2, 4, 5, 0xb4, 1, 3, 3, 8, 1, 1, 4, 2]);
+        assert_eq!((w.os, w.initial_ttl, w.hops), ("Windows", 128, 3));
+        assert_eq!(w.options, "mss,nop,ws,nop,nop,sok");
+        // macOS: ... ts,sok,eol with one byte of padding after the EOL.
+        let m = syn(
+            64,
+            65535,
+            &[
+                2, 4, 5, 0xb4, 1, 3, 3, 6, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 4, 2, 0, 0,
+            ],
+        );
+        assert_eq!(m.options, "mss,nop,ws,nop,nop,ts,sok,eol+1");
+        assert_eq!(m.os, "macOS/iOS");
+        // FreeBSD: mss,nop,ws,sok,ts (padded with a trailing EOL-free layout).
+        let f = syn(
+            64,
+            65535,
+            &[
+                2, 4, 5, 0xb4, 1, 3, 3, 6, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0,
+            ],
+        );
+        assert_eq!((f.os, f.options.as_str()), ("FreeBSD", "mss,nop,ws,sok,ts"));
+        // nmap's SYN probe; and the same layout with an ordinary window is not nmap.
+        assert_eq!(syn(41, 1024, &[2, 4, 5, 0xb4]).os, "nmap SYN scan");
+        assert_eq!(syn(64, 29200, &[2, 4, 5, 0xb4]).os, "unknown");
+        // A Linux layout with a Windows TTL is not called Linux.
+        assert_eq!(
+            syn(
+                128,
+                64240,
+                &[
+                    2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7
+                ]
+            )
+            .os,
+            "unknown"
+        );
+        assert_eq!(initial_ttl(255), 255);
+        assert_eq!(initial_ttl(30), 32);
+    }
+}

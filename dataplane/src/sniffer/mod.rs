@@ -333,6 +333,22 @@ impl Analyzer {
     fn emit_expired(&mut self, expired: &mut Vec<Expired<FlowState>>, out: &mut Vec<Event>) {
         self.sync_counters();
         for e in expired.drain(..) {
+            // A banner whose KEXINIT never came (banner grabbers, scanners) is still worth an
+            // event; the stream still holds it because its parser never answered.
+            for (dir, stream) in e.state.streams.iter().enumerate() {
+                if let Some(hello) = stream.pending_ssh_banner(dir == 0) {
+                    let mut ev = self.event(
+                        e.stats.last_ts,
+                        "ssh_kexinit",
+                        Severity::Info,
+                        Some((e.stats.initiator.0, Some(e.stats.initiator.1))),
+                        Some((e.stats.responder.0, Some(e.stats.responder.1))),
+                    );
+                    put(&mut ev, "role", if dir == 0 { "client" } else { "server" });
+                    put(&mut ev, "banner", &hello.banner);
+                    out.push(ev);
+                }
+            }
             if self.config.flow_events {
                 out.push(self.flow_event(&e.stats, e.reason.as_str()));
             }

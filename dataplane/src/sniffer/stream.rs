@@ -57,6 +57,14 @@ impl Stream {
         take > 0
     }
 
+    /// An SSH banner still waiting for its KEXINIT when the flow ended.
+    pub(crate) fn pending_ssh_banner(&self, from_client: bool) -> Option<ssh::SshHello> {
+        if self.done || !ssh::looks_like_ssh(&self.buf) {
+            return None;
+        }
+        ssh::parse_stream(&self.buf, !from_client).ok().flatten()
+    }
+
     fn finish(&mut self) {
         self.done = true;
         self.buf = Vec::new();

@@ -218,3 +218,18 @@ proptest::proptest! {
         proptest::prop_assert_eq!(a.active_flows(), 0);
     }
 }
+
+#[test]
+fn ssh_banner_without_kexinit_is_reported_when_the_flow_ends() {
+    let mut a = analyzer();
+    let mut out = Vec::new();
+    let c = (CLIENT, 50002);
+    let s = (DECKY, 22);
+    a.process_frame(0, &tcp4(c, s, 1, 0, SYN, &LINUX_OPTS, &[]), &mut out);
+    a.process_frame(1, &tcp4(c, s, 2, 1, PA, &[], b"SSH-2.0-Go\r\n"), &mut out);
+    a.process_frame(2, &tcp4(c, s, 14, 1, TcpFlags::RST, &[], &[]), &mut out);
+    assert_eq!(kinds(&out), vec!["tcp_syn", "ssh_kexinit", "flow"]);
+    assert_eq!(out[1].field("banner"), Some("SSH-2.0-Go"));
+    assert_eq!(out[1].field("hassh"), None);
+    assert_eq!(out[1].dst_port, Some(22));
+}
