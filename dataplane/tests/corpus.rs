@@ -188,6 +188,8 @@ fn nmap_scans_are_classified() {
     assert_eq!(s.severity, Severity::Warning);
     assert_eq!(s.field("scan_type"), Some("syn"));
     assert_eq!(s.field("distinct_ports"), Some("201"));
+    // Ports 48022 and 48080 were open: nmap reset both SYN-ACKs.
+    assert_eq!(s.field("half_open"), Some("2"));
     assert!(
         of_kind(&syn, "tcp_syn")
             .iter()
@@ -198,8 +200,11 @@ fn nmap_scans_are_classified() {
     let scans = of_kind(&connect, "port_scan");
     assert_eq!(scans.len(), 1);
     assert_eq!(scans[0].field("distinct_ports"), Some("52"));
-    // Two open ports complete the handshake; the kernel's connect() SYNs are Linux SYNs.
-    assert_eq!(scans[0].field("connect"), Some("2"));
+    // Two open ports complete the handshake and none is reset half-open: a connect() scan,
+    // whose SYNs are the kernel's (Linux) rather than nmap's raw probes.
+    assert_eq!(scans[0].field("scan_type"), Some("connect"));
+    assert_eq!(scans[0].field("connect"), Some("52"));
+    assert_eq!(scans[0].field("half_open"), Some("0"));
     assert!(
         of_kind(&connect, "tcp_syn")
             .iter()

@@ -3,8 +3,8 @@
 //! A window opens at a source's first probe and closes `window_ns` later (packet time). At the
 //! close, a source that touched at least `min_ports` distinct ports or `min_hosts` distinct
 //! hosts yields one [`ScanReport`] with counts per probe class. Probe classes:
-//! SYN (SYN without ACK), connect (the SYN's handshake completed — nmap `-sT`, or an open port
-//! of `-sS` followed by the client's own RST never completes it), FIN, NULL, Xmas (FIN+PSH+URG)
+//! SYN (SYN without ACK), connect (handshakes completed — nmap `-sT`; `-sS` resets an answered
+//! SYN instead, counted as half-open), FIN, NULL, Xmas (FIN+PSH+URG)
 //! and UDP (the first datagram of a new UDP flow, so server replies never count).
 //! State is bounded: sources, and ports/hosts per source.
 
@@ -21,6 +21,8 @@ pub enum Probe {
     Syn,
     /// A handshake completed (counted on top of its SYN).
     Connect,
+    /// The prober reset an answered SYN instead of completing it (SYN scan, open port).
+    HalfOpen,
     Fin,
     Null,
     Xmas,
@@ -85,6 +87,7 @@ struct Window {
 pub struct ProbeCounts {
     pub syn: u64,
     pub connect: u64,
+    pub half_open: u64,
     pub fin: u64,
     pub null: u64,
     pub xmas: u64,
@@ -167,6 +170,7 @@ impl ScanDetector {
         match probe {
             Probe::Syn => c.syn += 1,
             Probe::Connect => c.connect += 1,
+            Probe::HalfOpen => c.half_open += 1,
             Probe::Fin => c.fin += 1,
             Probe::Null => c.null += 1,
             Probe::Xmas => c.xmas += 1,
@@ -208,9 +212,16 @@ impl ScanDetector {
         if w.ports.len() < self.config.min_ports && w.hosts.len() < self.config.min_hosts {
             return None;
         }
-        let c = w.counts;
-        // A completed handshake was first counted as a SYN: move it to connect.
-        let syn_only = c.syn.saturating_sub(c.connect);
+        let mut c = w.counts;
+        // Closed ports answer SYN and connect() probes alike (RST), so only open ports tell the
+        // two scans apart: completed handshakes and no half-open resets make the closed-port
+        // SYNs connect() attempts too; otherwise a completed handshake moves from SYN to connect.
+        let syn_only = if c.connect > 0 && c.half_open == 0 {
+            c.connect = c.connect.max(c.syn);
+            0
+        } else {
+            c.syn.saturating_sub(c.connect)
+        };
         let classes = [
             ("syn", syn_only),
             ("connect", c.connect),
@@ -259,6 +270,7 @@ mod tests {
             d.observe(i64::from(p) * 1000, src, dst, p, Probe::Syn, &mut out);
         }
         d.observe(5000, src, dst, 22, Probe::Connect, &mut out);
+        d.observe(5001, src, dst, 80, Probe::HalfOpen, &mut out);
         assert!(out.is_empty());
         d.expire(61 * 1_000_000_000, &mut out);
         assert_eq!(out.len(), 1);
@@ -271,6 +283,20 @@ mod tests {
         assert_eq!(r.dst, Some(dst));
         d.drain(&mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn handshakes_without_half_open_resets_make_a_connect_scan() {
+        let mut d = ScanDetector::new(ScanConfig::default());
+        let src: IpAddr = "10.0.0.9".parse().unwrap();
+        let mut out = Vec::new();
+        for p in 1..=20u16 {
+            d.observe(0, src, src, p, Probe::Syn, &mut out);
+        }
+        d.observe(0, src, src, 22, Probe::Connect, &mut out);
+        d.drain(&mut out);
+        assert_eq!(out[0].scan_type, "connect");
+        assert_eq!((out[0].counts.syn, out[0].counts.connect), (0, 20));
     }
 
     #[test]

@@ -199,6 +199,9 @@ pub struct Update<'t, S> {
     pub new: bool,
     /// This packet completed the three-way handshake.
     pub handshake_completed: bool,
+    /// The initiator answered the SYN-ACK with a RST instead of completing the handshake
+    /// (the half-open probe of a SYN scan against an open port).
+    pub half_open_reset: bool,
     /// The segment was a retransmission.
     pub retransmit: bool,
 }
@@ -352,6 +355,7 @@ impl<S: Default> FlowTable<S> {
         d.bytes += ip.total_len as u64;
         let mut retransmit = false;
         let mut handshake_completed = false;
+        let mut half_open_reset = false;
         if let Some(t) = tcp {
             d.flags.0 |= t.flags.0;
             d.payload_bytes += t.payload.len() as u64;
@@ -379,6 +383,10 @@ impl<S: Default> FlowTable<S> {
                 st.handshake_done = true;
                 handshake_completed = true;
             }
+            if from_initiator && st.synack_seen && !st.handshake_done && t.flags.has(TcpFlags::RST)
+            {
+                half_open_reset = true;
+            }
             if retransmit {
                 st.retransmits += 1;
             }
@@ -389,6 +397,7 @@ impl<S: Default> FlowTable<S> {
             from_initiator,
             new,
             handshake_completed,
+            half_open_reset,
             retransmit,
         })
     }

@@ -267,6 +267,8 @@ impl Analyzer {
                     if up.from_initiator {
                         if up.handshake_completed {
                             probe = Some((Probe::Connect, t.dst_port));
+                        } else if up.half_open_reset {
+                            probe = Some((Probe::HalfOpen, t.dst_port));
                         } else if let Some(p) = Probe::of_tcp(t.flags) {
                             // Retransmitted SYNs are the same probe, not a new one.
                             if !up.retransmit {
@@ -592,6 +594,7 @@ impl Analyzer {
         put(&mut ev, "distinct_hosts", r.distinct_hosts);
         put(&mut ev, "syn", r.counts.syn);
         put(&mut ev, "connect", r.counts.connect);
+        put(&mut ev, "half_open", r.counts.half_open);
         put(&mut ev, "fin", r.counts.fin);
         put(&mut ev, "null", r.counts.null);
         put(&mut ev, "xmas", r.counts.xmas);
