@@ -3,6 +3,7 @@
 # clients talking over loopback, and print the reference fingerprints tshark computes for them.
 #
 #   sudo scripts/make-corpus.sh            # needs root (tcpdump on lo, nmap -sS, sshd)
+#   CORPUS_OUT=/tmp/x scripts/make-corpus.sh   # write elsewhere (a cross-check run)
 #
 # Tools: tcpdump, tshark + editcap (wireshark), openssl, curl, OpenSSH (ssh + sshd), nmap,
 # python3, socat. Ports are high and fixed so the captures stay comparable between runs.
@@ -10,7 +11,7 @@
 # tshark values (the fingerprints of a new OpenSSL/OpenSSH/curl version will differ).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=dataplane/tests/corpus
+out=${CORPUS_OUT:-dataplane/tests/corpus}
 mkdir -p "$out"
 work=$(mktemp -d)
 pids=()
