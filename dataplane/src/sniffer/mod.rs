@@ -176,7 +176,9 @@ impl Analyzer {
                 self.metrics.decode_errors.inc();
                 tracing::trace!(error = %e, "undecodable frame");
                 // Time still advances for timeouts.
+                let before = out.len();
                 self.maybe_sweep(ts_ns, out);
+                self.metrics.events.add((out.len() - before) as u64);
             }
         }
     }

@@ -233,3 +233,17 @@ fn ssh_banner_without_kexinit_is_reported_when_the_flow_ends() {
     assert_eq!(out[1].field("hassh"), None);
     assert_eq!(out[1].dst_port, Some(22));
 }
+
+#[test]
+fn idle_flows_expire_on_later_packets_even_undecodable_ones() {
+    let mut a = analyzer();
+    let mut out = Vec::new();
+    a.process_frame(0, &udp4((CLIENT, 5353), (DECKY, 5353), b"mdns"), &mut out);
+    assert_eq!(kinds(&out), vec!["udp"]);
+    // Two minutes later (past the 60 s idle timeout) an undecodable frame still moves time.
+    a.process_frame(120_000_000_000, &[1, 2, 3], &mut out);
+    assert_eq!(kinds(&out), vec!["udp", "flow"]);
+    assert_eq!(out[1].field("end_reason"), Some("idle_timeout"));
+    assert_eq!(a.metrics().events.get(), 2);
+    assert_eq!(a.active_flows(), 0);
+}
