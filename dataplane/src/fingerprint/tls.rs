@@ -258,7 +258,12 @@ impl ClientHello {
         let a = format!(
             "t{}{}{:02}{:02}{}",
             ja4_version(version),
-            if self.sni.is_some() { 'd' } else { 'i' },
+            // JA4 looks at the extension's presence, not at whether it names a host.
+            if self.extensions.contains(&0x0000) {
+                'd'
+            } else {
+                'i'
+            },
             ciphers.len().min(99),
             exts.len().min(99),
             alpn
