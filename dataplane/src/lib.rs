@@ -5,11 +5,28 @@
 //! UDP/ICMP/ARP, the per-thread flow table, passive fingerprints (TCP SYN, JA3/JA4, HASSH,
 //! HTTP), packet retention, and the syslog intake that receives the deckies' RFC 5424 events.
 //! Everything it produces is a [`decnet_store::Event`] handed to the store's segment writers.
-//! The capture pipeline lands with its own issue. [`intake`] runs the syslog listeners (unix
-//! datagram, UDP, TCP) over the sans-IO [`syslog`] layer, which parses RFC 5424 and RFC 3164 bytes, splits RFC 6587 / RFC 5425
-//! TCP streams into frames, and holds the RFC 5424 formatter the services write with.
+//!
+//! The packet path is sans-IO and single-threaded per capture thread:
+//! [`decode`] turns a frame into a borrowed [`decode::Packet`] (never panics on any bytes);
+//! [`sniffer::Analyzer`] keeps a [`flow`] table (5-tuple, timeouts, per-direction counters,
+//! IAT statistics, retransmissions), reassembles the first bytes of each TCP direction for the
+//! [`fingerprint`] parsers (TCP SYN/p0f-style OS label, JA3/JA4/JA3S, TLS certificate, HASSH,
+//! HTTP request, port scans) and emits `service = "sniffer"` events. [`pcapfile`] reads pcap
+//! and pcapng files (and writes pcap) so the same analyzer runs offline:
+//! [`pcapfile::analyze_pcap`].
+//!
+//! [`intake`] runs the syslog listeners (unix datagram, UDP, TCP) over the sans-IO [`syslog`]
+//! layer, which parses RFC 5424 and RFC 3164 bytes, splits RFC 6587 / RFC 5425 TCP streams into
+//! frames, and holds the RFC 5424 formatter the services write with.
 
 /// Live capture: AF_XDP (XDP + pinned per-queue threads), AF_PACKET `TPACKET_V3` fallback, mirror mode.
 pub mod capture;
+pub mod decode;
+pub mod fingerprint;
+pub mod flow;
 pub mod intake;
+pub mod pcapfile;
+pub mod sniffer;
 pub mod syslog;
+#[cfg(test)]
+mod testutil;

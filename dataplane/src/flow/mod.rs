@@ -1,0 +1,497 @@
+//! The per-thread flow table.
+//!
+//! One table per capture thread, no locks: a plain `HashMap` keyed by the canonical 5-tuple
+//! (lower endpoint first), so both directions of a conversation land in one entry. Time is the
+//! packets' own timestamps (sans-IO: replaying a pcap gives the same flows as live capture).
+//! Flows end on RST, on FIN from both sides, on the idle or active timeout, on eviction when
+//! the table is full (the oldest flow goes first; evictions are counted), or on
+//! [`FlowTable::drain`].
+//!
+//! Each entry carries a caller-defined `S` (the analyzer keeps its stream reassembly there) so
+//! per-flow state dies with the flow and needs no second map.
+
+mod stats;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::IpAddr,
+};
+
+pub use stats::RunningStats;
+
+use crate::decode::{Packet, TcpFlags, Transport};
+
+/// The canonical 5-tuple: `lo` is the smaller (address, port) endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub protocol: u8,
+    pub lo: (IpAddr, u16),
+    pub hi: (IpAddr, u16),
+}
+
+impl FlowKey {
+    /// The key of a packet and whether the packet travels lo → hi.
+    pub fn of(packet: &Packet<'_>) -> Option<(Self, bool)> {
+        let ip = packet.ip()?;
+        let (sp, dp) = match &packet.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port),
+            Transport::Udp(u) => (u.src_port, u.dst_port),
+            // ICMP and other protocols: one flow per address pair and protocol.
+            _ => (0, 0),
+        };
+        let a = (ip.src, sp);
+        let b = (ip.dst, dp);
+        let protocol = ip.protocol;
+        Some(if a <= b {
+            (
+                Self {
+                    protocol,
+                    lo: a,
+                    hi: b,
+                },
+                true,
+            )
+        } else {
+            (
+                Self {
+                    protocol,
+                    lo: b,
+                    hi: a,
+                },
+                false,
+            )
+        })
+    }
+}
+
+/// Why a flow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Fin,
+    Rst,
+    Idle,
+    Active,
+    Evicted,
+    /// The capture ended (end of file, shutdown).
+    Flush,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fin => "fin",
+            Self::Rst => "rst",
+            Self::Idle => "idle_timeout",
+            Self::Active => "active_timeout",
+            Self::Evicted => "evicted",
+            Self::Flush => "flush",
+        }
+    }
+}
+
+/// Per-direction counters; index 0 is initiator → responder.
+#[derive(Debug, Clone, Default)]
+pub struct Direction {
+    pub packets: u64,
+    /// IP bytes (header + payload as declared).
+    pub bytes: u64,
+    pub payload_bytes: u64,
+    pub flags: TcpFlags,
+    seq: SeqRanges,
+    fin: bool,
+}
+
+/// Most disjoint sequence ranges remembered per direction (holes left by loss or reordering).
+const MAX_SEQ_RANGES: usize = 8;
+
+/// Sequence ranges already seen in one direction, unwrapped to 64 bits relative to the first
+/// sequence number, so reordered segments are not mistaken for retransmissions.
+#[derive(Debug, Clone, Default)]
+struct SeqRanges {
+    base: Option<u32>,
+    /// Unwrapped offset of the most recent segment start (the anchor for unwrapping).
+    last: i64,
+    /// Sorted, disjoint, non-adjacent `[start, end)` ranges.
+    ranges: Vec<(i64, i64)>,
+}
+
+impl SeqRanges {
+    /// Record `[seq, seq + len)`; `true` when all of it was seen before.
+    fn see(&mut self, seq: u32, len: u32) -> bool {
+        let base = *self.base.get_or_insert(seq);
+        // Unwrap relative to the last segment: the nearest 64-bit value with these low bits.
+        let rel = seq.wrapping_sub(base);
+        let delta = i64::from(rel.wrapping_sub(self.last as u32) as i32);
+        let start = self.last + delta;
+        let end = start + i64::from(len);
+        self.last = start;
+        if self.ranges.iter().any(|&(s, e)| s <= start && end <= e) {
+            return true;
+        }
+        // Merge with every overlapping or adjacent range.
+        let (mut s, mut e) = (start, end);
+        self.ranges.retain(|&(rs, re)| {
+            if rs <= e && s <= re {
+                s = s.min(rs);
+                e = e.max(re);
+                false
+            } else {
+                true
+            }
+        });
+        let at = self.ranges.partition_point(|&(rs, _)| rs < s);
+        self.ranges.insert(at, (s, e));
+        if self.ranges.len() > MAX_SEQ_RANGES {
+            // Forget the lowest hole: old data retransmitted later is then undercounted, never
+            // a fresh segment overcounted.
+            self.ranges.remove(0);
+        }
+        false
+    }
+}
+
+/// One flow's statistics.
+#[derive(Debug, Clone)]
+pub struct FlowStats {
+    pub key: FlowKey,
+    /// The endpoint that sent first (for TCP, the SYN sender when a SYN was seen).
+    pub initiator: (IpAddr, u16),
+    pub responder: (IpAddr, u16),
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub dir: [Direction; 2],
+    /// Inter-arrival times of all packets, nanoseconds.
+    pub iat: RunningStats,
+    /// Segments whose sequence range was already seen.
+    pub retransmits: u64,
+    /// The initiator completed the three-way handshake (SYN, SYN-ACK, ACK).
+    pub handshake_done: bool,
+    synack_seen: bool,
+}
+
+impl FlowStats {
+    pub fn duration_ns(&self) -> i64 {
+        self.last_ts.saturating_sub(self.first_ts)
+    }
+
+    /// Flags seen in either direction.
+    pub fn flags(&self) -> TcpFlags {
+        TcpFlags(self.dir[0].flags.0 | self.dir[1].flags.0)
+    }
+}
+
+/// A flow that ended, with its caller state.
+#[derive(Debug)]
+pub struct Expired<S> {
+    pub stats: FlowStats,
+    pub reason: EndReason,
+    pub state: S,
+}
+
+/// Where a packet landed.
+#[derive(Debug)]
+pub struct Update<'t, S> {
+    pub stats: &'t FlowStats,
+    pub state: &'t mut S,
+    /// The packet travels initiator → responder.
+    pub from_initiator: bool,
+    /// The packet created the flow.
+    pub new: bool,
+    /// This packet completed the three-way handshake.
+    pub handshake_completed: bool,
+    /// The initiator answered the SYN-ACK with a RST instead of completing the handshake
+    /// (the half-open probe of a SYN scan against an open port).
+    pub half_open_reset: bool,
+    /// The segment was a retransmission.
+    pub retransmit: bool,
+}
+
+/// Timeouts and size bound.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowConfig {
+    pub idle_timeout_ns: i64,
+    pub active_timeout_ns: i64,
+    pub max_flows: usize,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_ns: 60 * 1_000_000_000,
+            active_timeout_ns: 300 * 1_000_000_000,
+            max_flows: 1 << 18,
+        }
+    }
+}
+
+/// Counters of one table (plain integers: the table is single-threaded).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowCounters {
+    pub created: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    /// Bare ACK/RST segments of unknown flows, not tracked.
+    pub ignored_tails: u64,
+}
+
+struct Entry<S> {
+    stats: FlowStats,
+    state: S,
+    /// Distinguishes this flow from an earlier one with the same key in the eviction queue.
+    generation: u64,
+}
+
+/// The flow table.
+pub struct FlowTable<S> {
+    config: FlowConfig,
+    flows: HashMap<FlowKey, Entry<S>>,
+    /// Creation order, for evicting the oldest flow in amortised O(1).
+    order: VecDeque<(FlowKey, u64)>,
+    next_generation: u64,
+    pub counters: FlowCounters,
+}
+
+impl<S> std::fmt::Debug for FlowTable<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("config", &self.config)
+            .field("flows", &self.flows.len())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Default> FlowTable<S> {
+    pub fn new(config: FlowConfig) -> Self {
+        Self {
+            config,
+            flows: HashMap::new(),
+            order: VecDeque::new(),
+            next_generation: 0,
+            counters: FlowCounters::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Account a packet; flows it evicts are appended to `expired`. `None` for non-IP packets
+    /// and for bare ACK/RST segments that belong to no known flow.
+    pub fn update(
+        &mut self,
+        packet: &Packet<'_>,
+        expired: &mut Vec<Expired<S>>,
+    ) -> Option<Update<'_, S>> {
+        let (key, lo_to_hi) = FlowKey::of(packet)?;
+        let ip = packet.ip()?;
+        let ts = packet.ts_ns;
+        let tcp = packet.tcp();
+        let mut new = false;
+        if !self.flows.contains_key(&key) {
+            // A bare ACK or RST of an unknown flow is the tail of one that already ended (the
+            // last ACK after both FINs) or a stray answer: it must not open a new flow.
+            if let Some(t) = tcp
+                && t.payload.is_empty()
+                && t.flags.0 & (TcpFlags::SYN | TcpFlags::FIN) == 0
+                && t.flags.0 & (TcpFlags::ACK | TcpFlags::RST) != 0
+            {
+                self.counters.ignored_tails += 1;
+                return None;
+            }
+            while self.flows.len() >= self.config.max_flows.max(1) {
+                if !self.evict_oldest(expired) {
+                    break;
+                }
+            }
+            let (src, dst) = if lo_to_hi {
+                (key.lo, key.hi)
+            } else {
+                (key.hi, key.lo)
+            };
+            // A SYN-ACK as the first packet means we missed the SYN: its receiver initiated.
+            let synack =
+                tcp.is_some_and(|t| t.flags.has(TcpFlags::SYN) && t.flags.has(TcpFlags::ACK));
+            let (initiator, responder) = if synack { (dst, src) } else { (src, dst) };
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            self.order.push_back((key, generation));
+            self.flows.insert(
+                key,
+                Entry {
+                    stats: FlowStats {
+                        key,
+                        initiator,
+                        responder,
+                        first_ts: ts,
+                        last_ts: ts,
+                        dir: Default::default(),
+                        iat: RunningStats::default(),
+                        retransmits: 0,
+                        handshake_done: false,
+                        synack_seen: false,
+                    },
+                    state: S::default(),
+                    generation,
+                },
+            );
+            self.counters.created += 1;
+            new = true;
+        }
+        let entry = self.flows.get_mut(&key)?;
+        let st = &mut entry.stats;
+        let src = (ip.src, packet.ports().map_or(0, |p| p.0));
+        let from_initiator = src == st.initiator && (st.initiator != st.responder || lo_to_hi);
+        if !new {
+            st.iat.push(ts.saturating_sub(st.last_ts).max(0) as f64);
+        }
+        st.last_ts = st.last_ts.max(ts);
+        let d = &mut st.dir[usize::from(!from_initiator)];
+        d.packets += 1;
+        d.bytes += ip.total_len as u64;
+        let mut retransmit = false;
+        let mut handshake_completed = false;
+        let mut half_open_reset = false;
+        if let Some(t) = tcp {
+            d.flags.0 |= t.flags.0;
+            d.payload_bytes += t.payload.len() as u64;
+            // SYN and FIN each occupy one sequence number.
+            let seg_len = u32::try_from(t.payload.len()).unwrap_or(u32::MAX)
+                + u32::from(t.flags.has(TcpFlags::SYN))
+                + u32::from(t.flags.has(TcpFlags::FIN));
+            if seg_len > 0 {
+                retransmit = d.seq.see(t.seq, seg_len);
+            }
+            if t.flags.has(TcpFlags::FIN) {
+                d.fin = true;
+            }
+            if !from_initiator && t.flags.has(TcpFlags::SYN) && t.flags.has(TcpFlags::ACK) {
+                st.synack_seen = true;
+            }
+            if from_initiator
+                && st.synack_seen
+                && !st.handshake_done
+                && t.flags.has(TcpFlags::ACK)
+                && !t.flags.has(TcpFlags::SYN)
+                && !t.flags.has(TcpFlags::RST)
+                && st.dir[0].flags.has(TcpFlags::SYN)
+            {
+                st.handshake_done = true;
+                handshake_completed = true;
+            }
+            if from_initiator && st.synack_seen && !st.handshake_done && t.flags.has(TcpFlags::RST)
+            {
+                half_open_reset = true;
+            }
+            if retransmit {
+                st.retransmits += 1;
+            }
+        }
+        Some(Update {
+            stats: &entry.stats,
+            state: &mut entry.state,
+            from_initiator,
+            new,
+            handshake_completed,
+            half_open_reset,
+            retransmit,
+        })
+    }
+
+    /// End the flow of `key` if the last packet closed it (RST, or FIN both ways).
+    pub fn close_if_done(&mut self, key: &FlowKey) -> Option<Expired<S>> {
+        let entry = self.flows.get(key)?;
+        let st = &entry.stats;
+        let reason = if st.flags().has(TcpFlags::RST) {
+            EndReason::Rst
+        } else if st.dir[0].fin && st.dir[1].fin {
+            EndReason::Fin
+        } else {
+            return None;
+        };
+        self.remove(key, reason)
+    }
+
+    fn remove(&mut self, key: &FlowKey, reason: EndReason) -> Option<Expired<S>> {
+        let entry = self.flows.remove(key)?;
+        self.counters.expired += 1;
+        Some(Expired {
+            stats: entry.stats,
+            reason,
+            state: entry.state,
+        })
+    }
+
+    fn evict_oldest(&mut self, expired: &mut Vec<Expired<S>>) -> bool {
+        while let Some((key, generation)) = self.order.pop_front() {
+            if self
+                .flows
+                .get(&key)
+                .is_some_and(|e| e.generation == generation)
+            {
+                if let Some(e) = self.remove(&key, EndReason::Evicted) {
+                    self.counters.evicted += 1;
+                    expired.push(e);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    /// End flows idle or active too long at packet time `now_ns`.
+    pub fn expire(&mut self, now_ns: i64, expired: &mut Vec<Expired<S>>) {
+        let idle = self.config.idle_timeout_ns;
+        let active = self.config.active_timeout_ns;
+        let mut ended: Vec<(FlowKey, EndReason)> = self
+            .flows
+            .iter()
+            .filter_map(|(k, e)| {
+                if now_ns.saturating_sub(e.stats.last_ts) >= idle {
+                    Some((*k, EndReason::Idle))
+                } else if now_ns.saturating_sub(e.stats.first_ts) >= active {
+                    Some((*k, EndReason::Active))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        // Deterministic output order (HashMap iteration is not).
+        ended.sort_by_key(|(k, _)| self.flows.get(k).map(|e| e.generation));
+        for (k, reason) in ended {
+            if let Some(e) = self.remove(&k, reason) {
+                expired.push(e);
+            }
+        }
+        self.compact_order();
+    }
+
+    /// End every flow (end of capture), oldest first.
+    pub fn drain(&mut self, expired: &mut Vec<Expired<S>>) {
+        let mut keys: Vec<(u64, FlowKey)> =
+            self.flows.iter().map(|(k, e)| (e.generation, *k)).collect();
+        keys.sort_unstable();
+        for (_, k) in keys {
+            if let Some(e) = self.remove(&k, EndReason::Flush) {
+                expired.push(e);
+            }
+        }
+        self.order.clear();
+    }
+
+    /// Drop queue entries of flows that already ended, so the queue stays proportional.
+    fn compact_order(&mut self) {
+        if self.order.len() > 2 * self.flows.len() + 64 {
+            let flows = &self.flows;
+            self.order
+                .retain(|(k, g)| flows.get(k).is_some_and(|e| e.generation == *g));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

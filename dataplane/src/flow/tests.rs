@@ -1,0 +1,197 @@
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::testutil::{tcp4, udp4};
+
+const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const SYN: u16 = TcpFlags::SYN;
+const ACK: u16 = TcpFlags::ACK;
+const SA: u16 = TcpFlags::SYN | TcpFlags::ACK;
+const FA: u16 = TcpFlags::FIN | TcpFlags::ACK;
+const PA: u16 = TcpFlags::PSH | TcpFlags::ACK;
+
+fn feed(
+    t: &mut FlowTable<()>,
+    ts: i64,
+    frame: &[u8],
+    out: &mut Vec<Expired<()>>,
+) -> (bool, bool, bool) {
+    let p = Packet::decode(ts, frame).unwrap();
+    let up = t.update(&p, out).unwrap();
+    let r = (up.from_initiator, up.handshake_completed, up.retransmit);
+    let key = FlowKey::of(&p).unwrap().0;
+    if let Some(e) = t.close_if_done(&key) {
+        out.push(e);
+    }
+    r
+}
+
+#[test]
+fn tcp_conversation_counts_both_ways_and_ends_on_fin() {
+    let mut t = FlowTable::<()>::new(FlowConfig::default());
+    let mut out = Vec::new();
+    let c = (A, 40000);
+    let s = (B, 443);
+    assert_eq!(
+        feed(&mut t, 0, &tcp4(c, s, 100, 0, SYN, &[], &[]), &mut out),
+        (true, false, false)
+    );
+    assert_eq!(
+        feed(&mut t, 1000, &tcp4(s, c, 500, 101, SA, &[], &[]), &mut out),
+        (false, false, false)
+    );
+    assert_eq!(
+        feed(&mut t, 2000, &tcp4(c, s, 101, 501, ACK, &[], &[]), &mut out),
+        (true, true, false)
+    );
+    feed(
+        &mut t,
+        3000,
+        &tcp4(c, s, 101, 501, PA, &[], b"hello"),
+        &mut out,
+    );
+    // The same bytes again: a retransmission.
+    assert_eq!(
+        feed(
+            &mut t,
+            9000,
+            &tcp4(c, s, 101, 501, PA, &[], b"hello"),
+            &mut out
+        ),
+        (true, false, true)
+    );
+    feed(
+        &mut t,
+        10_000,
+        &tcp4(s, c, 501, 106, PA, &[], b"world!"),
+        &mut out,
+    );
+    feed(
+        &mut t,
+        11_000,
+        &tcp4(c, s, 106, 507, FA, &[], &[]),
+        &mut out,
+    );
+    assert!(out.is_empty());
+    feed(
+        &mut t,
+        12_000,
+        &tcp4(s, c, 507, 107, FA, &[], &[]),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    let e = &out[0];
+    assert_eq!(e.reason, EndReason::Fin);
+    let st = &e.stats;
+    assert_eq!(st.initiator, (A.into(), 40000));
+    assert_eq!(st.dir[0].packets, 5);
+    assert_eq!(st.dir[1].packets, 3);
+    assert_eq!(st.dir[0].payload_bytes, 10);
+    assert_eq!(st.dir[1].payload_bytes, 6);
+    assert_eq!(st.dir[0].bytes, 3 * 40 + 2 * 45);
+    assert_eq!(st.retransmits, 1);
+    assert!(st.handshake_done);
+    assert_eq!(st.duration_ns(), 12_000);
+    assert_eq!(st.iat.count, 7);
+    assert_eq!(st.iat.min(), 1000.0);
+    assert_eq!(st.iat.max(), 6000.0);
+    assert_eq!(st.flags().names(), "FIN|SYN|PSH|ACK");
+    assert!(t.is_empty());
+}
+
+#[test]
+fn rst_ends_a_flow_and_synack_first_keeps_the_client_as_initiator() {
+    let mut t = FlowTable::<()>::new(FlowConfig::default());
+    let mut out = Vec::new();
+    let c = (A, 40000);
+    let s = (B, 22);
+    assert_eq!(
+        feed(&mut t, 0, &tcp4(s, c, 1, 2, SA, &[], &[]), &mut out),
+        (false, false, false)
+    );
+    feed(
+        &mut t,
+        5,
+        &tcp4(c, s, 2, 0, TcpFlags::RST, &[], &[]),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].reason, EndReason::Rst);
+    assert_eq!(out[0].stats.initiator, (A.into(), 40000));
+}
+
+#[test]
+fn timeouts_and_eviction() {
+    let cfg = FlowConfig {
+        idle_timeout_ns: 100,
+        active_timeout_ns: 1000,
+        max_flows: 2,
+    };
+    let mut t = FlowTable::<()>::new(cfg);
+    let mut out = Vec::new();
+    for (i, port) in [1u16, 2, 3].into_iter().enumerate() {
+        feed(&mut t, i as i64, &udp4((A, port), (B, 53), b"q"), &mut out);
+    }
+    // The third flow evicted the oldest.
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].reason, EndReason::Evicted);
+    assert_eq!(out[0].stats.initiator.1, 1);
+    assert_eq!(t.counters.evicted, 1);
+    out.clear();
+    // Flow 3 stays busy; flow 2 goes idle.
+    for ts in (50..1100).step_by(50) {
+        feed(&mut t, ts, &udp4((B, 53), (A, 3), b"r"), &mut out);
+        t.expire(ts, &mut out);
+    }
+    let reasons: Vec<(u16, EndReason)> = out
+        .iter()
+        .map(|e| (e.stats.initiator.1, e.reason))
+        .collect();
+    assert_eq!(reasons, vec![(2, EndReason::Idle), (3, EndReason::Active)]);
+    out.clear();
+    feed(&mut t, 2000, &udp4((A, 9), (B, 53), b"q"), &mut out);
+    t.drain(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].reason, EndReason::Flush);
+}
+
+#[test]
+fn sequence_wraparound_is_not_a_retransmission() {
+    let mut t = FlowTable::<()>::new(FlowConfig::default());
+    let mut out = Vec::new();
+    let c = (A, 1);
+    let s = (B, 2);
+    feed(
+        &mut t,
+        0,
+        &tcp4(c, s, u32::MAX - 2, 0, PA, &[], b"abc"),
+        &mut out,
+    );
+    let r = feed(&mut t, 1, &tcp4(c, s, 0, 0, PA, &[], b"def"), &mut out);
+    assert!(!r.2);
+    let r = feed(
+        &mut t,
+        2,
+        &tcp4(c, s, u32::MAX - 2, 0, PA, &[], b"abc"),
+        &mut out,
+    );
+    assert!(r.2);
+}
+
+#[test]
+fn reordering_is_not_retransmission_but_repeats_are() {
+    let mut r = SeqRanges::default();
+    assert!(!r.see(1000, 10)); // [1000, 1010)
+    assert!(!r.see(1020, 10)); // ahead of a hole
+    assert!(!r.see(1010, 10)); // fills the hole
+    assert!(r.see(1000, 30)); // all seen
+    assert!(r.see(1015, 5));
+    assert!(!r.see(1025, 10)); // partly new
+    assert_eq!(r.ranges, vec![(0, 35)]);
+    // Many holes stay bounded.
+    for i in 0..50u32 {
+        r.see(2000 + i * 100, 10);
+    }
+    assert!(r.ranges.len() <= MAX_SEQ_RANGES);
+}

@@ -1,0 +1,663 @@
+//! The analyzer: decoded packets in, `sniffer` events out.
+//!
+//! One [`Analyzer`] per capture thread (it owns a [`FlowTable`], no locks). It is sans-IO:
+//! frames and their timestamps go in through [`Analyzer::process_frame`], events come out in
+//! the caller's `Vec`, and time only advances with packet timestamps, so a pcap replay yields
+//! the same events as the live capture did.
+//!
+//! Event kinds (service `sniffer`): `flow`, `tcp_syn`, `tls_client_hello`, `tls_server_hello`,
+//! `tls_certificate`, `ssh_kexinit`, `http_request`, `icmp`, `udp`, `port_scan`.
+
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::{collections::HashMap, fmt::Display, net::IpAddr, sync::Arc};
+
+use decnet_store::{Event, Severity, metrics::Counter};
+
+use crate::{
+    decode::{Icmp, Packet, Transport},
+    fingerprint::{
+        der, hex, http,
+        scan::{Probe, ScanConfig, ScanDetector, ScanReport},
+        ssh, tcp, tls,
+    },
+    flow::{Expired, FlowConfig, FlowStats, FlowTable},
+};
+use stream::{AppState, Stream};
+
+/// The service slug of every event the analyzer produces.
+pub const SERVICE: &str = "sniffer";
+
+/// Analyzer settings.
+#[derive(Debug, Clone)]
+pub struct AnalyzerConfig {
+    pub flows: FlowConfig,
+    pub scan: ScanConfig,
+    /// Bytes of each stream direction kept for the TLS/SSH/HTTP parsers.
+    pub stream_cap: usize,
+    /// `decky` of events whose addresses are not in the decky map.
+    pub default_decky: String,
+    /// Emit one `udp` event per new UDP flow.
+    pub udp_events: bool,
+    /// Emit `flow` events.
+    pub flow_events: bool,
+    /// How often (packet time) timeouts are checked.
+    pub sweep_interval_ns: i64,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        Self {
+            flows: FlowConfig::default(),
+            scan: ScanConfig::default(),
+            stream_cap: 32 * 1024,
+            default_decky: "sensor".to_owned(),
+            udp_events: true,
+            flow_events: true,
+            sweep_interval_ns: 1_000_000_000,
+        }
+    }
+}
+
+/// Counters of the analyzer, shared with the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct SnifferMetrics {
+    pub received: Counter,
+    pub received_bytes: Counter,
+    pub decoded: Counter,
+    pub decode_errors: Counter,
+    pub events: Counter,
+    pub flows_evicted: Counter,
+    /// Scan probes ignored because too many sources were being tracked.
+    pub scan_sources_dropped: Counter,
+}
+
+impl SnifferMetrics {
+    /// Prometheus text exposition (Vector component naming, like the intake's).
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let rows: [(&str, &str, &Counter); 7] = [
+            ("component_received_packets_total", "", &self.received),
+            ("component_received_bytes_total", "", &self.received_bytes),
+            ("component_decoded_packets_total", "", &self.decoded),
+            ("component_errors_total", "decode", &self.decode_errors),
+            ("component_sent_events_total", "", &self.events),
+            (
+                "component_discarded_flows_total",
+                "evicted",
+                &self.flows_evicted,
+            ),
+            (
+                "component_discarded_events_total",
+                "scan_sources_full",
+                &self.scan_sources_dropped,
+            ),
+        ];
+        for (name, reason, c) in rows {
+            let _ = write!(out, "decnet_{name}{{component=\"sniffer\"");
+            if !reason.is_empty() {
+                let _ = write!(out, ",reason=\"{reason}\"");
+            }
+            let _ = writeln!(out, "}} {}", c.get());
+        }
+    }
+}
+
+/// Per-flow analyzer state, stored in the flow table entry.
+#[derive(Debug, Default)]
+pub(crate) struct FlowState {
+    /// 0 = initiator → responder, 1 = back.
+    streams: [Stream; 2],
+    app: [AppState; 2],
+}
+
+/// The analyzer.
+#[derive(Debug)]
+pub struct Analyzer {
+    config: AnalyzerConfig,
+    deckies: HashMap<IpAddr, String>,
+    flows: FlowTable<FlowState>,
+    scans: ScanDetector,
+    metrics: Arc<SnifferMetrics>,
+    last_sweep: Option<i64>,
+    evicted_seen: u64,
+    scan_dropped_seen: u64,
+    expired: Vec<Expired<FlowState>>,
+    reports: Vec<ScanReport>,
+}
+
+fn put(ev: &mut Event, key: &str, value: impl Display) {
+    // Keys are static and few: the only possible error is the field cap, which sets `truncated`.
+    let _ = ev.push_field(key, &value.to_string());
+}
+
+impl Analyzer {
+    /// An analyzer; `deckies` names the decoys by address (events touching them carry that name).
+    pub fn new(
+        config: AnalyzerConfig,
+        deckies: HashMap<IpAddr, String>,
+        metrics: Arc<SnifferMetrics>,
+    ) -> Self {
+        Self {
+            flows: FlowTable::new(config.flows),
+            scans: ScanDetector::new(config.scan),
+            config,
+            deckies,
+            metrics,
+            last_sweep: None,
+            evicted_seen: 0,
+            scan_dropped_seen: 0,
+            expired: Vec::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<SnifferMetrics> {
+        &self.metrics
+    }
+
+    /// Flows currently tracked.
+    pub fn active_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Decode one Ethernet frame and analyze it; events are appended to `out`.
+    pub fn process_frame(&mut self, ts_ns: i64, frame: &[u8], out: &mut Vec<Event>) {
+        self.metrics.received.inc();
+        self.metrics.received_bytes.add(frame.len() as u64);
+        match Packet::decode(ts_ns, frame) {
+            Ok(packet) => {
+                self.metrics.decoded.inc();
+                self.process(&packet, out);
+            }
+            Err(e) => {
+                self.metrics.decode_errors.inc();
+                tracing::trace!(error = %e, "undecodable frame");
+                // Time still advances for timeouts.
+                let before = out.len();
+                self.maybe_sweep(ts_ns, out);
+                self.metrics.events.add((out.len() - before) as u64);
+            }
+        }
+    }
+
+    /// Analyze a decoded packet.
+    pub fn process(&mut self, packet: &Packet<'_>, out: &mut Vec<Event>) {
+        let before = out.len();
+        self.maybe_sweep(packet.ts_ns, out);
+        if let Some(ip) = packet.ip() {
+            match &packet.transport {
+                Transport::Tcp(t) => {
+                    if let Some(fp) = tcp::tcp_syn_fingerprint(ip, t) {
+                        out.push(self.syn_event(packet, &fp));
+                    }
+                }
+                Transport::Icmp(i) => {
+                    if let Some(ev) = self.icmp_event(packet, i, false) {
+                        out.push(ev);
+                    }
+                }
+                Transport::Icmpv6(i) => {
+                    if let Some(ev) = self.icmp_event(packet, i, true) {
+                        out.push(ev);
+                    }
+                }
+                _ => {}
+            }
+            self.track_flow(packet, out);
+        }
+        self.metrics.events.add((out.len() - before) as u64);
+    }
+
+    /// Advance time to `now_ns` without a packet (idle capture): ends timed-out flows and
+    /// scan windows.
+    pub fn advance(&mut self, now_ns: i64, out: &mut Vec<Event>) {
+        let before = out.len();
+        self.sweep(now_ns, out);
+        self.metrics.events.add((out.len() - before) as u64);
+    }
+
+    /// End every flow and scan window (end of capture).
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        let before = out.len();
+        let mut expired = std::mem::take(&mut self.expired);
+        self.flows.drain(&mut expired);
+        self.emit_expired(&mut expired, out);
+        self.expired = expired;
+        let mut reports = std::mem::take(&mut self.reports);
+        self.scans.drain(&mut reports);
+        self.emit_reports(&mut reports, out);
+        self.reports = reports;
+        self.metrics.events.add((out.len() - before) as u64);
+    }
+
+    fn maybe_sweep(&mut self, now: i64, out: &mut Vec<Event>) {
+        match self.last_sweep {
+            None => self.last_sweep = Some(now),
+            Some(last) if now.saturating_sub(last) >= self.config.sweep_interval_ns => {
+                self.sweep(now, out);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn sweep(&mut self, now: i64, out: &mut Vec<Event>) {
+        self.last_sweep = Some(now);
+        let mut expired = std::mem::take(&mut self.expired);
+        self.flows.expire(now, &mut expired);
+        self.emit_expired(&mut expired, out);
+        self.expired = expired;
+        let mut reports = std::mem::take(&mut self.reports);
+        self.scans.expire(now, &mut reports);
+        self.emit_reports(&mut reports, out);
+        self.reports = reports;
+    }
+
+    fn track_flow(&mut self, packet: &Packet<'_>, out: &mut Vec<Event>) {
+        let mut expired = std::mem::take(&mut self.expired);
+        let cap = self.config.stream_cap;
+        let mut probe: Option<(Probe, u16)> = None;
+        let mut app_events: Vec<AppEvent> = Vec::new();
+        let mut initiator = None;
+        let key = if let Some(up) = self.flows.update(packet, &mut expired) {
+            let key = up.stats.key;
+            initiator = Some((up.stats.initiator, up.stats.responder));
+            match &packet.transport {
+                Transport::Tcp(t) => {
+                    if up.from_initiator {
+                        if up.handshake_completed {
+                            probe = Some((Probe::Connect, t.dst_port));
+                        } else if up.half_open_reset {
+                            probe = Some((Probe::HalfOpen, t.dst_port));
+                        } else if let Some(p) = Probe::of_tcp(t.flags) {
+                            // Retransmitted SYNs are the same probe, not a new one.
+                            if !up.retransmit {
+                                probe = Some((p, t.dst_port));
+                            }
+                        }
+                    }
+                    let dir = usize::from(!up.from_initiator);
+                    let state = up.state;
+                    if state.streams[dir].push(t, cap) {
+                        stream::analyze(
+                            &mut state.streams[dir],
+                            &mut state.app[dir],
+                            dir == 0,
+                            &mut app_events,
+                        );
+                    }
+                }
+                Transport::Udp(u) if up.new && up.from_initiator => {
+                    probe = Some((Probe::Udp, u.dst_port));
+                    if self.config.udp_events {
+                        app_events.push(AppEvent::Udp);
+                    }
+                }
+                _ => {}
+            }
+            Some(key)
+        } else {
+            None
+        };
+        if let (Some((p, port)), Some(ip)) = (probe, packet.ip()) {
+            let mut reports = std::mem::take(&mut self.reports);
+            self.scans
+                .observe(packet.ts_ns, ip.src, ip.dst, port, p, &mut reports);
+            self.emit_reports(&mut reports, out);
+            self.reports = reports;
+        }
+        if let Some((init, resp)) = initiator {
+            for ev in app_events {
+                let produced = self.app_event(packet, init, resp, ev);
+                out.extend(produced);
+            }
+        }
+        if let Some(key) = key
+            && let Some(e) = self.flows.close_if_done(&key)
+        {
+            expired.push(e);
+        }
+        self.emit_expired(&mut expired, out);
+        self.expired = expired;
+    }
+
+    fn sync_counters(&mut self) {
+        let ev = self.flows.counters.evicted;
+        self.metrics.flows_evicted.add(ev - self.evicted_seen);
+        self.evicted_seen = ev;
+        let sd = self.scans.dropped_sources;
+        self.metrics
+            .scan_sources_dropped
+            .add(sd - self.scan_dropped_seen);
+        self.scan_dropped_seen = sd;
+    }
+
+    fn emit_expired(&mut self, expired: &mut Vec<Expired<FlowState>>, out: &mut Vec<Event>) {
+        self.sync_counters();
+        for e in expired.drain(..) {
+            // A banner whose KEXINIT never came (banner grabbers, scanners) is still worth an
+            // event; the stream still holds it because its parser never answered.
+            for (dir, stream) in e.state.streams.iter().enumerate() {
+                if let Some(hello) = stream.pending_ssh_banner(dir == 0) {
+                    let mut ev = self.event(
+                        e.stats.last_ts,
+                        "ssh_kexinit",
+                        Severity::Info,
+                        Some((e.stats.initiator.0, Some(e.stats.initiator.1))),
+                        Some((e.stats.responder.0, Some(e.stats.responder.1))),
+                    );
+                    put(&mut ev, "role", if dir == 0 { "client" } else { "server" });
+                    put(&mut ev, "banner", &hello.banner);
+                    out.push(ev);
+                }
+            }
+            if self.config.flow_events {
+                out.push(self.flow_event(&e.stats, e.reason.as_str()));
+            }
+        }
+    }
+
+    fn emit_reports(&mut self, reports: &mut Vec<ScanReport>, out: &mut Vec<Event>) {
+        self.sync_counters();
+        for r in reports.drain(..) {
+            out.push(self.scan_event(&r));
+        }
+    }
+
+    /// The decky an event belongs to: the destination's name, else the source's.
+    fn decky_of(&self, src: Option<IpAddr>, dst: Option<IpAddr>) -> String {
+        dst.and_then(|a| self.deckies.get(&a))
+            .or_else(|| src.and_then(|a| self.deckies.get(&a)))
+            .cloned()
+            .unwrap_or_else(|| self.config.default_decky.clone())
+    }
+
+    fn event(
+        &self,
+        ts: i64,
+        kind: &str,
+        severity: Severity,
+        src: Option<(IpAddr, Option<u16>)>,
+        dst: Option<(IpAddr, Option<u16>)>,
+    ) -> Event {
+        let decky = self.decky_of(src.map(|s| s.0), dst.map(|d| d.0));
+        let mut ev = Event::new(ts, decky, SERVICE, kind, severity);
+        ev.src_ip = src.map(|s| s.0);
+        ev.src_port = src.and_then(|s| s.1);
+        ev.dst_ip = dst.map(|d| d.0);
+        ev.dst_port = dst.and_then(|d| d.1);
+        ev
+    }
+
+    fn packet_event(&self, packet: &Packet<'_>, kind: &str, severity: Severity) -> Event {
+        let ports = packet.ports();
+        let src = packet.src_ip().map(|a| (a, ports.map(|p| p.0)));
+        let dst = packet.dst_ip().map(|a| (a, ports.map(|p| p.1)));
+        self.event(packet.ts_ns, kind, severity, src, dst)
+    }
+
+    fn syn_event(&self, packet: &Packet<'_>, fp: &tcp::SynFingerprint) -> Event {
+        let mut ev = self.packet_event(packet, "tcp_syn", Severity::Info);
+        put(&mut ev, "ttl", fp.ttl);
+        put(&mut ev, "initial_ttl", fp.initial_ttl);
+        put(&mut ev, "hops", fp.hops);
+        put(&mut ev, "window", fp.window);
+        put(&mut ev, "mss", opt(fp.mss));
+        put(&mut ev, "wscale", opt(fp.wscale));
+        put(&mut ev, "options", &fp.options);
+        put(&mut ev, "df", fp.df);
+        put(&mut ev, "ip_version", fp.ip_version);
+        put(&mut ev, "os", fp.os);
+        ev
+    }
+
+    fn icmp_event(&self, packet: &Packet<'_>, icmp: &Icmp<'_>, v6: bool) -> Option<Event> {
+        let name = icmp_name(icmp.icmp_type, v6)?;
+        let mut ev = self.packet_event(packet, "icmp", Severity::Info);
+        put(&mut ev, "icmp_version", if v6 { 6 } else { 4 });
+        put(&mut ev, "icmp_type", icmp.icmp_type);
+        put(&mut ev, "icmp_code", icmp.code);
+        put(&mut ev, "icmp_name", name);
+        if matches!((v6, icmp.icmp_type), (false, 8) | (true, 128)) {
+            let (id, seq) = icmp.echo_id_seq();
+            put(&mut ev, "echo_id", id);
+            put(&mut ev, "echo_seq", seq);
+        }
+        put(&mut ev, "payload_len", icmp.payload.len());
+        if let Some(ip) = packet.ip() {
+            put(&mut ev, "ttl", ip.ttl);
+        }
+        ev.set_raw(icmp.payload);
+        Some(ev)
+    }
+
+    fn app_event(
+        &self,
+        packet: &Packet<'_>,
+        init: (IpAddr, u16),
+        resp: (IpAddr, u16),
+        app: AppEvent,
+    ) -> Vec<Event> {
+        let ts = packet.ts_ns;
+        // App events are oriented by the flow: src = client, dst = server.
+        let client = Some((init.0, Some(init.1)));
+        let server = Some((resp.0, Some(resp.1)));
+        let mut evs = Vec::new();
+        match app {
+            AppEvent::ClientHello(ch) => {
+                let mut ev = self.event(ts, "tls_client_hello", Severity::Info, client, server);
+                let (ja4, ja4_r) = ch.ja4();
+                put(&mut ev, "ja3", ch.ja3());
+                put(&mut ev, "ja3_string", ch.ja3_string());
+                put(&mut ev, "ja4", ja4);
+                put(&mut ev, "ja4_r", ja4_r);
+                put(&mut ev, "sni", ch.sni.as_deref().unwrap_or(""));
+                let alpn: Vec<String> = ch
+                    .alpn
+                    .iter()
+                    .map(|a| crate::fingerprint::printable(a))
+                    .collect();
+                put(&mut ev, "alpn", alpn.join(","));
+                put(&mut ev, "supported_versions", ch.versions_hex());
+                put(
+                    &mut ev,
+                    "client_version",
+                    format!("{:04x}", ch.legacy_version),
+                );
+                evs.push(ev);
+            }
+            AppEvent::ServerHello(sh) => {
+                let mut ev = self.event(ts, "tls_server_hello", Severity::Info, client, server);
+                put(&mut ev, "ja3s", sh.ja3s());
+                put(&mut ev, "ja3s_string", sh.ja3s_string());
+                put(
+                    &mut ev,
+                    "version",
+                    format!("{:04x}", sh.selected_version.unwrap_or(sh.legacy_version)),
+                );
+                put(&mut ev, "cipher", format!("{:04x}", sh.cipher));
+                evs.push(ev);
+            }
+            AppEvent::Certificate { chain_len, leaf } => {
+                let mut ev = self.event(ts, "tls_certificate", Severity::Info, client, server);
+                put(
+                    &mut ev,
+                    "subject_cn",
+                    leaf.subject_cn.as_deref().unwrap_or(""),
+                );
+                put(
+                    &mut ev,
+                    "issuer_cn",
+                    leaf.issuer_cn.as_deref().unwrap_or(""),
+                );
+                put(&mut ev, "not_before", &leaf.not_before);
+                put(&mut ev, "not_after", &leaf.not_after);
+                put(&mut ev, "sha256", &leaf.sha256);
+                put(&mut ev, "chain_len", chain_len);
+                evs.push(ev);
+            }
+            AppEvent::Ssh {
+                client: is_client,
+                hello,
+            } => {
+                let mut ev = self.event(ts, "ssh_kexinit", Severity::Info, client, server);
+                put(&mut ev, "role", if is_client { "client" } else { "server" });
+                put(&mut ev, "banner", &hello.banner);
+                if let Some(k) = &hello.kexinit {
+                    if is_client {
+                        put(&mut ev, "hassh", k.hassh());
+                        put(&mut ev, "hassh_algorithms", k.hassh_algorithms());
+                    } else {
+                        put(&mut ev, "hassh_server", k.hassh_server());
+                        put(
+                            &mut ev,
+                            "hassh_server_algorithms",
+                            k.hassh_server_algorithms(),
+                        );
+                    }
+                }
+                evs.push(ev);
+            }
+            AppEvent::Http(req) => {
+                let mut ev = self.event(ts, "http_request", Severity::Info, client, server);
+                put(&mut ev, "method", &req.method);
+                put(&mut ev, "host", req.host.as_deref().unwrap_or(""));
+                put(&mut ev, "path", &req.path);
+                put(&mut ev, "version", &req.version);
+                put(
+                    &mut ev,
+                    "user_agent",
+                    req.user_agent.as_deref().unwrap_or(""),
+                );
+                evs.push(ev);
+            }
+            AppEvent::Udp => {
+                if let Some(u) = packet.udp() {
+                    let mut ev = self.packet_event(packet, "udp", Severity::Info);
+                    put(&mut ev, "payload_len", u.payload.len());
+                    put(
+                        &mut ev,
+                        "payload_head",
+                        hex(&u.payload[..u.payload.len().min(32)]),
+                    );
+                    ev.set_raw(u.payload);
+                    evs.push(ev);
+                }
+            }
+        }
+        evs
+    }
+
+    fn flow_event(&self, st: &FlowStats, reason: &str) -> Event {
+        let ports = st.key.protocol == 6 || st.key.protocol == 17;
+        let port = |p: u16| ports.then_some(p);
+        let mut ev = self.event(
+            st.last_ts,
+            "flow",
+            Severity::Info,
+            Some((st.initiator.0, port(st.initiator.1))),
+            Some((st.responder.0, port(st.responder.1))),
+        );
+        let us = |ns: f64| format!("{:.0}", ns / 1000.0);
+        put(&mut ev, "proto", proto_name(st.key.protocol));
+        put(&mut ev, "end_reason", reason);
+        put(&mut ev, "start_ts_ns", st.first_ts);
+        put(&mut ev, "duration_us", st.duration_ns() / 1000);
+        put(&mut ev, "packets_fwd", st.dir[0].packets);
+        put(&mut ev, "packets_rev", st.dir[1].packets);
+        put(&mut ev, "bytes_fwd", st.dir[0].bytes);
+        put(&mut ev, "bytes_rev", st.dir[1].bytes);
+        put(&mut ev, "payload_bytes_fwd", st.dir[0].payload_bytes);
+        put(&mut ev, "payload_bytes_rev", st.dir[1].payload_bytes);
+        put(&mut ev, "iat_mean_us", us(st.iat.mean()));
+        put(&mut ev, "iat_min_us", us(st.iat.min()));
+        put(&mut ev, "iat_max_us", us(st.iat.max()));
+        put(&mut ev, "iat_stddev_us", us(st.iat.stddev()));
+        if st.key.protocol == 6 {
+            put(&mut ev, "tcp_flags", st.flags().names());
+            put(&mut ev, "retransmits", st.retransmits);
+            put(&mut ev, "handshake", st.handshake_done);
+        }
+        ev
+    }
+
+    fn scan_event(&self, r: &ScanReport) -> Event {
+        let mut ev = self.event(
+            r.start_ts,
+            "port_scan",
+            Severity::Warning,
+            Some((r.src, None)),
+            r.dst.map(|d| (d, None)),
+        );
+        put(&mut ev, "scan_type", r.scan_type);
+        put(&mut ev, "distinct_ports", r.distinct_ports);
+        put(&mut ev, "distinct_hosts", r.distinct_hosts);
+        put(&mut ev, "syn", r.counts.syn);
+        put(&mut ev, "connect", r.counts.connect);
+        put(&mut ev, "half_open", r.counts.half_open);
+        put(&mut ev, "fin", r.counts.fin);
+        put(&mut ev, "null", r.counts.null);
+        put(&mut ev, "xmas", r.counts.xmas);
+        put(&mut ev, "udp", r.counts.udp);
+        put(
+            &mut ev,
+            "duration_us",
+            r.end_ts.saturating_sub(r.start_ts) / 1000,
+        );
+        let sample: Vec<String> = r.ports_sample.iter().map(u16::to_string).collect();
+        put(&mut ev, "ports_sample", sample.join(","));
+        ev
+    }
+}
+
+/// What a stream parser found.
+#[derive(Debug)]
+pub(crate) enum AppEvent {
+    ClientHello(Box<tls::ClientHello>),
+    ServerHello(tls::ServerHello),
+    Certificate {
+        chain_len: usize,
+        leaf: der::CertSummary,
+    },
+    Ssh {
+        client: bool,
+        hello: ssh::SshHello,
+    },
+    Http(http::HttpRequest),
+    Udp,
+}
+
+fn opt<T: Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".to_owned(),
+        6 => "tcp".to_owned(),
+        17 => "udp".to_owned(),
+        58 => "icmpv6".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Names of the ICMP messages reported; `None` for replies, errors and IPv6 neighbour
+/// discovery chatter, which are answers or housekeeping rather than probes.
+fn icmp_name(t: u8, v6: bool) -> Option<&'static str> {
+    Some(match (v6, t) {
+        (false, 5) => "redirect",
+        (false, 8) => "echo_request",
+        (false, 13) => "timestamp_request",
+        (false, 15) => "information_request",
+        (false, 17) => "address_mask_request",
+        // Replies and errors (unreachable, time exceeded) answer someone else's probe.
+        (false, 0 | 3 | 11 | 14 | 16 | 18) => return None,
+        (false, _) => "other",
+        (true, 128) => "echo_request",
+        (true, 139) => "node_information_query",
+        (true, 1..=4 | 129..=137 | 143) => return None,
+        (true, _) => "other",
+    })
+}
