@@ -62,6 +62,10 @@ docker network create -d macvlan --subnet "$SUBNET" --gateway 10.232.0.1 \
 if docker compose version >/dev/null 2>&1; then
     tool="docker compose up -d"
     t0=$(now); docker compose -f "$WORK/compose.yml" -p bench up -d --quiet-pull >/dev/null 2>&1; t1=$(now)
+elif command -v docker-compose >/dev/null 2>&1; then
+    # Debian's docker-compose 1.29 (the v1 tool): same file, same engine.
+    tool="docker-compose up -d (1.29)"
+    t0=$(now); docker-compose -f "$WORK/compose.yml" -p bench up -d >"$WORK/compose.log" 2>&1 || { tail -20 "$WORK/compose.log" >&2; }; t1=$(now)
 else
     tool="docker run x$((N * 2)), 8 at a time (no compose plugin on this machine)"
     python3 - "$WORK/compose.yml" "$WORK" <<'PY'
