@@ -25,6 +25,9 @@ SUBNET=10.232.0.0/24
 
 cleanup() {
     "$DECNET" teardown --all --data-dir "$WORK" >/dev/null 2>&1 || true
+    if [[ -f $WORK/compose-v1.yml ]]; then
+        docker-compose -f "$WORK/compose-v1.yml" -p bench down >/dev/null 2>&1 || true
+    fi
     docker ps -aq --filter label=fleet.role | xargs -r docker rm -f >/dev/null 2>&1 || true
     docker network rm fleet_lan >/dev/null 2>&1 || true
     ip link del "$PARENT" 2>/dev/null || true
@@ -64,8 +67,19 @@ if docker compose version >/dev/null 2>&1; then
     t0=$(now); docker compose -f "$WORK/compose.yml" -p bench up -d --quiet-pull >/dev/null 2>&1; t1=$(now)
 elif command -v docker-compose >/dev/null 2>&1; then
     # Debian's docker-compose 1.29 (the v1 tool): same file, same engine.
-    tool="docker-compose up -d (1.29)"
-    t0=$(now); docker-compose -f "$WORK/compose.yml" -p bench up -d >"$WORK/compose.log" 2>&1 || { tail -20 "$WORK/compose.log" >&2; }; t1=$(now)
+    # Compose 1.29 has no per-network mac_address: the baseline gets Docker's MACs (as the
+    # docker-run fallback below does).
+    tool="docker-compose up -d (1.29, without per-network MACs)"
+    python3 - "$WORK/compose.yml" "$WORK/compose-v1.yml" <<'PY'
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+for s in doc["services"].values():
+    for att in (s.get("networks") or {}).values():
+        if isinstance(att, dict):
+            att.pop("mac_address", None)
+yaml.safe_dump(doc, open(sys.argv[2], "w"), sort_keys=False)
+PY
+    t0=$(now); docker-compose -f "$WORK/compose-v1.yml" -p bench up -d >"$WORK/compose.log" 2>&1 || { tail -20 "$WORK/compose.log" >&2; }; t1=$(now)
 else
     tool="docker run x$((N * 2)), 8 at a time (no compose plugin on this machine)"
     python3 - "$WORK/compose.yml" "$WORK" <<'PY'

@@ -33,9 +33,23 @@ fn beside_exe(rel: &str) -> Option<PathBuf> {
 }
 
 fn options(args: &EngineArgs, json: bool) -> ConvergeOptions {
+    // An installed appliance has the static `decky` beside `decnet`. In a source tree the
+    // `decky` beside it is the dynamic workspace build; the static one
+    // (`--target x86_64-unknown-linux-gnu`) lands in the target triple's directory, so that
+    // one wins when it exists.
     let decky_bin = args
         .decky_bin
         .clone()
+        .or_else(|| {
+            let profile = std::env::current_exe()
+                .ok()?
+                .parent()?
+                .file_name()?
+                .to_owned();
+            beside_exe("../x86_64-unknown-linux-gnu")
+                .map(|d| d.join(profile).join("decky"))
+                .filter(|p| p.is_file())
+        })
         .or_else(|| beside_exe("decky"))
         .unwrap_or_else(|| PathBuf::from("decky"));
     let templates = args.templates.clone().unwrap_or_else(|| {
