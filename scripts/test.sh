@@ -59,10 +59,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 if [[ $(id -u) -eq 0 ]]; then
     echo "==> starting PostgreSQL and MariaDB for the repository suite"
-    trap 'scripts/databases.sh stop; scripts/docker.sh stop' EXIT
-    eval "$(scripts/databases.sh start)"
     # The fleet engine's tests run against a real engine: installs docker.io when none answers
-    # and starts a private dockerd (no iptables rules, no docker0); stopped by the trap above.
+    # and starts a private dockerd (no iptables rules, no docker0), stopped at exit. An engine
+    # that already answered is someone else's and is left running.
+    stop_docker=
+    if ! docker version >/dev/null 2>&1; then stop_docker='; scripts/docker.sh stop'; fi
+    trap "scripts/databases.sh stop$stop_docker" EXIT
+    eval "$(scripts/databases.sh start)"
     echo "==> starting a Docker engine for the fleet tests"
     scripts/docker.sh start
 else
