@@ -12,9 +12,11 @@ use decnet_store::{Event, Severity};
 
 #[allow(clippy::panic)] // test helper: the panic message names the file
 fn corpus(name: &str) -> Vec<Event> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(name);
+    let path = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/corpus")
+    .join(name);
     let deckies = HashMap::from([(IpAddr::from([127, 0, 0, 1]), "decky-lo".to_owned())]);
     analyze_pcap(&path, deckies).unwrap_or_else(|e| panic!("{e}"))
 }

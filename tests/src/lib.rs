@@ -17,7 +17,13 @@ pub fn workspace_bin(name: &'static str) -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        // The runtime value first: another checkout sharing the target directory may have
+        // compiled this library, baking its own path into `env!`.
+        let manifest = PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../Cargo.toml");
         // The test executable lives in <target>/<profile>/deps/; binaries one level up.
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let dir = exe
