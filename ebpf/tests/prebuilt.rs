@@ -2,7 +2,6 @@
 //! current source, or builds without clang would ship a stale program.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::path::Path;
 use std::process::Command;
 
 fn clang() -> String {

@@ -174,6 +174,23 @@ pub struct CollectArgs {
     /// PEM CA bundle: --tls senders must present a client certificate it issued.
     #[arg(long, requires = "tls", value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Also read syslog lines (RFC 5424 or 3164) that containers print to stdout/stderr,
+    /// following every running container with the --docker-label labels (default
+    /// fleet.role=service) through the Docker engine (DOCKER_HOST or /var/run/docker.sock).
+    #[arg(long)]
+    pub docker_logs: bool,
+    /// Follow only containers carrying this label (repeatable; all must match; KEY alone
+    /// matches any value) [default: fleet.role=service].
+    #[arg(
+        long = "docker-label",
+        value_name = "KEY=VALUE",
+        requires = "docker_logs",
+        conflicts_with = "docker_all"
+    )]
+    pub docker_labels: Vec<String>,
+    /// Follow every container, whatever its labels.
+    #[arg(long, requires = "docker_logs")]
+    pub docker_all: bool,
     /// Segment writer threads.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub writers: u16,

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use decnet_dataplane::intake::{Intake, IntakeConfig, IntakeMetrics};
+use decnet_dataplane::intake::{Intake, IntakeConfig, IntakeMetrics, docker::DockerLogsConfig};
 use decnet_store::{
     datadir::DataDir,
     metrics::StoreMetrics,
@@ -60,6 +60,18 @@ pub fn collect(args: &CollectArgs) -> Result<(), Failure> {
     ));
     running.stop(&rt, &repository, "collect");
     Ok(())
+}
+
+/// `--docker-labels`/`--docker-all` as the follower's selector (fleet.role=service by default).
+fn docker_logs_config(args: &CollectArgs) -> DockerLogsConfig {
+    let mut config = DockerLogsConfig {
+        all: args.docker_all,
+        ..DockerLogsConfig::default()
+    };
+    if !args.docker_labels.is_empty() {
+        config.labels.clone_from(&args.docker_labels);
+    }
+    config
 }
 
 /// The running intake → segments → SQL pipeline (shared by `collect` and `serve`), holding
@@ -127,6 +139,7 @@ impl Collecting {
                     },
                 )
             }),
+            docker_logs: args.docker_logs.then(|| docker_logs_config(args)),
             ..IntakeConfig::default()
         };
         if cfg!(not(feature = "tls")) && args.tls.is_some() {
@@ -138,9 +151,10 @@ impl Collecting {
             && intake_config.udp.is_none()
             && intake_config.tcp.is_none()
             && args.tls.is_none()
+            && intake_config.docker_logs.is_none()
         {
             return Err(Failure::config(
-                "nothing to listen on: --no-unix was given without --udp, --tcp or --tls",
+                "nothing to listen on: --no-unix was given without --udp, --tcp, --tls or --docker-logs",
             ));
         }
         let intake_metrics = Arc::new(IntakeMetrics::default());
@@ -153,6 +167,16 @@ impl Collecting {
             args.udp.map(|a| format!("udp {a}")),
             args.tcp.map(|a| format!("tcp {a}")),
             args.tls.map(|a| format!("tls {a}")),
+            intake_config.docker_logs.as_ref().map(|d| {
+                if d.all {
+                    "docker logs of every container".to_owned()
+                } else {
+                    format!(
+                        "docker logs of containers labelled {}",
+                        d.labels.join(" and ")
+                    )
+                }
+            }),
         ]
         .into_iter()
         .flatten()

@@ -3,13 +3,15 @@
 //!
 //! - unix datagram (the deckies' default sink, bind-mounted into each service container),
 //! - UDP (`recvmmsg` batches),
-//! - TCP with RFC 6587 octet-counting or LF framing detected per connection.
+//! - TCP with RFC 6587 octet-counting or LF framing detected per connection,
+//! - the stdout/stderr of Docker containers chosen by label ([`docker`]).
 //!
 //! Every listener is a plain thread (a blocking send into the store's bounded queue is the
 //! backpressure, and no async runtime worker is ever blocked by it). Every stage counts what it
 //! received, dropped and failed on ([`IntakeMetrics`]).
 
 mod batch;
+pub mod docker;
 pub mod ratelimit;
 mod tcp;
 #[cfg(feature = "tls")]
@@ -21,15 +23,16 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
     thread::JoinHandle,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use decnet_store::{metrics::Counter, pipeline::EventSender};
+use decnet_store::{Event, metrics::Counter, pipeline::EventSender};
 
 use crate::syslog::{self, Limits};
+use docker::{DockerFollower, DockerLogsConfig};
 use ratelimit::RateLimiter;
 
 /// How long a blocked receive waits before re-checking the stop flag.
@@ -50,6 +53,8 @@ pub struct IntakeConfig {
     /// Syslog over TLS (RFC 5425): address and identity.
     #[cfg(feature = "tls")]
     pub tls: Option<(SocketAddr, tls::TlsIdentity)>,
+    /// Follow the logs of Docker containers (see [`docker`]).
+    pub docker_logs: Option<DockerLogsConfig>,
 }
 
 impl Default for IntakeConfig {
@@ -67,6 +72,7 @@ impl Default for IntakeConfig {
             max_tcp_connections: 256,
             #[cfg(feature = "tls")]
             tls: None,
+            docker_logs: None,
         }
     }
 }
@@ -89,6 +95,10 @@ pub enum IntakeError {
     },
     #[error("cannot start the {0} listener thread: {1}")]
     Thread(&'static str, std::io::Error),
+    #[error("cannot start the docker logs follower's async runtime: {0}")]
+    DockerRuntime(std::io::Error),
+    #[error("docker label selector {0:?} has no key; write KEY=VALUE (or KEY for any value)")]
+    DockerLabel(String),
     #[cfg(feature = "tls")]
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
@@ -111,6 +121,32 @@ pub struct IntakeMetrics {
     pub framing_errors: Counter,
     pub refused_connections: Counter,
     pub socket_errors: Counter,
+    /// Docker logs: containers being followed now.
+    pub docker_containers_followed: Gauge,
+    /// Docker logs: complete lines read from containers.
+    pub docker_lines: Counter,
+    /// Docker logs: lines longer than the size cap (cut to it; the rest dropped).
+    pub docker_truncated_lines: Counter,
+    /// Docker logs: engine connections lost or refused, log streams broken.
+    pub docker_errors: Counter,
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl IntakeMetrics {
@@ -147,6 +183,27 @@ impl IntakeMetrics {
             }
             let _ = writeln!(out, "}} {}", c.get());
         }
+        let docker: [(&str, &str, &Counter); 3] = [
+            ("component_received_lines_total", "", &self.docker_lines),
+            (
+                "component_errors_total",
+                "line_too_long",
+                &self.docker_truncated_lines,
+            ),
+            ("component_errors_total", "docker_api", &self.docker_errors),
+        ];
+        for (name, reason, c) in docker {
+            let _ = write!(out, "decnet_{name}{{component=\"docker_logs\"");
+            if !reason.is_empty() {
+                let _ = write!(out, ",reason=\"{reason}\"");
+            }
+            let _ = writeln!(out, "}} {}", c.get());
+        }
+        let _ = writeln!(
+            out,
+            "decnet_docker_logs_containers_followed{{component=\"docker_logs\"}} {}",
+            self.docker_containers_followed.get()
+        );
     }
 }
 
@@ -172,6 +229,12 @@ impl Ingest {
 
     /// Handle one message; `false` once the store has shut down.
     pub(crate) fn message(&mut self, bytes: &[u8]) -> bool {
+        self.message_with(bytes, |_| {})
+    }
+
+    /// [`Self::message`], with `annotate` adding what the transport knows to the event before
+    /// the limiter sees it.
+    pub(crate) fn message_with(&mut self, bytes: &[u8], annotate: impl FnOnce(&mut Event)) -> bool {
         self.metrics.received_messages.inc();
         self.metrics.received_bytes.add(bytes.len() as u64);
         let now_ns = SystemTime::now()
@@ -188,7 +251,8 @@ impl Ingest {
         if parsed.degraded.is_some() {
             self.metrics.degraded.inc();
         }
-        let event = parsed.message.to_event(now_ns);
+        let mut event = parsed.message.to_event(now_ns);
+        annotate(&mut event);
         if !self.limiter.admit(&event, Instant::now()) {
             self.metrics.rate_limited.inc();
             return true;
@@ -207,6 +271,7 @@ pub struct Intake {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     metrics: Arc<IntakeMetrics>,
+    docker: Option<DockerFollower>,
     unix_path: Option<PathBuf>,
     /// The addresses actually bound (a configured port 0 becomes the kernel's choice).
     pub udp_addr: Option<SocketAddr>,
@@ -222,6 +287,9 @@ impl Intake {
         sender: &EventSender,
         metrics: Arc<IntakeMetrics>,
     ) -> Result<Self, IntakeError> {
+        if let Some(d) = &config.docker_logs {
+            d.validate()?;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let unix = config.unix.as_deref().map(bind_unix).transpose()?;
         let udp = config
@@ -313,10 +381,26 @@ impl Intake {
                 }),
             )?);
         }
+        let docker = match config
+            .docker_logs
+            .as_ref()
+            .map(|d| DockerFollower::start(d, config, sender, &metrics))
+            .transpose()
+        {
+            Ok(d) => d,
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+        };
         Ok(Self {
             stop,
             threads,
             metrics,
+            docker,
             unix_path: config.unix.clone(),
             udp_addr,
             tcp_addr,
@@ -331,6 +415,9 @@ impl Intake {
     /// Stop every listener and wait for them (messages already received are handed on).
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(docker) = self.docker.take() {
+            docker.stop();
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
