@@ -383,7 +383,7 @@ fn dedicated_af_packet_sees_handshakes_fingerprints_scans_and_keeps_pcaps() {
         assert!(p.src_ip() == Some(ip) || p.dst_ip() == Some(ip));
         n += 1;
     }
-    assert!(n > 400, "{n} packets exported");
+    assert!(n > 200, "{n} packets exported");
 
     // `--read` on the retained pcap runs the same analyzer into a second store.
     let data2 = tmp.path().join("data2");

@@ -49,7 +49,7 @@ pub enum Command {
     Redeploy(RedeployArgs),
     /// Run the appliance in one process: syslog intake, store flusher and the web API with
     /// the dashboard (until SIGINT/SIGTERM).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the syslog intake alone: listeners → durable segments → SQL (until SIGINT/SIGTERM).
     Collect(CollectArgs),
     /// Run packet capture alone: decode, flows, fingerprints and scans of the decoy network's

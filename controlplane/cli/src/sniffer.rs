@@ -90,11 +90,11 @@ pub struct DeckyNames {
 
 impl DeckyNames {
     pub fn set(&self, names: HashMap<IpAddr, String>) {
-        if let Ok(mut m) = self.map.lock() {
-            if *m != names {
-                *m = names;
-                self.version.fetch_add(1, Ordering::Release);
-            }
+        if let Ok(mut m) = self.map.lock()
+            && *m != names
+        {
+            *m = names;
+            self.version.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -182,11 +182,11 @@ impl Queue {
                 tracing::error!("the store pipeline closed; sniffer events are dropped");
             }
         }
-        if let Some(ring) = &mut self.ring {
-            if let Err(e) = ring.maybe_flush() {
-                tracing::error!(error = %e, "pcap retention stops");
-                self.ring = None;
-            }
+        if let Some(ring) = &mut self.ring
+            && let Err(e) = ring.maybe_flush()
+        {
+            tracing::error!(error = %e, "pcap retention stops");
+            self.ring = None;
         }
     }
 
@@ -197,10 +197,10 @@ impl Queue {
                 break;
             }
         }
-        if let Some(mut ring) = self.ring.take() {
-            if let Err(e) = ring.seal() {
-                tracing::error!(error = %e, "sealing the last pcap segment failed");
-            }
+        if let Some(mut ring) = self.ring.take()
+            && let Err(e) = ring.seal()
+        {
+            tracing::error!(error = %e, "sealing the last pcap segment failed");
         }
     }
 }
@@ -208,11 +208,11 @@ impl Queue {
 impl FrameConsumer for Queue {
     fn frame(&mut self, data: &[u8], ts_ns: u64) {
         let ts = i64::try_from(ts_ns).unwrap_or(i64::MAX);
-        if let Some(ring) = &mut self.ring {
-            if let Err(e) = ring.write(ts, data) {
-                tracing::error!(error = %e, "pcap retention stops");
-                self.ring = None;
-            }
+        if let Some(ring) = &mut self.ring
+            && let Err(e) = ring.write(ts, data)
+        {
+            tracing::error!(error = %e, "pcap retention stops");
+            self.ring = None;
         }
         self.analyzer.process_frame(ts, data, &mut self.events);
     }
