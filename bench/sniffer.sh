@@ -9,11 +9,12 @@
 #
 # Needs root, iproute2, netsniff-ng (trafgen), tcpdump, GNU time.
 # Usage: bench/sniffer.sh [REPS]   env: RATE=50000 COUNT=500000
-#        RECEIVERS="sniffer-packet sniffer-xdp sniffer-packet-nopcap tcpdump" RELEASE=0|1
+#        SPORT=4000 (one flow instead of cycling ports)  DECNET_BIN=path (skip the build)  RECEIVERS="sniffer-packet sniffer-xdp sniffer-packet-nopcap tcpdump" RELEASE=0|1
 set -euo pipefail
 REPS=${1:-1}
 RATE=${RATE:-50000}
 COUNT=${COUNT:-500000}
+SPORT=${SPORT:-"dinc(1024, 65023)"}
 RECEIVERS=${RECEIVERS:-"sniffer-packet sniffer-xdp sniffer-packet-nopcap tcpdump"}
 here="$(cd "$(dirname "$0")/.." && pwd)"
 NS=dnsbench$$
@@ -33,7 +34,9 @@ for tool in trafgen tcpdump ip /usr/bin/time; do
 done
 
 target_dir=${CARGO_TARGET_DIR:-$here/target}
-if [ "${RELEASE:-0}" = 1 ]; then
+if [ -n "${DECNET_BIN:-}" ]; then
+    DECNET=$DECNET_BIN
+elif [ "${RELEASE:-0}" = 1 ]; then
     (cd "$here" && cargo build --release -q -p decnet </dev/null)
     DECNET="$target_dir/release/decnet"
 else
@@ -49,7 +52,7 @@ ip link set "$RX" up
 ip -n "$NS" link set "$TX" up
 MAC=$(cat "/sys/class/net/$RX/address")
 cat > "$work/udp.cfg" <<CFG
-{ eth(da=$MAC, sa=02:00:00:00:00:01), ipv4(saddr=10.99.0.2, daddr=10.99.0.1, ttl=64), udp(sp=dinc(1024, 65023), dp=9999), fill(0x41, 18) }
+{ eth(da=$MAC, sa=02:00:00:00:00:01), ipv4(saddr=10.99.0.2, daddr=10.99.0.1, ttl=64), udp(sp=$SPORT, dp=9999), fill(0x41, 18) }
 CFG
 
 # receiver NAME -> "packets cpu_ns_per_pkt maxrss_kb"
