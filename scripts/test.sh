@@ -33,9 +33,9 @@ rm -f "${CARGO_TARGET_DIR:-target}/.rustc_info.json"
 # `sftp`, `scp` and `ssh-keygen` for the ssh emulator's interop and end-to-end tests. iproute2:
 # `ip`/`tc` for the capture tests' namespaces and mirror mode. clang, libbpf-dev: rebuild the XDP
 # program and prove the committed object equals it (without them the prebuilt one is used).
-# tcpdump, openssl: real captures and TLS clients in the sniffer tests.
+# tcpdump, openssl, iputils-ping: real captures, TLS clients and pings in the sniffer tests.
 APT_PACKAGES=(ieee-data redis-tools nmap curl default-mysql-client python3 postgresql-15 mariadb-server openssh-client
-    iproute2 clang libbpf-dev tcpdump openssl)
+    iproute2 clang libbpf-dev tcpdump openssl iputils-ping)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -26,6 +26,8 @@ pub mod fingerprint;
 pub mod flow;
 pub mod intake;
 pub mod pcapfile;
+/// Packet retention: rotating pcap segments under a size budget, per-segment IP index, export.
+pub mod retention;
 pub mod sniffer;
 pub mod syslog;
 #[cfg(test)]

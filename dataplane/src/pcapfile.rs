@@ -421,6 +421,11 @@ impl<W: Write> PcapWriter<W> {
         self.inner.write_all(&data[..keep])
     }
 
+    /// Flush the inner writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
     /// Flush and return the inner writer.
     pub fn into_inner(mut self) -> io::Result<W> {
         self.inner.flush()?;

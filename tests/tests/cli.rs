@@ -578,12 +578,25 @@ fn bad_flags_give_clear_errors() {
 
 #[test]
 fn later_verbs_say_not_available_and_fail() {
-    for verb in ["sniffer", "mutate", "probe"] {
+    for verb in ["mutate", "probe"] {
         let out = decnet().arg(verb).output().unwrap();
         assert_eq!(out.status.code(), Some(69), "{verb}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(err.contains("is not available yet"), "{verb}: {err}");
     }
+}
+
+#[test]
+fn sniffer_without_a_fleet_or_interface_says_what_to_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = decnet()
+        .args(["sniffer", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("give --interface IF"), "{err}");
 }
 
 #[test]

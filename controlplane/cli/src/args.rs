@@ -49,11 +49,13 @@ pub enum Command {
     Redeploy(RedeployArgs),
     /// Run the appliance in one process: syslog intake, store flusher and the web API with
     /// the dashboard (until SIGINT/SIGTERM).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the syslog intake alone: listeners → durable segments → SQL (until SIGINT/SIGTERM).
     Collect(CollectArgs),
-    /// Run packet capture alone (not available yet).
-    Sniffer,
+    /// Run packet capture alone: decode, flows, fingerprints and scans of the decoy network's
+    /// traffic into the store, raw frames into rotating pcaps (until SIGINT/SIGTERM); or
+    /// analyze a file (`--read`), or export one address's retained packets (`--export-ip`).
+    Sniffer(SnifferArgs),
     /// One-shot correlation of events (a file of RFC 5424 lines, stdin or the store) into
     /// traversals, attacker profiles and linked identities.
     Correlate(CorrelateArgs),
@@ -144,6 +146,83 @@ pub struct ServeArgs {
     /// Seconds between the profiler's passes once it has caught up.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub profile_interval_secs: u64,
+    /// Also run the packet sniffer on this interface (events join the intake's pipeline).
+    #[arg(long, value_name = "IF")]
+    pub sniff_interface: Option<String>,
+    /// Sniffer capture options for --sniff-interface.
+    #[command(flatten)]
+    pub sniff: CaptureArgs,
+}
+
+/// How and what the sniffer captures (shared by `sniffer` and `serve --sniff-interface`).
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// dedicated: capture on the interface itself (SPAN/TAP port; with AF_XDP the interface's
+    /// traffic is taken from the stack); mirror: tc-mirror the interface into an internal veth
+    /// and capture there (the interface keeps working).
+    #[arg(long, value_enum, default_value = "dedicated")]
+    pub capture_mode: CaptureModeArg,
+    /// Capture backend: auto (AF_XDP, else AF_PACKET), xdp or packet.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendArg,
+    /// Capture only frames from/to this subnet (repeatable) [default: the recorded fleet's
+    /// decoy subnet(s), else everything].
+    #[arg(long, value_name = "CIDR")]
+    pub filter_subnet: Vec<ipnet::IpNet>,
+    /// Total size of the retained pcap segments in DATA_DIR/pcaps (MiB); oldest deleted first.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub pcap_max_mib: u64,
+    /// Size of one pcap segment (MiB).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub pcap_segment_mib: u64,
+    /// Do not keep raw frames.
+    #[arg(long)]
+    pub no_pcap: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaptureModeArg {
+    Dedicated,
+    Mirror,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    Xdp,
+    Packet,
+}
+
+#[derive(Debug, Args)]
+pub struct SnifferArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Interface to capture on [default: the recorded fleet's parent interface].
+    #[arg(short, long, value_name = "IF")]
+    pub interface: Option<String>,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    /// Analyze a pcap/pcapng file instead of capturing (events go to the store; exits at EOF).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["interface", "export_ip"])]
+    pub read: Option<PathBuf>,
+    /// Print live rates every second: packets/s, bytes/s, drops, events/s, backend.
+    #[arg(long)]
+    pub stats: bool,
+    /// Print the counters every this many seconds (0: only at exit).
+    #[arg(long, default_value_t = 10)]
+    pub progress_secs: u64,
+    /// Export the retained packets from/to this address into one pcap (-o) and exit.
+    #[arg(long, value_name = "IP", requires = "output")]
+    pub export_ip: Option<std::net::IpAddr>,
+    /// With --export-ip: only packets at or after this time (Unix seconds).
+    #[arg(long, value_name = "SECS", requires = "export_ip")]
+    pub from: Option<u64>,
+    /// With --export-ip: only packets at or before this time (Unix seconds).
+    #[arg(long, value_name = "SECS", requires = "export_ip")]
+    pub to: Option<u64>,
+    /// With --export-ip: the pcap file to write (`-` for stdout).
+    #[arg(short, long, value_name = "FILE", requires = "export_ip")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

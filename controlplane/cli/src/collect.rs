@@ -205,6 +205,11 @@ impl Collecting {
         })
     }
 
+    /// A handle for another producer (the sniffer in `serve`); drop it before [`Self::stop`].
+    pub fn sender(&self) -> Option<decnet_store::pipeline::EventSender> {
+        self.pipeline.sender()
+    }
+
     /// Stop the listeners, drain every accepted event into SQL, close the database.
     pub fn stop(self, rt: &tokio::runtime::Runtime, repository: &SqlRepository, verb: &str) {
         if let Some(task) = self.retention {

@@ -14,6 +14,7 @@ mod hostnet;
 mod intel;
 mod lease;
 mod listings;
+mod sniffer;
 mod web;
 
 use args::{Cli, Command, ConfigCommand};
@@ -69,7 +70,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Redeploy(args) => fleet::redeploy(&args, json),
         Command::Serve(args) => web::serve(&args),
         Command::Collect(args) => collect::collect(&args),
-        Command::Sniffer => Err(Failure::not_yet("sniffer", "the dataplane")),
+        Command::Sniffer(args) => sniffer::sniffer(&args),
         Command::Correlate(args) => intel::correlate(&args, json),
         Command::Profiler(args) => intel::profiler(&args),
         Command::Probe => Err(Failure::not_yet("probe", "the prober")),

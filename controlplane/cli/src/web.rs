@@ -151,6 +151,14 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
             return Err(e);
         }
     };
+    let sniffing = match start_sniffer(args, &rt, &dir, &repository, &running) {
+        Ok(s) => s,
+        Err(e) => {
+            web.stop(&rt);
+            running.stop(&rt, &repository, "serve");
+            return Err(e);
+        }
+    };
     let profiler_stop = Arc::new(tokio::sync::Notify::new());
     let profiler = crate::intel::spawn_in_serve(
         &rt,
@@ -174,6 +182,55 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
         eprintln!("serve: the profiler did not stop within 10 s; its open batch is rolled back");
     }
     web.stop(&rt);
+    // The sniffer's events go through the intake's pipeline: stop it first.
+    if let Some((sniffing, reloader, _lock)) = sniffing {
+        reloader.abort();
+        let metrics = Arc::clone(&sniffing.metrics);
+        match sniffing.stop() {
+            Ok(report) => eprintln!(
+                "serve: sniffer stopped. {}",
+                crate::sniffer::summary(&metrics, &report)
+            ),
+            Err(e) => eprintln!("serve: sniffer: {}", e.message),
+        }
+    }
     running.stop(&rt, &repository, "serve");
     Ok(())
+}
+
+type RunningSniffer = (
+    crate::sniffer::Sniffing,
+    tokio::task::JoinHandle<()>,
+    decnet_store::datadir::RoleLock,
+);
+
+/// `serve --sniff-interface IF`: the sniffer's threads, feeding the intake's pipeline.
+fn start_sniffer(
+    args: &ServeArgs,
+    rt: &tokio::runtime::Runtime,
+    dir: &DataDir,
+    repository: &SqlRepository,
+    running: &Collecting,
+) -> Result<Option<RunningSniffer>, Failure> {
+    use crate::sniffer::{DeckyNames, SniffOptions, Sniffing, describe, load_fleet};
+    let Some(interface) = args.sniff_interface.clone() else {
+        return Ok(None);
+    };
+    let lock = dir
+        .lock("sniffer")
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let fleet = rt.block_on(load_fleet(repository))?;
+    let names = Arc::new(DeckyNames::default());
+    names.set(fleet.names.clone());
+    let opts = SniffOptions::from_args(interface, &args.sniff, dir, &fleet);
+    let sender = running
+        .sender()
+        .ok_or_else(|| Failure::runtime("the store pipeline closed at start"))?;
+    let sniffing = Sniffing::start(&opts, &sender, &names)?;
+    eprintln!(
+        "serve: sniffing with {}",
+        describe(&sniffing.info, opts.mode)
+    );
+    let reloader = crate::sniffer::spawn_name_reloader(rt, repository.clone(), names);
+    Ok(Some((sniffing, reloader, lock)))
 }

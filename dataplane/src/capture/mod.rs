@@ -61,6 +61,39 @@ pub trait FrameConsumer {
     fn frame(&mut self, data: &[u8], ts_ns: u64);
     /// Called after each non-empty batch (a place to flush).
     fn batch_end(&mut self) {}
+    /// Called by [`Capture::run`] when a wait ended with no frame (a place for time-driven
+    /// work on an idle link: flushing, timeouts).
+    fn idle(&mut self) {}
+}
+
+/// Counters of every queue of a running capture, published by the capture threads about
+/// once a second (see [`Capture::live_stats`]), so they can be read while [`Capture::run`]
+/// holds the capture.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    queues: std::sync::Mutex<Vec<CaptureStats>>,
+}
+
+impl LiveStats {
+    /// Counters summed over queues, as last published.
+    pub fn total(&self) -> CaptureStats {
+        let mut total = CaptureStats::default();
+        if let Ok(q) = self.queues.lock() {
+            for s in q.iter() {
+                total += *s;
+            }
+        }
+        total
+    }
+
+    fn publish(&self, queue: usize, stats: CaptureStats) {
+        if let Ok(mut q) = self.queues.lock() {
+            if q.len() <= queue {
+                q.resize(queue + 1, CaptureStats::default());
+            }
+            q[queue] = stats;
+        }
+    }
 }
 
 impl<F: FnMut(&[u8], u64)> FrameConsumer for F {
@@ -292,6 +325,7 @@ pub struct Capture {
     mirror: Option<Mirror>,
     info: CaptureInfo,
     pin_threads: bool,
+    live: std::sync::Arc<LiveStats>,
 }
 
 impl Capture {
@@ -332,6 +366,7 @@ impl Capture {
                         mirror,
                         info,
                         pin_threads: cfg.pin_threads,
+                        live: std::sync::Arc::default(),
                     });
                 }
                 Err(e) if cfg.backend == BackendChoice::Auto => {
@@ -367,7 +402,13 @@ impl Capture {
             mirror,
             info,
             pin_threads: cfg.pin_threads,
+            live: std::sync::Arc::default(),
         })
+    }
+
+    /// Per-queue counters that the threads of [`Capture::run`] publish about once a second.
+    pub fn live_stats(&self) -> std::sync::Arc<LiveStats> {
+        std::sync::Arc::clone(&self.live)
     }
 
     /// What was set up.
@@ -410,6 +451,7 @@ impl Capture {
         F: FnMut(usize) -> C,
     {
         let pin = self.pin_threads;
+        let live = &self.live;
         std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .queues
@@ -426,9 +468,17 @@ impl Capture {
                                     Err(e) => tracing::warn!(queue = i, error = %e, "cannot pin capture thread"),
                                 }
                             }
+                            let mut published = std::time::Instant::now();
                             while !stop.load(Ordering::Relaxed) {
-                                q.recv_batch(100, &mut consumer)?;
+                                if q.recv_batch(100, &mut consumer)? == 0 {
+                                    consumer.idle();
+                                }
+                                if published.elapsed() >= std::time::Duration::from_secs(1) {
+                                    live.publish(i, q.stats());
+                                    published = std::time::Instant::now();
+                                }
                             }
+                            live.publish(i, q.stats());
                             Ok(consumer)
                         })
                         .map_err(|e| CaptureError::Os { what: "spawn capture thread".into(), source: e })

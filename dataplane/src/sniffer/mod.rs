@@ -158,6 +158,11 @@ impl Analyzer {
         &self.metrics
     }
 
+    /// Replace the decky name map (the fleet changed); later events use the new names.
+    pub fn set_deckies(&mut self, deckies: HashMap<IpAddr, String>) {
+        self.deckies = deckies;
+    }
+
     /// Flows currently tracked.
     pub fn active_flows(&self) -> usize {
         self.flows.len()

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Full sniffer benchmark on a veth pair: `decnet sniffer` (decode + flows + fingerprints +
+# events into the store + pcap segment writes) against `tcpdump -w FILE`, same trafgen load.
+#
+# For each receiver: COUNT frames offered at RATE pps; reports frames received, loss %, the
+# receiver's CPU time per packet (user+sys / packets) and max RSS. trafgen (in a netns,
+# --cpus 1) sends 60-byte eth/IPv4/UDP frames whose source port cycles over 1024..65023, so the
+# flow table and the `udp` / `flow` events see many flows (a worst case for events per packet).
+#
+# Needs root, iproute2, netsniff-ng (trafgen), tcpdump, GNU time.
+# Usage: bench/sniffer.sh [REPS]   env: RATE=50000 COUNT=500000
+#        SPORT=4000 (one flow instead of cycling ports)  DECNET_BIN=path (skip the build)  RECEIVERS="sniffer-packet sniffer-xdp sniffer-packet-nopcap tcpdump" RELEASE=0|1
+set -euo pipefail
+REPS=${1:-1}
+RATE=${RATE:-50000}
+COUNT=${COUNT:-500000}
+SPORT=${SPORT:-"dinc(1024, 65023)"}
+RECEIVERS=${RECEIVERS:-"sniffer-packet sniffer-xdp sniffer-packet-nopcap tcpdump"}
+here="$(cd "$(dirname "$0")/.." && pwd)"
+NS=dnsbench$$
+RX=dnsbrx$$
+TX=dnsbtx$$
+work=$(mktemp -d)
+
+cleanup() {
+    ip netns del "$NS" 2>/dev/null || true
+    ip link del "$RX" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in trafgen tcpdump ip /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install netsniff-ng tcpdump iproute2 time)" >&2; exit 1; }
+done
+
+target_dir=${CARGO_TARGET_DIR:-$here/target}
+if [ -n "${DECNET_BIN:-}" ]; then
+    DECNET=$DECNET_BIN
+elif [ "${RELEASE:-0}" = 1 ]; then
+    (cd "$here" && cargo build --release -q -p decnet </dev/null)
+    DECNET="$target_dir/release/decnet"
+else
+    (cd "$here" && cargo build -q -p decnet </dev/null)
+    DECNET="$target_dir/debug/decnet"
+fi
+
+ip netns add "$NS"
+ip link add "$RX" type veth peer name "$TX" netns "$NS"
+echo 1 > "/proc/sys/net/ipv6/conf/$RX/disable_ipv6"
+ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+ip link set "$RX" up
+ip -n "$NS" link set "$TX" up
+MAC=$(cat "/sys/class/net/$RX/address")
+cat > "$work/udp.cfg" <<CFG
+{ eth(da=$MAC, sa=02:00:00:00:00:01), ipv4(saddr=10.99.0.2, daddr=10.99.0.1, ttl=64), udp(sp=$SPORT, dp=9999), fill(0x41, 18) }
+CFG
+
+# receiver NAME -> "packets cpu_ns_per_pkt maxrss_kb"
+receiver() {
+    local name=$1 pid pk
+    rm -rf "$work/data" "$work/dump.pcap"
+    case $name in
+        tcpdump)
+            /usr/bin/time -f "TIME %U %S %M" -o "$work/time.log" \
+                tcpdump -i "$RX" -n -q -w "$work/dump.pcap" -B 16384 >"$work/rx.log" 2>&1 &
+            pid=$!; sleep 1.5 ;;
+        sniffer-*)
+            local args=(--backend packet)
+            [ "$name" = sniffer-xdp ] && args=(--backend xdp)
+            [ "$name" = sniffer-packet-nopcap ] && args+=(--no-pcap)
+            /usr/bin/time -f "TIME %U %S %M" -o "$work/time.log" \
+                "$DECNET" sniffer --data-dir "$work/data" --interface "$RX" --progress-secs 0 "${args[@]}" >"$work/rx.log" 2>&1 &
+            pid=$!
+            for _ in $(seq 200); do grep -q "sniffer: capturing" "$work/rx.log" 2>/dev/null && break; sleep 0.1; done ;;
+    esac
+    ip netns exec "$NS" trafgen --cpus 1 -q -C -i "$work/udp.cfg" -o "$TX" -n "$COUNT" -b "${RATE}pps" >"$work/trafgen.log" 2>&1
+    sleep 1
+    if [ "$name" = tcpdump ]; then
+        pkill -INT -P "$pid" tcpdump || kill -INT "$pid"
+    else
+        pkill -TERM -P "$pid" decnet || kill -TERM "$pid"
+    fi
+    wait "$pid" || true
+    if [ "$name" = tcpdump ]; then
+        pk=$(awk '/packets captured/{print $1}' "$work/rx.log")
+    else
+        pk=$(sed -n 's/.*captured \([0-9]*\) frames.*/\1/p' "$work/rx.log" | tail -1)
+    fi
+    read -r _ u s m < "$work/time.log"
+    echo "${pk:-0} $(awk -v u="$u" -v s="$s" -v p="${pk:-0}" 'BEGIN{printf "%.0f", (p>0)?(u+s)*1e9/p:0}') $m"
+}
+
+echo "kernel $(uname -r), $(nproc) CPUs, trafgen --cpus 1, $COUNT 60-byte frames at $RATE pps, $REPS rep(s)"
+printf "%-22s %-4s %10s %7s %10s %12s\n" receiver rep received loss% ns/pkt maxRSS-KiB
+for rep in $(seq "$REPS"); do
+    for r in $RECEIVERS; do
+        read -r pk ns m < <(receiver "$r")
+        loss=$(awk -v s="$COUNT" -v p="$pk" 'BEGIN{printf "%.2f", (s-p)*100/s}')
+        printf "%-22s %-4s %10s %7s %10s %12s\n" "$r" "$rep" "$pk" "$loss" "$ns" "$m"
+    done
+done
