@@ -34,7 +34,8 @@ rm -f "${CARGO_TARGET_DIR:-target}/.rustc_info.json"
 # `ip`/`tc` for the capture tests' namespaces and mirror mode. clang, libbpf-dev: rebuild the XDP
 # program and prove the committed object equals it (without them the prebuilt one is used).
 # tcpdump, openssl, iputils-ping: real captures, TLS clients and pings in the sniffer tests.
-APT_PACKAGES=(ieee-data redis-tools nmap curl default-mysql-client python3 postgresql-15 mariadb-server openssh-client
+# python3-venv: schemathesis (PyPI) is installed into /var/tmp/st-venv for the API contract test.
+APT_PACKAGES=(ieee-data redis-tools nmap curl default-mysql-client python3 python3-venv postgresql-15 mariadb-server openssh-client
     iproute2 clang libbpf-dev tcpdump openssl iputils-ping)
 
 missing=()
@@ -72,6 +73,14 @@ if [[ $(id -u) -eq 0 ]]; then
     export DECNET_REQUIRE_DOCKER=1
 else
     echo "WARNING: not root: PostgreSQL/MariaDB repository tests and Docker fleet tests will be SKIPPED" >&2
+fi
+
+# The OpenAPI contract test runs schemathesis; install it up front so a PyPI problem shows
+# here as a clear error rather than as a test failure later.
+if [[ ! -x /var/tmp/st-venv/bin/schemathesis ]]; then
+    echo "==> installing schemathesis 4.32.5 (PyPI) into /var/tmp/st-venv"
+    python3 -m venv /var/tmp/st-venv
+    /var/tmp/st-venv/bin/pip install --quiet schemathesis==4.32.5
 fi
 
 echo "==> cargo test"

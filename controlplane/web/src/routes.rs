@@ -219,13 +219,15 @@ async fn change_password(
         MAX_PASSWORD,
     )?;
     check_len("old_password", &body.old_password, 1, MAX_PASSWORD)?;
-    if body.old_password == body.new_password {
+    // The old password first: "must differ" is only news to someone who knows it.
+    let same = body.old_password == body.new_password;
+    if !verify_blocking(body.old_password, Some(who.user.password_hash.clone())).await {
+        return Err(ApiError::Unauthorized("the old password is wrong".into()));
+    }
+    if same {
         return Err(ApiError::bad(
             "the new password must differ from the old one",
         ));
-    }
-    if !verify_blocking(body.old_password, Some(who.user.password_hash.clone())).await {
-        return Err(ApiError::Unauthorized("the old password is wrong".into()));
     }
     let hash = hash_blocking(body.new_password).await?;
     state
@@ -269,21 +271,26 @@ struct LogsParams {
     interval_minutes: Option<i64>,
 }
 
+/// Unix seconds (`-?[0-9]{1,10}`) or RFC 3339, clamped to what nanoseconds in an i64 can
+/// hold; empty means unbounded. The OpenAPI document states the same grammar.
 fn parse_time(what: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
-    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+    let Some(v) = v.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    if let Ok(secs) = v.parse::<i64>() {
-        return secs
-            .checked_mul(1_000_000_000)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad(format!("{what} is out of range")));
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    if (1..=10).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: i64 = v
+            .parse()
+            .map_err(|_| ApiError::bad(format!("{what} is out of range")))?;
+        return Ok(Some(secs.saturating_mul(1_000_000_000)));
     }
     let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
         .map_err(|_| ApiError::bad(format!("{what} must be RFC 3339 or Unix seconds")))?;
-    i64::try_from(t.unix_timestamp_nanos())
-        .map(Some)
-        .map_err(|_| ApiError::bad(format!("{what} is out of range")))
+    // Nanoseconds in an i64 span 1677..2262; a bound beyond that is the same as the limit.
+    let ns = t
+        .unix_timestamp_nanos()
+        .clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+    Ok(Some(i64::try_from(ns).unwrap_or(i64::MAX)))
 }
 
 fn page(limit: Option<i64>, offset: Option<i64>, max: i64) -> Result<(i64, i64), ApiError> {
@@ -298,8 +305,29 @@ fn page(limit: Option<i64>, offset: Option<i64>, max: i64) -> Result<(i64, i64),
     Ok((limit, offset))
 }
 
+/// Longest search accepted from the API, in characters (4 bytes each at worst stays within
+/// the repository's 1024-byte cap).
+pub(crate) const MAX_SEARCH_CHARS: usize = 256;
+/// Most whitespace-separated words in a search (the repository's token cap).
+pub(crate) const MAX_SEARCH_WORDS: usize = 16;
+
+/// The search limits, checked up front so every refusal is one the OpenAPI document states.
+pub(crate) fn check_search(search: &str) -> Result<(), ApiError> {
+    check_len("search", search, 0, MAX_SEARCH_CHARS)?;
+    let words = search
+        .split(char::is_whitespace)
+        .filter(|w| !w.is_empty())
+        .count();
+    if words > MAX_SEARCH_WORDS {
+        return Err(ApiError::bad(format!(
+            "search has {words} words; at most {MAX_SEARCH_WORDS} are accepted"
+        )));
+    }
+    Ok(())
+}
+
 fn event_query(p: &LogsParams) -> Result<EventQuery, ApiError> {
-    check_len("search", &p.search, 0, 512)?;
+    check_search(&p.search)?;
     Ok(EventQuery {
         search: p.search.clone(),
         start_ns: parse_time("start_time", p.start_time.as_deref())?,
@@ -358,10 +386,10 @@ async fn bounty(
     ApiQuery(p): ApiQuery<BountyParams>,
 ) -> Result<Json<Value>, ApiError> {
     let (limit, offset) = page(p.limit, p.offset, 1000)?;
+    check_len("bounty_type", p.bounty_type.as_deref().unwrap_or(""), 0, 64)?;
+    check_len("search", p.search.as_deref().unwrap_or(""), 0, 64)?;
     let kind = p.bounty_type.as_deref().filter(|s| !s.is_empty());
     let ip = p.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    check_len("bounty_type", kind.unwrap_or(""), 0, 64)?;
-    check_len("search", ip.unwrap_or(""), 0, 64)?;
     let (rows, total) = tokio::try_join!(
         state.repo.bounties(kind, ip, limit, offset),
         state.repo.count_bounties(kind, ip)
@@ -468,8 +496,22 @@ async fn deploy(
     }
 }
 
-async fn mutate(_who: Admin, ApiPath(name): ApiPath<String>) -> Result<Json<Value>, ApiError> {
-    check_decky_name(&name)?;
+/// A decky the fleet knows, by name (404 otherwise).
+async fn known_decky(state: &AppState, name: &str) -> Result<(), ApiError> {
+    check_decky_name(name)?;
+    if state.repo.deckies().await?.iter().any(|d| d.name == name) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("no decky with that name".into()))
+    }
+}
+
+async fn mutate(
+    State(state): State<AppState>,
+    _who: Admin,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    known_decky(&state, &name).await?;
     Err(mutator_pending())
 }
 
@@ -493,6 +535,7 @@ fn check_interval(v: &str) -> Result<(), ApiError> {
 }
 
 async fn mutate_interval(
+    State(state): State<AppState>,
     _who: Admin,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<IntervalBody>,
@@ -501,6 +544,7 @@ async fn mutate_interval(
     if let Some(v) = &body.mutate_interval {
         check_interval(v)?;
     }
+    known_decky(&state, &name).await?;
     Err(mutator_pending())
 }
 
@@ -549,10 +593,10 @@ async fn attackers(
             )));
         }
     };
+    check_len("search", p.search.as_deref().unwrap_or(""), 0, 64)?;
+    check_len("service", p.service.as_deref().unwrap_or(""), 0, 64)?;
     let search = p.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let service = p.service.as_deref().filter(|s| !s.is_empty());
-    check_len("search", search.unwrap_or(""), 0, 64)?;
-    check_len("service", service.unwrap_or(""), 0, 64)?;
     let (rows, total) = tokio::try_join!(
         state.repo.attackers(search, service, sort, limit, offset),
         state.repo.count_attackers(search, service)
@@ -770,7 +814,17 @@ async fn config(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LimitBody {
-    deployment_limit: i64,
+    deployment_limit: serde_json::Number,
+}
+
+/// A JSON number that is an integer; `110.0` is one as far as JSON (and JSON Schema's
+/// `integer`) is concerned, so it counts.
+fn json_integer(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+            .map(|f| f as i64)
+    })
 }
 
 async fn deployment_limit(
@@ -778,14 +832,11 @@ async fn deployment_limit(
     _who: Admin,
     ApiJson(body): ApiJson<LimitBody>,
 ) -> Result<Json<Value>, ApiError> {
-    if !(1..=500).contains(&body.deployment_limit) {
-        return Err(ApiError::bad("deployment_limit must be 1 to 500"));
-    }
-    state
-        .repo
-        .set_state(LIMIT_KEY, &json!(body.deployment_limit))
-        .await?;
-    Ok(Json(json!({"deployment_limit": body.deployment_limit})))
+    let limit = json_integer(&body.deployment_limit)
+        .filter(|n| (1..=500).contains(n))
+        .ok_or_else(|| ApiError::bad("deployment_limit must be an integer from 1 to 500"))?;
+    state.repo.set_state(LIMIT_KEY, &json!(limit)).await?;
+    Ok(Json(json!({"deployment_limit": limit})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -904,7 +955,7 @@ struct ResetBody {
 
 async fn reset_password(
     State(state): State<AppState>,
-    _who: Admin,
+    Admin(who): Admin,
     ApiPath(uuid): ApiPath<String>,
     ApiJson(body): ApiJson<ResetBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -915,6 +966,13 @@ async fn reset_password(
         MAX_PASSWORD,
     )?;
     let target = target_user(&state, &uuid).await?;
+    if target.uuid == who.user.uuid {
+        // An admin resetting their own password would lock themselves behind the forced
+        // change; their own password goes through change-password.
+        return Err(ApiError::Conflict(
+            "use POST /api/v1/auth/change-password for your own password".into(),
+        ));
+    }
     let hash = hash_blocking(body.new_password).await?;
     state
         .repo

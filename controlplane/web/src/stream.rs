@@ -198,6 +198,7 @@ pub async fn stream(
     if user.must_change_password {
         return Err(ApiError::MustChangePassword);
     }
+    crate::routes::check_search(&p.search)?;
     let tokens = parse_search(&p.search)?;
     let header_id = headers
         .get("last-event-id")

@@ -384,6 +384,11 @@ async fn bad_inputs_are_400_with_the_stable_shape() {
         "/api/v1/logs?unknown=1".to_owned(),
         format!("/api/v1/logs?search={long}"),
         "/api/v1/logs?start_time=yesterday".to_owned(),
+        "/api/v1/logs?start_time=%201700000000".to_owned(),
+        "/api/v1/logs?start_time=%2B1700000000".to_owned(),
+        format!("/api/v1/logs?search={}", "w%20".repeat(17)),
+        format!("/api/v1/logs/histogram?search={}", "x".repeat(257)),
+        "/api/v1/bounty?search=%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20".to_owned(),
         "/api/v1/logs/histogram?interval_minutes=0".to_owned(),
         "/api/v1/attackers?sort_by=evil".to_owned(),
         "/api/v1/attackers/not%20a%20uuid".to_owned(),
@@ -405,6 +410,11 @@ async fn bad_inputs_are_400_with_the_stable_shape() {
             "PUT",
             "/api/v1/config/deployment-limit",
             json!({"deployment_limit": "10"}),
+        ),
+        (
+            "PUT",
+            "/api/v1/config/deployment-limit",
+            json!({"deployment_limit": 10.5}),
         ),
         (
             "PUT",
@@ -442,6 +452,39 @@ async fn bad_inputs_are_400_with_the_stable_shape() {
         "/api/v1/deckies/deploy",
         Some(&admin),
         Some(json!({"ini_content": "no sections"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    // Mutating a decky the fleet does not know is a 404 (before "not implemented").
+    let (st, v) = call(
+        &s.app,
+        "POST",
+        "/api/v1/deckies/web01/mutate",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (st, v) = call(
+        &s.app,
+        "PUT",
+        "/api/v1/deckies/web01/mutate-interval",
+        Some(&admin),
+        Some(json!({"mutate_interval": "30m"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    // An admin's own password goes through change-password, not reset.
+    let (_, me) = call(&s.app, "GET", "/api/v1/auth/me", Some(&admin), None).await;
+    let (st, v) = call(
+        &s.app,
+        "PUT",
+        &format!(
+            "/api/v1/config/users/{}/reset-password",
+            me["uuid"].as_str().unwrap()
+        ),
+        Some(&admin),
+        Some(json!({"new_password": "whatever-long"})),
     )
     .await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
