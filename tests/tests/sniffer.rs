@@ -419,14 +419,24 @@ fn mirror_af_xdp_captures_a_copy_while_the_interface_keeps_serving() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let dump = tmp.path().join("tcpdump.pcap");
+    let tcpdump_log = tmp.path().join("tcpdump.stderr");
     let mut tcpdump = Command::new("tcpdump")
         .args(["-i", &net.host, "-n", "-U", "-s", "0", "-w"])
         .arg(&dump)
         .arg("tcp")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&tcpdump_log).unwrap())
         .spawn()
         .unwrap();
+    // The reference capture must see the first handshake too: wait until tcpdump listens.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&tcpdump_log)
+        .unwrap_or_default()
+        .contains("listening on")
+    {
+        assert!(Instant::now() < deadline, "tcpdump did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let sniffer = Sniffer::start(
         &data,
         &net.host,

@@ -7,7 +7,7 @@ use decnet_dataplane::intake::{Intake, IntakeConfig, IntakeMetrics, docker::Dock
 use decnet_store::{
     datadir::DataDir,
     metrics::StoreMetrics,
-    pipeline::{Pipeline, PipelineConfig},
+    pipeline::{EventSender, Pipeline, PipelineConfig},
     repo::{self, SqlRepository},
     segment::SegmentPolicy,
 };
@@ -101,17 +101,7 @@ impl Collecting {
             max_bytes: args.segment_max_mib * 1024 * 1024,
             max_age: Duration::from_millis(args.segment_max_age_ms),
         };
-        let store_metrics = Arc::new(StoreMetrics::default());
-        let pipeline = Pipeline::start(
-            &pipeline_config,
-            repository.clone(),
-            rt.handle().clone(),
-            Arc::clone(&store_metrics),
-        )
-        .map_err(|e| Failure::runtime(e.to_string()))?;
-        let sender = pipeline
-            .sender()
-            .ok_or_else(|| Failure::runtime("the store pipeline closed at start"))?;
+        let (pipeline, sender, store_metrics) = start_pipeline(&pipeline_config, repository, rt)?;
 
         let unix = if args.no_unix {
             None
@@ -206,7 +196,7 @@ impl Collecting {
     }
 
     /// A handle for another producer (the sniffer in `serve`); drop it before [`Self::stop`].
-    pub fn sender(&self) -> Option<decnet_store::pipeline::EventSender> {
+    pub fn sender(&self) -> Option<EventSender> {
         self.pipeline.sender()
     }
 
@@ -277,26 +267,48 @@ async fn retention_loop(repository: SqlRepository, days: u64, gib: u64) {
     }
 }
 
+/// SIGINT, SIGTERM or the repository lease lost: the end of every long-running worker verb.
+pub async fn stop_signal(lease_lost: &tokio::sync::Notify) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = lease_lost.notified() => {}
+        () = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+/// Start the segments → SQL pipeline with fresh counters, and its first sender.
+pub fn start_pipeline(
+    config: &PipelineConfig,
+    repository: &SqlRepository,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(Pipeline, EventSender, Arc<StoreMetrics>), Failure> {
+    let store_metrics = Arc::new(StoreMetrics::default());
+    let pipeline = Pipeline::start(
+        config,
+        repository.clone(),
+        rt.handle().clone(),
+        Arc::clone(&store_metrics),
+    )
+    .map_err(|e| Failure::runtime(e.to_string()))?;
+    let sender = pipeline
+        .sender()
+        .ok_or_else(|| Failure::runtime("the store pipeline closed at start"))?;
+    Ok((pipeline, sender, store_metrics))
+}
+
 pub async fn wait_for_stop(
     progress_secs: u64,
     lease_lost: &tokio::sync::Notify,
     store: &StoreMetrics,
     intake: &IntakeMetrics,
 ) {
-    let stop = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = lease_lost.notified() => {}
-            () = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
-    };
+    let stop = stop_signal(lease_lost);
     tokio::pin!(stop);
     if progress_secs == 0 {
         stop.await;

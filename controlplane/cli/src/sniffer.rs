@@ -28,8 +28,7 @@ use decnet_engine::DesiredDecky;
 use decnet_store::{
     Event,
     datadir::DataDir,
-    metrics::StoreMetrics,
-    pipeline::{EventSender, Pipeline, PipelineConfig},
+    pipeline::{EventSender, PipelineConfig},
     repo::SqlRepository,
 };
 use ipnet::IpNet;
@@ -449,17 +448,8 @@ pub fn sniffer(args: &SnifferArgs) -> Result<(), Failure> {
     let names = Arc::new(DeckyNames::default());
     names.set(fleet.names.clone());
     let lease = WorkerLease::acquire(&rt, &repository, "sniffer", dir.root())?;
-    let store_metrics = Arc::new(StoreMetrics::default());
-    let pipeline = Pipeline::start(
-        &pipeline_config(&dir)?,
-        repository.clone(),
-        rt.handle().clone(),
-        Arc::clone(&store_metrics),
-    )
-    .map_err(|e| Failure::runtime(e.to_string()))?;
-    let sender = pipeline
-        .sender()
-        .ok_or_else(|| Failure::runtime("the store pipeline closed at start"))?;
+    let (pipeline, sender, store_metrics) =
+        crate::collect::start_pipeline(&pipeline_config(&dir)?, &repository, &rt)?;
     let outcome = match &args.read {
         Some(path) => read_file(path, &sender, &names),
         None => live(
@@ -625,20 +615,6 @@ pub fn summary(m: &SnifferMetrics, r: &SniffReport) -> String {
     )
 }
 
-async fn stop_signal(lease_lost: &tokio::sync::Notify) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = lease_lost.notified() => {}
-        () = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
-    }
-}
-
 async fn wait(
     sniffing: &Sniffing,
     lease_lost: &tokio::sync::Notify,
@@ -646,7 +622,7 @@ async fn wait(
     rates: bool,
     desc: &str,
 ) {
-    let stop = stop_signal(lease_lost);
+    let stop = crate::collect::stop_signal(lease_lost);
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(period.unwrap_or(Duration::from_secs(1)));
     tick.tick().await;
