@@ -322,6 +322,27 @@ fn serve_first_login_forced_change_logs_and_stream_resume() {
                 ips.contains(&"203.0.113.7") && ips.contains(&"203.0.113.8"),
                 "{v}"
             );
+            // The profiler's session of that attacker is served with the attacker.
+            let uuid = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["ip"] == "203.0.113.7")
+                .and_then(|a| a["uuid"].as_str())
+                .unwrap()
+                .to_owned();
+            let (st, body) = http(
+                port,
+                "GET",
+                &format!("/api/v1/attackers/{uuid}/sessions"),
+                Some(&token),
+                None,
+            );
+            assert_eq!(st, 200, "{body}");
+            let s = json_of(&body);
+            assert_eq!(s["total"], 1, "{s}");
+            assert_eq!(s["data"][0]["service"], "ssh", "{s}");
+            assert_eq!(s["data"][0]["decky"], "web01", "{s}");
             break;
         }
         assert!(

@@ -725,9 +725,24 @@ async fn attacker_sessions(
     _who: Viewer,
     ApiPath(uuid): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    find_attacker(&state, &uuid).await?;
-    // Sessions are built by the intelligence workers; until they land there are none.
-    Ok(Json(json!({"total": 0, "data": []})))
+    let attacker = find_attacker(&state, &uuid).await?;
+    // The profiler keeps at most a few hundred sessions per attacker; one page holds them.
+    let rows = state.repo.sessions(Some(&attacker.ip), 1000, 0).await?;
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "decky": r.decky, "service": r.service, "dst_port": r.dst_port,
+                "start_ns": r.start_ns, "end_ns": r.end_ns,
+                "start": rfc3339(r.start_ns), "end": rfc3339(r.end_ns),
+                "event_count": r.event_count, "flow_count": r.flow_count,
+                "commands": parse(&r.commands), "credentials": parse(&r.credentials),
+                "auth_success": r.auth_success, "closed": r.closed,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"total": data.len(), "data": data})))
 }
 
 fn safe_segment(v: &str, max: usize) -> bool {
