@@ -8,7 +8,7 @@ use sqlx::{Any, Row, Transaction};
 use super::{
     Attacker, NewBounty, RepoError, SqlRepository, now_ns, q,
     sql::{Arg, Sql, clean_text, clip_chars},
-    tables::bounty_dedup_key,
+    tables::{ATTACKER_COLS, bounty_dedup_key},
 };
 
 /// Rows per multi-row statement: at most 17 parameters each, well under every backend's limit.
@@ -81,26 +81,6 @@ pub struct IdentityGroup {
     pub identity_key: String,
     pub ips: Vec<String>,
 }
-
-const ATTACKER_COLS: [&str; 17] = [
-    "uuid",
-    "ip",
-    "first_seen_ns",
-    "last_seen_ns",
-    "event_count",
-    "service_count",
-    "decky_count",
-    "services",
-    "deckies",
-    "fingerprints",
-    "commands",
-    "traversal_path",
-    "is_traversal",
-    "bounty_count",
-    "credential_count",
-    "score",
-    "updated_ns",
-];
 
 const BEHAVIOR_COLS: [&str; 12] = [
     "attacker_uuid",

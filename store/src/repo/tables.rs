@@ -93,6 +93,28 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
 
 const USER_COLUMNS: &str = "uuid, username, password_hash, role, must_change_password, created_ns";
 
+/// The `attackers` table's columns, in the order rows are written (shared with the profiler's
+/// upserts in `intel.rs`).
+pub(super) const ATTACKER_COLS: [&str; 17] = [
+    "uuid",
+    "ip",
+    "first_seen_ns",
+    "last_seen_ns",
+    "event_count",
+    "service_count",
+    "decky_count",
+    "services",
+    "deckies",
+    "fingerprints",
+    "commands",
+    "traversal_path",
+    "is_traversal",
+    "bounty_count",
+    "credential_count",
+    "score",
+    "updated_ns",
+];
+
 impl SqlRepository {
     /// Create a user; the username must be free and the role `admin` or `viewer`.
     pub async fn create_user(
@@ -360,25 +382,7 @@ impl SqlRepository {
                 a.uuid.clone()
             }
         });
-        let cols = [
-            "uuid",
-            "ip",
-            "first_seen_ns",
-            "last_seen_ns",
-            "event_count",
-            "service_count",
-            "decky_count",
-            "services",
-            "deckies",
-            "fingerprints",
-            "commands",
-            "traversal_path",
-            "is_traversal",
-            "bounty_count",
-            "credential_count",
-            "score",
-            "updated_ns",
-        ];
+        let cols = ATTACKER_COLS;
         let args = [
             Arg::Text(uuid.clone()),
             Arg::Text(clip_chars(&a.ip, 45)),
