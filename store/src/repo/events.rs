@@ -230,9 +230,34 @@ impl Repository for SqlRepository {
             .begin()
             .await
             .map_err(q("starting the segment insert"))?;
+        // The segment's marker goes first: a replayed segment (crash between commit and file
+        // delete) stops here, and a concurrent insert of the same segment waits on the marker's
+        // key until this transaction ends, then finds it.
+        let mut marker = Sql::new(self.backend, self.backend.insert_ignore());
+        marker.push(" flushed_segments (segment_id, events, flushed_ns) VALUES (");
+        marker
+            .bind(Arg::I64(segment))
+            .push(", ")
+            .bind(Arg::I64(i64::try_from(rows.len()).unwrap_or(i64::MAX)))
+            .push(", ")
+            .bind(Arg::I64(super::now_ns()))
+            .push(")");
+        marker.push(self.backend.on_conflict_ignore());
+        let fresh = marker
+            .query()
+            .execute(&mut *tx)
+            .await
+            .map_err(q("marking a segment flushed"))?
+            .rows_affected();
+        if fresh == 0 {
+            tx.rollback()
+                .await
+                .map_err(q("ending a replayed segment's insert"))?;
+            return Ok(0);
+        }
         let mut inserted = 0;
         for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let mut sql = Sql::new(self.backend, self.backend.insert_ignore());
+            let mut sql = Sql::new(self.backend, "INSERT INTO");
             let _ = write!(sql.text, " events ({EVENT_COLUMNS}) VALUES ");
             for (i, (seq, e)) in chunk.iter().enumerate() {
                 if i > 0 {
@@ -263,7 +288,6 @@ impl Repository for SqlRepository {
                 }
                 sql.push(")");
             }
-            sql.push(self.backend.on_conflict_ignore());
             let done = sql
                 .query()
                 .execute(&mut *tx)
@@ -278,7 +302,7 @@ impl Repository for SqlRepository {
     }
 
     async fn max_segment_id(&self) -> Result<u64, RepoError> {
-        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(segment_id) FROM events")
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(segment_id) FROM flushed_segments")
             .fetch_one(&self.pool)
             .await
             .map_err(q("reading the highest segment id"))?;
@@ -472,7 +496,33 @@ impl SqlRepository {
             .execute(&self.pool)
             .await
             .map_err(q("deleting old bounties"))?;
+        self.prune_segment_markers(before_ns).await?;
         Ok(done.rows_affected())
+    }
+
+    /// Forget segment markers flushed before `before_ns`: a marker only matters while its
+    /// segment file may still be on disk (a crash between commit and delete, replayed at the
+    /// next start). The newest marker stays, so segment ids keep increasing.
+    async fn prune_segment_markers(&self, before_ns: i64) -> Result<(), RepoError> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(segment_id) FROM flushed_segments")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("reading the newest segment marker"))?;
+        let Some(newest) = newest else {
+            return Ok(());
+        };
+        let mut sql = Sql::new(
+            self.backend,
+            "DELETE FROM flushed_segments WHERE flushed_ns < ",
+        );
+        sql.bind(Arg::I64(before_ns))
+            .push(" AND segment_id < ")
+            .bind(Arg::I64(newest));
+        sql.query()
+            .execute(&self.pool)
+            .await
+            .map_err(q("pruning segment markers"))?;
+        Ok(())
     }
 
     /// Approximate bytes the events table holds (fields + raw + a fixed row overhead).

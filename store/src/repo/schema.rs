@@ -14,7 +14,8 @@ pub struct Migration {
     pub version: i64,
     pub name: &'static str,
     /// Statements with type tokens: `{id}` auto-increment primary key, `{text}` long text,
-    /// `{blob}` bytes, `{key}` an indexable short string, `{bigint}`.
+    /// `{blob}` bytes, `{key}` an indexable short string, `{bigint}`. A statement starting with
+    /// `{sqlite}`, `{postgres}` or `{mysql}` runs on that backend only.
     pub statements: &'static [&'static str],
 }
 
@@ -161,10 +162,71 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX attacker_state_identity ON attacker_state (identity_key)",
         ],
     },
+    Migration {
+        version: 3,
+        name: "events: exactly-once per segment marker instead of a per-row unique index; fewer indexes",
+        // Per-row work dominates the flush: every index is one more B-tree insert per event.
+        // A segment is inserted in one transaction, so one marker row per segment gives the
+        // same exactly-once guarantee as UNIQUE (segment_id, seq) without its index. service
+        // and kind are low-cardinality columns searched together with others; their indexes
+        // cost more on every insert than they save on those searches.
+        statements: &[
+            "CREATE TABLE flushed_segments (
+            segment_id {bigint} PRIMARY KEY,
+            events {bigint} NOT NULL,
+            flushed_ns {bigint} NOT NULL
+        )",
+            "INSERT INTO flushed_segments (segment_id, events, flushed_ns)
+            SELECT segment_id, COUNT(*), 0 FROM events GROUP BY segment_id",
+            // SQLite cannot drop a table constraint: rebuild the table, keeping every id.
+            "{sqlite}CREATE TABLE events_v3 (
+            id {id},
+            segment_id {bigint} NOT NULL,
+            seq {bigint} NOT NULL,
+            ts_ns {bigint} NOT NULL,
+            decky {key} NOT NULL,
+            service {key} NOT NULL,
+            kind {key} NOT NULL,
+            severity SMALLINT NOT NULL,
+            src_ip VARCHAR(45),
+            src_port INTEGER,
+            dst_ip VARCHAR(45),
+            dst_port INTEGER,
+            fields {text} NOT NULL,
+            raw {blob} NOT NULL,
+            truncated SMALLINT NOT NULL
+        )",
+            "{sqlite}INSERT INTO events_v3 (id, segment_id, seq, ts_ns, decky, service, kind,
+            severity, src_ip, src_port, dst_ip, dst_port, fields, raw, truncated)
+            SELECT id, segment_id, seq, ts_ns, decky, service, kind, severity, src_ip, src_port,
+            dst_ip, dst_port, fields, raw, truncated FROM events",
+            "{sqlite}DROP TABLE events",
+            "{sqlite}ALTER TABLE events_v3 RENAME TO events",
+            "{sqlite}CREATE INDEX events_ts ON events (ts_ns)",
+            "{sqlite}CREATE INDEX events_decky ON events (decky)",
+            "{sqlite}CREATE INDEX events_src_ip ON events (src_ip)",
+            // The names PostgreSQL and MariaDB gave the unnamed constraint of migration 1.
+            "{postgres}ALTER TABLE events DROP CONSTRAINT events_segment_id_seq_key",
+            "{postgres}DROP INDEX events_service",
+            "{postgres}DROP INDEX events_kind",
+            "{mysql}ALTER TABLE events DROP INDEX segment_id",
+            "{mysql}DROP INDEX events_service ON events",
+            "{mysql}DROP INDEX events_kind ON events",
+        ],
+    },
 ];
 
-/// The statement text for `backend`.
-pub fn render(statement: &str, backend: Backend) -> String {
+/// The statement text for `backend`, or `None` when the statement is for another backend.
+pub fn render(statement: &str, backend: Backend) -> Option<String> {
+    let statement = match statement.strip_prefix('{').and_then(|s| s.split_once('}')) {
+        Some((only @ ("sqlite" | "postgres" | "mysql"), rest)) => {
+            if only != backend.name() {
+                return None;
+            }
+            rest
+        }
+        _ => statement,
+    };
     let (id, text, blob, key) = match backend {
         // No AUTOINCREMENT: it costs a write to sqlite_sequence per row, and rowids stay
         // increasing anyway because retention only ever deletes the oldest rows.
@@ -187,7 +249,7 @@ pub fn render(statement: &str, backend: Backend) -> String {
     if backend == Backend::Mysql && sql.starts_with("CREATE TABLE") {
         sql.push_str(" DEFAULT CHARSET=utf8mb4");
     }
-    sql
+    Some(sql)
 }
 
 /// A fingerprint of a migration's definition, so a database migrated by a different

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::Severity;
+use sql::{Arg, Sql};
 
 const PG_ENV: &str = "DECNET_TEST_PG_URL";
 const MYSQL_ENV: &str = "DECNET_TEST_MYSQL_URL";
@@ -46,6 +47,15 @@ fn rows(events: Vec<Event>) -> Vec<(u64, Event)> {
 /// A database of its own for one test on a server whose admin URL is in `env`; `None` (with a
 /// loud message) when the server is not configured outside CI.
 async fn server_repo(env: &str, kind: &str) -> Option<SqlRepository> {
+    Some(
+        SqlRepository::connect(&server_db(env, kind).await?)
+            .await
+            .unwrap(),
+    )
+}
+
+/// The URL of a new empty database on the server whose admin URL is in `env`.
+async fn server_db(env: &str, kind: &str) -> Option<String> {
     let Ok(admin) = std::env::var(env) else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -76,7 +86,7 @@ async fn server_repo(env: &str, kind: &str) -> Option<SqlRepository> {
         Some(q) => format!("{}/{name}?{q}", &base[..slash]),
         None => format!("{}/{name}", &base[..slash]),
     };
-    Some(SqlRepository::connect(&url).await.unwrap())
+    Some(url)
 }
 
 async fn sqlite_repo(dir: &tempfile::TempDir) -> SqlRepository {
@@ -660,6 +670,95 @@ async fn postgres_passes_the_repository_suite() {
 async fn mariadb_passes_the_repository_suite() {
     if let Some(repo) = server_repo(MYSQL_ENV, "MariaDB").await {
         suite(&repo).await;
+    }
+}
+
+/// A database at schema version 2 (per-row unique key) with events in it migrates to the
+/// per-segment marker: ids and rows are kept, replays of its segments insert nothing, and the
+/// markers keep segment ids increasing.
+async fn migrates_v2_events(url: &str) {
+    let repo = SqlRepository::open(url).await.unwrap();
+    repo.migrate_up_to(2).await.unwrap();
+    let batch = rows(
+        (0..3)
+            .map(|i| event(100 + i, "web01", "ssh", "login", "10.0.0.7", &[]))
+            .collect(),
+    );
+    for (segment, (seq, e)) in [(7, &batch[0]), (7, &batch[1]), (8, &batch[2])] {
+        let mut sql = Sql::new(
+            repo.backend,
+            "INSERT INTO events (segment_id, seq, ts_ns, decky, service, kind, severity, \
+             fields, raw, truncated) VALUES (",
+        );
+        for (i, arg) in [
+            Arg::I64(segment),
+            Arg::I64(i64::try_from(*seq).unwrap()),
+            Arg::I64(e.ts_ns),
+            Arg::Text(e.decky.clone()),
+            Arg::Text(e.service.clone()),
+            Arg::Text(e.kind.clone()),
+            Arg::I64(4),
+            Arg::Text("{}".into()),
+            Arg::Bytes(e.raw().to_vec()),
+            Arg::I64(0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(arg);
+        }
+        sql.push(")");
+        sql.query().execute(repo.pool()).await.unwrap();
+    }
+    let before = repo.events(&EventQuery::default(), 10, 0).await.unwrap();
+    repo.migrate().await.unwrap();
+    let after = repo.events(&EventQuery::default(), 10, 0).await.unwrap();
+    assert_eq!(before, after);
+    assert_eq!(after.len(), 3);
+    assert_eq!(repo.max_segment_id().await.unwrap(), 8);
+    assert_eq!(repo.insert_segment(7, &batch[..2]).await.unwrap(), 0);
+    assert_eq!(repo.insert_segment(9, &batch).await.unwrap(), 3);
+    let newest = repo.events(&EventQuery::default(), 1, 0).await.unwrap();
+    assert!(newest[0].id > after[0].id);
+    // Retention forgets old markers but never the newest.
+    repo.delete_events_before(i64::MAX).await.unwrap();
+    assert_eq!(repo.max_segment_id().await.unwrap(), 9);
+    let markers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM flushed_segments")
+        .fetch_one(repo.pool())
+        .await
+        .unwrap();
+    assert_eq!(markers, 1);
+    repo.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_sqlite_database_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("v2.db").display());
+    migrates_v2_events(&url).await;
+    // A new file gets the larger page size.
+    let repo = sqlite_repo(&dir).await;
+    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(repo.pool())
+        .await
+        .unwrap();
+    assert_eq!(page, 16384);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_postgres_database_migrates() {
+    if let Some(url) = server_db(PG_ENV, "PostgreSQL").await {
+        migrates_v2_events(&url).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_mariadb_database_migrates() {
+    if let Some(url) = server_db(MYSQL_ENV, "MariaDB").await {
+        migrates_v2_events(&url).await;
     }
 }
 
