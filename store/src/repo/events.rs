@@ -217,6 +217,123 @@ fn ip_text(ip: Option<IpAddr>) -> Option<String> {
     ip.map(|i| i.to_string())
 }
 
+/// One event's column values as bound (in [`EVENT_COLUMNS`] order after the segment id).
+struct RowValues {
+    seq: i64,
+    ts_ns: i64,
+    decky: String,
+    service: String,
+    kind: String,
+    severity: i64,
+    src_ip: Option<String>,
+    src_port: Option<i64>,
+    dst_ip: Option<String>,
+    dst_port: Option<i64>,
+    fields: String,
+    raw: Vec<u8>,
+    truncated: i64,
+}
+
+impl RowValues {
+    fn of(seq: u64, e: &Event) -> Self {
+        Self {
+            seq: i64::try_from(seq).unwrap_or(i64::MAX),
+            ts_ns: e.ts_ns,
+            decky: clip_chars(&e.decky, 255),
+            service: clip_chars(&e.service, 255),
+            kind: clip_chars(&e.kind, 255),
+            severity: i64::from(e.severity.code()),
+            src_ip: ip_text(e.src_ip),
+            src_port: e.src_port.map(i64::from),
+            dst_ip: ip_text(e.dst_ip),
+            dst_port: e.dst_port.map(i64::from),
+            fields: fields_json(e),
+            raw: e.raw().to_vec(),
+            truncated: i64::from(e.truncated),
+        }
+    }
+}
+
+/// `INSERT INTO events (…) VALUES (?, …), …` for `rows` rows (SQLite placeholders).
+fn sqlite_insert_text(rows: usize) -> String {
+    let one = format!("({})", ["?"; 14].join(", "));
+    let mut text = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push_str(&one);
+    }
+    text
+}
+
+/// [`Repository::insert_segment`] over the native SQLite connection: owned values move into
+/// the statement's arguments instead of being copied through `Any`.
+async fn insert_segment_sqlite(
+    pool: &sqlx::SqlitePool,
+    segment: i64,
+    rows: &[(u64, Event)],
+) -> Result<u64, RepoError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(q("starting the segment insert"))?;
+    let fresh = sqlx::query(
+        "INSERT INTO flushed_segments (segment_id, events, flushed_ns) VALUES (?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(segment)
+    .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+    .bind(super::now_ns())
+    .execute(&mut *tx)
+    .await
+    .map_err(q("marking a segment flushed"))?
+    .rows_affected();
+    if fresh == 0 {
+        tx.rollback()
+            .await
+            .map_err(q("ending a replayed segment's insert"))?;
+        return Ok(0);
+    }
+    let mut inserted = 0;
+    let full = sqlite_insert_text(ROWS_PER_INSERT);
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let text = if chunk.len() == ROWS_PER_INSERT {
+            full.clone()
+        } else {
+            sqlite_insert_text(chunk.len())
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
+        for (seq, e) in chunk {
+            let r = RowValues::of(*seq, e);
+            query = query
+                .bind(segment)
+                .bind(r.seq)
+                .bind(r.ts_ns)
+                .bind(r.decky)
+                .bind(r.service)
+                .bind(r.kind)
+                .bind(r.severity)
+                .bind(r.src_ip)
+                .bind(r.src_port)
+                .bind(r.dst_ip)
+                .bind(r.dst_port)
+                .bind(r.fields)
+                .bind(r.raw)
+                .bind(r.truncated);
+        }
+        inserted += query
+            .execute(&mut *tx)
+            .await
+            .map_err(q("inserting a segment's events"))?
+            .rows_affected();
+    }
+    tx.commit()
+        .await
+        .map_err(q("committing a segment's events"))?;
+    Ok(inserted)
+}
+
 impl Repository for SqlRepository {
     async fn insert_segment(
         &self,
@@ -225,6 +342,9 @@ impl Repository for SqlRepository {
     ) -> Result<u64, RepoError> {
         let segment = i64::try_from(segment_id)
             .map_err(|_| RepoError::Invalid(format!("segment id {segment_id} exceeds i64")))?;
+        if let Some(writer) = &self.sqlite_writer {
+            return insert_segment_sqlite(writer, segment, rows).await;
+        }
         let mut tx = self
             .pool
             .begin()
@@ -263,21 +383,22 @@ impl Repository for SqlRepository {
                 if i > 0 {
                     sql.push(", ");
                 }
+                let r = RowValues::of(*seq, e);
                 let args = [
                     Arg::I64(segment),
-                    Arg::I64(i64::try_from(*seq).unwrap_or(i64::MAX)),
-                    Arg::I64(e.ts_ns),
-                    Arg::Text(clip_chars(&e.decky, 255)),
-                    Arg::Text(clip_chars(&e.service, 255)),
-                    Arg::Text(clip_chars(&e.kind, 255)),
-                    Arg::I64(i64::from(e.severity.code())),
-                    Arg::OptText(ip_text(e.src_ip)),
-                    Arg::OptI64(e.src_port.map(i64::from)),
-                    Arg::OptText(ip_text(e.dst_ip)),
-                    Arg::OptI64(e.dst_port.map(i64::from)),
-                    Arg::Text(fields_json(e)),
-                    Arg::Bytes(e.raw().to_vec()),
-                    Arg::I64(i64::from(e.truncated)),
+                    Arg::I64(r.seq),
+                    Arg::I64(r.ts_ns),
+                    Arg::Text(r.decky),
+                    Arg::Text(r.service),
+                    Arg::Text(r.kind),
+                    Arg::I64(r.severity),
+                    Arg::OptText(r.src_ip),
+                    Arg::OptI64(r.src_port),
+                    Arg::OptText(r.dst_ip),
+                    Arg::OptI64(r.dst_port),
+                    Arg::Text(r.fields),
+                    Arg::Bytes(r.raw),
+                    Arg::I64(r.truncated),
                 ];
                 sql.push("(");
                 for (j, arg) in args.into_iter().enumerate() {
@@ -504,10 +625,11 @@ impl SqlRepository {
     /// segment file may still be on disk (a crash between commit and delete, replayed at the
     /// next start). The newest marker stays, so segment ids keep increasing.
     async fn prune_segment_markers(&self, before_ns: i64) -> Result<(), RepoError> {
-        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(segment_id) FROM flushed_segments")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(q("reading the newest segment marker"))?;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(segment_id) FROM flushed_segments")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(q("reading the newest segment marker"))?;
         let Some(newest) = newest else {
             return Ok(());
         };
