@@ -161,6 +161,9 @@ pub struct OpenSession {
     pub commands: Vec<String>,
     pub credentials: Vec<SessionCredential>,
     pub auth_success: bool,
+    /// Changed since the last [`Profiler::take_changes`]: its row must be written.
+    #[serde(skip)]
+    pub dirty: bool,
 }
 
 /// A kill-chain phase and when it was first reached.
@@ -208,7 +211,14 @@ pub struct AttackerState {
     pub bounty_keys: BTreeSet<u64>,
     pub bounty_count: u64,
     pub credential_count: u64,
+    /// Open sessions. Not part of the saved state: each is a `closed = 0` row of the sessions
+    /// table, written in the same transaction, and restored from there (states saved before
+    /// that still carry them and are read as before).
+    #[serde(default, skip_serializing)]
     pub sessions: Vec<OpenSession>,
+    /// Ids of `sessions` in the engine's order, saved so a restore puts the rows back in it.
+    #[serde(default)]
+    session_order: Vec<String>,
 }
 
 /// A traversal: an attacker that touched at least `min_deckies` deckies.
@@ -240,7 +250,6 @@ pub struct Profiler {
     dirty: HashSet<IpAddr>,
     with_open_sessions: HashSet<IpAddr>,
     closed_sessions: Vec<SessionRow>,
-    dirty_sessions: HashSet<(IpAddr, String)>,
     bounties: Vec<NewBounty>,
     /// Latest event time seen: the clock sessions end by (event time, so replays agree).
     watermark_ns: i64,
@@ -512,6 +521,29 @@ impl AttackerState {
 }
 
 impl OpenSession {
+    /// The open session a `closed = 0` row of the sessions table holds.
+    pub fn from_row(r: &SessionRow) -> Result<Self, IntelError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            IntelError::BadState(format!("session {} {what}: {e}", r.id))
+        };
+        let count = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(Self {
+            id: r.id.clone(),
+            decky: r.decky.clone(),
+            service: r.service.clone(),
+            dst_port: r.dst_port.and_then(|p| u16::try_from(p).ok()),
+            start_ns: r.start_ns,
+            end_ns: r.end_ns,
+            event_count: count(r.event_count),
+            flow_count: count(r.flow_count),
+            commands: serde_json::from_str(&r.commands).map_err(|e| bad("commands", &e))?,
+            credentials: serde_json::from_str(&r.credentials)
+                .map_err(|e| bad("credentials", &e))?,
+            auth_success: r.auth_success,
+            dirty: false,
+        })
+    }
+
     fn row(&self, ip: &str, closed: bool) -> SessionRow {
         SessionRow {
             id: self.id.clone(),
@@ -539,7 +571,6 @@ impl Profiler {
             dirty: HashSet::new(),
             with_open_sessions: HashSet::new(),
             closed_sessions: Vec::new(),
-            dirty_sessions: HashSet::new(),
             bounties: Vec::new(),
             watermark_ns: i64::MIN,
             events_seen: 0,
@@ -563,13 +594,35 @@ impl Profiler {
             .collect()
     }
 
-    /// Put back an attacker's saved state.
-    pub fn restore(&mut self, ip: &str, state_json: &str) -> Result<(), IntelError> {
+    /// Put back an attacker's saved state and its open sessions (the `closed = 0` rows of the
+    /// sessions table; a state saved before sessions left it carries its own).
+    pub fn restore(
+        &mut self,
+        ip: &str,
+        state_json: &str,
+        open_sessions: &[SessionRow],
+    ) -> Result<(), IntelError> {
         let addr: IpAddr = ip
             .parse()
             .map_err(|_| IntelError::BadState(format!("attacker IP {ip:?} does not parse")))?;
-        let state: AttackerState = serde_json::from_str(state_json)
+        let mut state: AttackerState = serde_json::from_str(state_json)
             .map_err(|e| IntelError::BadState(format!("state of {ip}: {e}")))?;
+        if !open_sessions.is_empty() {
+            let mut rows: Vec<&SessionRow> = open_sessions.iter().collect();
+            // The engine's order; rows it does not name (none, unless hand-edited) go last.
+            let pos = |id: &str| {
+                state
+                    .session_order
+                    .iter()
+                    .position(|o| o == id)
+                    .unwrap_or(usize::MAX)
+            };
+            rows.sort_by_cached_key(|r| (pos(&r.id), r.start_ns, r.id.clone()));
+            state.sessions = rows
+                .into_iter()
+                .map(OpenSession::from_row)
+                .collect::<Result<_, _>>()?;
+        }
         if !state.sessions.is_empty() {
             self.with_open_sessions.insert(addr);
         }
@@ -852,7 +905,7 @@ impl Profiler {
                     .find(|s| s.decky == e.decky && port.is_some() && s.dst_port == port)
                 {
                     s.flow_count += 1;
-                    self.dirty_sessions.insert((addr, s.id.clone()));
+                    s.dirty = true;
                 }
             }
             return;
@@ -867,7 +920,6 @@ impl Profiler {
             && e.ts_ns.saturating_sub(st.sessions[i].end_ns) > gap
         {
             let old = st.sessions.remove(i);
-            self.dirty_sessions.remove(&(addr, old.id.clone()));
             self.closed_sessions.push(old.row(&st.ip, true));
         }
         let idx = match st
@@ -886,7 +938,6 @@ impl Profiler {
                         .map(|(i, _)| i)
                 {
                     let old = st.sessions.remove(oldest);
-                    self.dirty_sessions.remove(&(addr, old.id.clone()));
                     self.closed_sessions.push(old.row(&st.ip, true));
                 }
                 st.sessions.push(OpenSession {
@@ -901,6 +952,7 @@ impl Profiler {
                     commands: Vec::new(),
                     credentials: Vec::new(),
                     auth_success: false,
+                    dirty: true,
                 });
                 st.sessions.len() - 1
             }
@@ -932,7 +984,7 @@ impl Profiler {
                 ts_ns: e.ts_ns,
             });
         }
-        self.dirty_sessions.insert((addr, s.id.clone()));
+        s.dirty = true;
     }
 
     /// End sessions idle longer than the gap at the current event time.
@@ -949,7 +1001,6 @@ impl Profiler {
             while i < st.sessions.len() {
                 if now.saturating_sub(st.sessions[i].end_ns) > gap {
                     let old = st.sessions.remove(i);
-                    self.dirty_sessions.remove(&(addr, old.id.clone()));
                     self.closed_sessions.push(old.row(&st.ip, true));
                     self.dirty.insert(addr);
                 } else {
@@ -971,23 +1022,23 @@ impl Profiler {
             bounties: std::mem::take(&mut self.bounties),
             ..Changes::default()
         };
-        for (addr, id) in std::mem::take(&mut self.dirty_sessions) {
-            if let Some(st) = self.states.get(&addr)
-                && let Some(s) = st.sessions.iter().find(|s| s.id == id)
-            {
-                out.sessions.push(s.row(&st.ip, false));
-            }
-        }
         let mut dirty: Vec<IpAddr> = std::mem::take(&mut self.dirty).into_iter().collect();
         dirty.sort_unstable();
         for addr in dirty {
-            let Some(st) = self.states.get(&addr) else {
+            let Some(st) = self.states.get_mut(&addr) else {
                 continue;
             };
+            for s in st.sessions.iter_mut().filter(|s| s.dirty) {
+                s.dirty = false;
+                out.sessions.push(s.row(&st.ip, false));
+            }
             // Only the prober has spoken of this IP: nothing of its own to profile yet.
             if st.event_count == 0 {
                 continue;
             }
+            st.session_order.clear();
+            st.session_order
+                .extend(st.sessions.iter().map(|s| s.id.clone()));
             let state = serde_json::to_string(st)
                 .map_err(|e| IntelError::BadState(format!("state of {}: {e}", st.ip)))?;
             out.attackers.push(AttackerUpdate {
@@ -1002,15 +1053,25 @@ impl Profiler {
         Ok(out)
     }
 
-    /// Forget clean attackers once the cache is over its cap (call after committing).
+    /// Forget clean attackers idle longer than the session gap (no open session is left to
+    /// end), and all clean attackers once the cache is over its cap (call after committing).
+    /// Memory then follows the attackers active within one gap, not the events seen.
     /// Attackers with open sessions go last, so sessions keep ending on time when possible.
     pub fn evict(&mut self) {
         let cap = self.config.max_cached_attackers;
+        let idle_before = self.watermark_ns.saturating_sub(self.config.session_gap_ns);
+        let dirty = &self.dirty;
+        let open = &self.with_open_sessions;
+        // Prober-only IPs (no events of their own) have no saved state yet: keep them.
+        self.states.retain(|ip, st| {
+            dirty.contains(ip)
+                || open.contains(ip)
+                || st.event_count == 0
+                || st.last_seen_ns >= idle_before
+        });
         if self.states.len() <= cap {
             return;
         }
-        let dirty = &self.dirty;
-        let open = &self.with_open_sessions;
         self.states
             .retain(|ip, _| dirty.contains(ip) || open.contains(ip));
         if self.states.len() > cap {

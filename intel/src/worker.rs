@@ -4,7 +4,9 @@
 //! Exactly-once by construction: results and cursor are one transaction, so a crash replays
 //! the whole uncommitted batch onto the state saved with the previous cursor.
 
-use decnet_store::repo::{EventQuery, IntelCommit, SqlRepository};
+use std::collections::HashMap;
+
+use decnet_store::repo::{EventQuery, IntelCommit, SessionRow, SqlRepository};
 
 use crate::{Config, IntelError, Profiler};
 
@@ -33,6 +35,23 @@ pub struct Step {
     pub cursor: i64,
 }
 
+/// Put the saved state and open sessions of `ips` back into `engine`.
+async fn restore(
+    repo: &SqlRepository,
+    engine: &mut Profiler,
+    ips: &[String],
+) -> Result<(), IntelError> {
+    let mut sessions: HashMap<String, Vec<SessionRow>> = HashMap::new();
+    for s in repo.open_sessions_of(ips).await? {
+        sessions.entry(s.attacker_ip.clone()).or_default().push(s);
+    }
+    for (ip, state) in repo.attacker_states(ips).await? {
+        let open = sessions.get(&ip).map_or(&[][..], Vec::as_slice);
+        engine.restore(&ip, &state, open)?;
+    }
+    Ok(())
+}
+
 impl Worker {
     /// Resume from the saved cursor; attackers with open sessions are reloaded so their
     /// sessions keep ending on time.
@@ -45,9 +64,7 @@ impl Worker {
         let cap = i64::try_from(config.max_cached_attackers).unwrap_or(i64::MAX);
         let mut engine = Profiler::new(config);
         let open = repo.open_session_ips(cap).await?;
-        for (ip, state) in repo.attacker_states(&open).await? {
-            engine.restore(&ip, &state)?;
-        }
+        restore(&repo, &mut engine, &open).await?;
         Ok(Self {
             repo,
             engine,
@@ -85,9 +102,7 @@ impl Worker {
             };
             let missing = self.engine.missing(rows.iter().map(|r| &r.event));
             if !missing.is_empty() {
-                for (ip, state) in self.repo.attacker_states(&missing).await? {
-                    self.engine.restore(&ip, &state)?;
-                }
+                restore(&self.repo, &mut self.engine, &missing).await?;
             }
             for r in &rows {
                 self.engine.feed(&r.event);
