@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use decnet_store::repo::{EventQuery, IntelCommit, SessionRow, SqlRepository};
+use decnet_store::repo::{
+    EventQuery, IntelCommit, RepoError, SessionRow, SqlRepository, StoredEvent,
+};
 
 use crate::{Config, IntelError, Profiler};
 
@@ -87,19 +89,26 @@ impl Worker {
     pub async fn step(&mut self) -> Result<Step, IntelError> {
         let mut events = 0usize;
         let mut last = self.cursor;
-        loop {
-            let want = (self.batch - i64::try_from(events).unwrap_or(i64::MAX))
-                .clamp(0, decnet_store::repo::MAX_PAGE);
-            if want == 0 {
-                break;
-            }
-            let rows = self
-                .repo
-                .events_after(last, &EventQuery::default(), want)
-                .await?;
+        let page = |events: usize| {
+            (self.batch - i64::try_from(events).unwrap_or(i64::MAX))
+                .clamp(0, decnet_store::repo::MAX_PAGE)
+        };
+        let mut want = page(0);
+        // The next page is read while this one is profiled: reading (the database's thread)
+        // and feeding (this one) overlap instead of taking turns.
+        let mut next = Some(self.read_ahead(last, want));
+        while let Some(reading) = next.take() {
+            let rows = reading
+                .await
+                .map_err(|e| IntelError::BadState(format!("event reader stopped: {e}")))??;
             let Some(page_last) = rows.last().map(|r| r.id) else {
                 break;
             };
+            let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= want;
+            want = page(events + rows.len());
+            if full && want > 0 {
+                next = Some(self.read_ahead(page_last, want));
+            }
             let missing = self.engine.missing(rows.iter().map(|r| &r.event));
             if !missing.is_empty() {
                 restore(&self.repo, &mut self.engine, &missing).await?;
@@ -109,9 +118,6 @@ impl Worker {
             }
             events += rows.len();
             last = page_last;
-            if i64::try_from(rows.len()).unwrap_or(i64::MAX) < want {
-                break;
-            }
         }
         if events == 0 {
             return Ok(Step {
@@ -146,6 +152,18 @@ impl Worker {
         self.engine.evict();
         tracing::debug!(?step, "profiled a batch");
         Ok(step)
+    }
+
+    fn read_ahead(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> tokio::task::JoinHandle<Result<Vec<StoredEvent>, RepoError>> {
+        let repo = self.repo.clone();
+        tokio::spawn(async move {
+            repo.events_after(after, &EventQuery::default(), limit)
+                .await
+        })
     }
 
     /// Step until caught up; returns the events profiled.
