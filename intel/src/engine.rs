@@ -703,22 +703,37 @@ impl Profiler {
             .or_insert_with(|| AttackerState::new(&addr.to_string()));
         self.dirty.insert(addr);
 
-        for b in bounty::extract(e, &st.ip) {
-            let key = fnv1a(&[&b.bounty_type, &b.payload]);
-            if st.bounty_keys.contains(&key) {
-                continue;
-            }
-            // Past the cap, counts stop growing but bounties still reach the repository,
-            // whose unique key deduplicates them.
-            if st.bounty_keys.len() < MAX_BOUNTY_KEYS {
-                st.bounty_keys.insert(key);
-                st.bounty_count += 1;
-                if b.bounty_type == CREDENTIAL {
-                    st.credential_count += 1;
+        let credential = bounty::credential(e);
+        let user_agent = bounty::user_agent(e);
+        let bounties = &mut self.bounties;
+        bounty::payloads(
+            e,
+            credential.as_ref(),
+            user_agent.as_deref(),
+            |bounty_type, payload| {
+                let key = fnv1a(&[bounty_type, &payload]);
+                if st.bounty_keys.contains(&key) {
+                    return;
                 }
-            }
-            self.bounties.push(b);
-        }
+                // Past the cap, counts stop growing but bounties still reach the repository,
+                // whose unique key deduplicates them.
+                if st.bounty_keys.len() < MAX_BOUNTY_KEYS {
+                    st.bounty_keys.insert(key);
+                    st.bounty_count += 1;
+                    if bounty_type == CREDENTIAL {
+                        st.credential_count += 1;
+                    }
+                }
+                bounties.push(NewBounty {
+                    ts_ns: e.ts_ns,
+                    decky: e.decky.clone(),
+                    service: e.service.clone(),
+                    attacker_ip: st.ip.clone(),
+                    bounty_type: bounty_type.to_owned(),
+                    payload,
+                });
+            },
+        );
 
         if e.service == "prober" {
             // The prober's target is an attacker, but probing is our traffic, not theirs: it
@@ -781,7 +796,6 @@ impl Profiler {
             }
             st.phase("execution", e.ts_ns);
         }
-        let credential = bounty::credential(e);
         let success = bounty::is_success(e);
         if credential.is_some() || AUTH_KINDS.contains(&kind) {
             st.auth_attempts += 1;
@@ -811,7 +825,7 @@ impl Profiler {
         }
 
         // Fingerprints and tool guesses.
-        if let Some(ua) = bounty::user_agent(e) {
+        if let Some(ua) = user_agent {
             for t in profile::tools_from_headers(&ua) {
                 st.tools.insert(t.to_owned());
             }
@@ -913,20 +927,19 @@ impl Profiler {
         if is_internal(&e.service) {
             return;
         }
-        if let Some(i) = st
+        // At most one open session per (decky, service).
+        let mut found = st
             .sessions
             .iter()
-            .position(|s| s.decky == e.decky && s.service == e.service)
+            .position(|s| s.service == e.service && s.decky == e.decky);
+        if let Some(i) = found
             && e.ts_ns.saturating_sub(st.sessions[i].end_ns) > gap
         {
             let old = st.sessions.remove(i);
             self.closed_sessions.push(old.row(&st.ip, true));
+            found = None;
         }
-        let idx = match st
-            .sessions
-            .iter()
-            .position(|s| s.decky == e.decky && s.service == e.service)
-        {
+        let idx = match found {
             Some(i) => i,
             None => {
                 if st.sessions.len() >= MAX_OPEN_SESSIONS
