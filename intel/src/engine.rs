@@ -1093,3 +1093,98 @@ impl Profiler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use decnet_store::Severity;
+
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn ev(ts_s: i64, ip: &str, kind: &str, fields: &[(&str, &str)]) -> Event {
+        let mut e = Event::new(
+            1_780_000_000 * S + ts_s * S,
+            "decky-a",
+            "ssh",
+            kind,
+            Severity::Info,
+        );
+        e.src_ip = Some(ip.parse().unwrap());
+        e.dst_port = Some(22);
+        for (k, v) in fields {
+            e.push_field(k, v).unwrap();
+        }
+        e
+    }
+
+    #[test]
+    fn a_restored_attacker_continues_exactly_where_it_was() {
+        let ip = "192.0.2.1";
+        let events = [
+            ev(0, ip, "connect", &[]),
+            ev(
+                2,
+                ip,
+                "auth_attempt",
+                &[("username", "root"), ("password", "a")],
+            ),
+            ev(5, ip, "command", &[("cmd", "uname -a")]),
+        ];
+        let mut kept = Profiler::new(Config::default());
+        for e in &events[..2] {
+            kept.feed(e);
+        }
+        let saved = kept.take_changes().unwrap();
+        let open: Vec<SessionRow> = saved
+            .sessions
+            .iter()
+            .filter(|s| !s.closed)
+            .cloned()
+            .collect();
+        assert_eq!(open.len(), 1);
+        // The open session is its row, not part of the saved state.
+        assert!(!saved.attackers[0].state.contains("\"credentials\""));
+
+        let mut restored = Profiler::new(Config::default());
+        restored
+            .restore(ip, &saved.attackers[0].state, &open)
+            .unwrap();
+        assert_eq!(restored.attacker(ip), kept.attacker(ip));
+        kept.feed(&events[2]);
+        restored.feed(&events[2]);
+        let (a, b) = (
+            kept.take_changes().unwrap(),
+            restored.take_changes().unwrap(),
+        );
+        assert_eq!(a.sessions, b.sessions);
+        assert_eq!(a.attackers, b.attackers);
+        assert_eq!(a.sessions[0].commands, r#"["uname -a"]"#);
+    }
+
+    #[test]
+    fn attackers_idle_past_the_gap_leave_memory() {
+        let mut p = Profiler::new(Config::default());
+        p.feed(&ev(0, "192.0.2.1", "connect", &[]));
+        p.feed(&ev(0, "192.0.2.2", "connect", &[]));
+        p.take_changes().unwrap();
+        p.evict();
+        assert_eq!(p.cached(), 2, "both active within the gap");
+        p.feed(&ev(400, "192.0.2.2", "connect", &[]));
+        let c = p.take_changes().unwrap();
+        // The idle attacker's session ended and was written before it left.
+        assert!(
+            c.sessions
+                .iter()
+                .any(|s| s.attacker_ip == "192.0.2.1" && s.closed)
+        );
+        p.evict();
+        assert!(p.attacker("192.0.2.1").is_none());
+        assert!(p.attacker("192.0.2.2").is_some());
+        assert_eq!(
+            p.missing(&[ev(401, "192.0.2.1", "connect", &[])]),
+            vec!["192.0.2.1"]
+        );
+    }
+}
