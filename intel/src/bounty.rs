@@ -138,16 +138,32 @@ fn obj(e: &Event, base: Value, keys: &[&str]) -> Value {
 /// Every bounty in `e`, attributed to `attacker_ip`.
 pub fn extract(e: &Event, attacker_ip: &str) -> Vec<NewBounty> {
     let mut out = Vec::new();
-    let mut push = |bounty_type: &str, payload: Value| {
+    let cred = credential(e);
+    let ua = user_agent(e);
+    payloads(e, cred.as_ref(), ua.as_deref(), |bounty_type, payload| {
         out.push(NewBounty {
             ts_ns: e.ts_ns,
             decky: e.decky.clone(),
             service: e.service.clone(),
             attacker_ip: attacker_ip.to_owned(),
             bounty_type: bounty_type.to_owned(),
-            payload: payload.to_string(),
+            payload,
         });
-    };
+    });
+    out
+}
+
+/// The `(type, payload)` of every bounty in `e`, given its [`credential`] and [`user_agent`]
+/// (the profiler already has both, and builds a [`NewBounty`] only for payloads it has not
+/// seen from this attacker).
+pub fn payloads(
+    e: &Event,
+    cred: Option<&Credential>,
+    ua: Option<&str>,
+    mut sink: impl FnMut(&'static str, String),
+) {
+    let mut push =
+        |bounty_type: &'static str, payload: Value| sink(bounty_type, payload.to_string());
     let fp = |t: &str| json!({ "fingerprint_type": t });
 
     match (e.service.as_str(), e.kind.as_str()) {
@@ -276,10 +292,10 @@ pub fn extract(e: &Event, attacker_ip: &str) -> Vec<NewBounty> {
         _ => {}
     }
     if e.service == "sniffer" || e.service == "prober" {
-        return out;
+        return;
     }
 
-    if let Some(c) = credential(e) {
+    if let Some(c) = cred {
         let mut payload = json!({ "shape": c.shape, "username": c.username, "secret": c.secret });
         if let Value::Object(m) = &mut payload {
             for k in ["database", "plugin", "mechanism"] {
@@ -290,7 +306,7 @@ pub fn extract(e: &Event, attacker_ip: &str) -> Vec<NewBounty> {
         }
         push(CREDENTIAL, payload);
     }
-    if let Some(ua) = user_agent(e) {
+    if let Some(ua) = ua {
         push(
             FINGERPRINT,
             json!({ "fingerprint_type": "http_useragent", "value": ua }),
@@ -330,5 +346,4 @@ pub fn extract(e: &Event, attacker_ip: &str) -> Vec<NewBounty> {
     {
         push(ARTIFACT, json!({ "artifact_type": "url", "url": url }));
     }
-    out
 }

@@ -161,6 +161,9 @@ pub struct OpenSession {
     pub commands: Vec<String>,
     pub credentials: Vec<SessionCredential>,
     pub auth_success: bool,
+    /// Changed since the last [`Profiler::take_changes`]: its row must be written.
+    #[serde(skip)]
+    pub dirty: bool,
 }
 
 /// A kill-chain phase and when it was first reached.
@@ -208,7 +211,14 @@ pub struct AttackerState {
     pub bounty_keys: BTreeSet<u64>,
     pub bounty_count: u64,
     pub credential_count: u64,
+    /// Open sessions. Not part of the saved state: each is a `closed = 0` row of the sessions
+    /// table, written in the same transaction, and restored from there (states saved before
+    /// that still carry them and are read as before).
+    #[serde(default, skip_serializing)]
     pub sessions: Vec<OpenSession>,
+    /// Ids of `sessions` in the engine's order, saved so a restore puts the rows back in it.
+    #[serde(default)]
+    session_order: Vec<String>,
 }
 
 /// A traversal: an attacker that touched at least `min_deckies` deckies.
@@ -240,7 +250,6 @@ pub struct Profiler {
     dirty: HashSet<IpAddr>,
     with_open_sessions: HashSet<IpAddr>,
     closed_sessions: Vec<SessionRow>,
-    dirty_sessions: HashSet<(IpAddr, String)>,
     bounties: Vec<NewBounty>,
     /// Latest event time seen: the clock sessions end by (event time, so replays agree).
     watermark_ns: i64,
@@ -512,6 +521,29 @@ impl AttackerState {
 }
 
 impl OpenSession {
+    /// The open session a `closed = 0` row of the sessions table holds.
+    pub fn from_row(r: &SessionRow) -> Result<Self, IntelError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            IntelError::BadState(format!("session {} {what}: {e}", r.id))
+        };
+        let count = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(Self {
+            id: r.id.clone(),
+            decky: r.decky.clone(),
+            service: r.service.clone(),
+            dst_port: r.dst_port.and_then(|p| u16::try_from(p).ok()),
+            start_ns: r.start_ns,
+            end_ns: r.end_ns,
+            event_count: count(r.event_count),
+            flow_count: count(r.flow_count),
+            commands: serde_json::from_str(&r.commands).map_err(|e| bad("commands", &e))?,
+            credentials: serde_json::from_str(&r.credentials)
+                .map_err(|e| bad("credentials", &e))?,
+            auth_success: r.auth_success,
+            dirty: false,
+        })
+    }
+
     fn row(&self, ip: &str, closed: bool) -> SessionRow {
         SessionRow {
             id: self.id.clone(),
@@ -539,7 +571,6 @@ impl Profiler {
             dirty: HashSet::new(),
             with_open_sessions: HashSet::new(),
             closed_sessions: Vec::new(),
-            dirty_sessions: HashSet::new(),
             bounties: Vec::new(),
             watermark_ns: i64::MIN,
             events_seen: 0,
@@ -563,13 +594,35 @@ impl Profiler {
             .collect()
     }
 
-    /// Put back an attacker's saved state.
-    pub fn restore(&mut self, ip: &str, state_json: &str) -> Result<(), IntelError> {
+    /// Put back an attacker's saved state and its open sessions (the `closed = 0` rows of the
+    /// sessions table; a state saved before sessions left it carries its own).
+    pub fn restore(
+        &mut self,
+        ip: &str,
+        state_json: &str,
+        open_sessions: &[SessionRow],
+    ) -> Result<(), IntelError> {
         let addr: IpAddr = ip
             .parse()
             .map_err(|_| IntelError::BadState(format!("attacker IP {ip:?} does not parse")))?;
-        let state: AttackerState = serde_json::from_str(state_json)
+        let mut state: AttackerState = serde_json::from_str(state_json)
             .map_err(|e| IntelError::BadState(format!("state of {ip}: {e}")))?;
+        if !open_sessions.is_empty() {
+            let mut rows: Vec<&SessionRow> = open_sessions.iter().collect();
+            // The engine's order; rows it does not name (none, unless hand-edited) go last.
+            let pos = |id: &str| {
+                state
+                    .session_order
+                    .iter()
+                    .position(|o| o == id)
+                    .unwrap_or(usize::MAX)
+            };
+            rows.sort_by_cached_key(|r| (pos(&r.id), r.start_ns, r.id.clone()));
+            state.sessions = rows
+                .into_iter()
+                .map(OpenSession::from_row)
+                .collect::<Result<_, _>>()?;
+        }
         if !state.sessions.is_empty() {
             self.with_open_sessions.insert(addr);
         }
@@ -650,22 +703,37 @@ impl Profiler {
             .or_insert_with(|| AttackerState::new(&addr.to_string()));
         self.dirty.insert(addr);
 
-        for b in bounty::extract(e, &st.ip) {
-            let key = fnv1a(&[&b.bounty_type, &b.payload]);
-            if st.bounty_keys.contains(&key) {
-                continue;
-            }
-            // Past the cap, counts stop growing but bounties still reach the repository,
-            // whose unique key deduplicates them.
-            if st.bounty_keys.len() < MAX_BOUNTY_KEYS {
-                st.bounty_keys.insert(key);
-                st.bounty_count += 1;
-                if b.bounty_type == CREDENTIAL {
-                    st.credential_count += 1;
+        let credential = bounty::credential(e);
+        let user_agent = bounty::user_agent(e);
+        let bounties = &mut self.bounties;
+        bounty::payloads(
+            e,
+            credential.as_ref(),
+            user_agent.as_deref(),
+            |bounty_type, payload| {
+                let key = fnv1a(&[bounty_type, &payload]);
+                if st.bounty_keys.contains(&key) {
+                    return;
                 }
-            }
-            self.bounties.push(b);
-        }
+                // Past the cap, counts stop growing but bounties still reach the repository,
+                // whose unique key deduplicates them.
+                if st.bounty_keys.len() < MAX_BOUNTY_KEYS {
+                    st.bounty_keys.insert(key);
+                    st.bounty_count += 1;
+                    if bounty_type == CREDENTIAL {
+                        st.credential_count += 1;
+                    }
+                }
+                bounties.push(NewBounty {
+                    ts_ns: e.ts_ns,
+                    decky: e.decky.clone(),
+                    service: e.service.clone(),
+                    attacker_ip: st.ip.clone(),
+                    bounty_type: bounty_type.to_owned(),
+                    payload,
+                });
+            },
+        );
 
         if e.service == "prober" {
             // The prober's target is an attacker, but probing is our traffic, not theirs: it
@@ -728,7 +796,6 @@ impl Profiler {
             }
             st.phase("execution", e.ts_ns);
         }
-        let credential = bounty::credential(e);
         let success = bounty::is_success(e);
         if credential.is_some() || AUTH_KINDS.contains(&kind) {
             st.auth_attempts += 1;
@@ -758,7 +825,7 @@ impl Profiler {
         }
 
         // Fingerprints and tool guesses.
-        if let Some(ua) = bounty::user_agent(e) {
+        if let Some(ua) = user_agent {
             for t in profile::tools_from_headers(&ua) {
                 st.tools.insert(t.to_owned());
             }
@@ -852,7 +919,7 @@ impl Profiler {
                     .find(|s| s.decky == e.decky && port.is_some() && s.dst_port == port)
                 {
                     s.flow_count += 1;
-                    self.dirty_sessions.insert((addr, s.id.clone()));
+                    s.dirty = true;
                 }
             }
             return;
@@ -860,21 +927,19 @@ impl Profiler {
         if is_internal(&e.service) {
             return;
         }
-        if let Some(i) = st
+        // At most one open session per (decky, service).
+        let mut found = st
             .sessions
             .iter()
-            .position(|s| s.decky == e.decky && s.service == e.service)
+            .position(|s| s.service == e.service && s.decky == e.decky);
+        if let Some(i) = found
             && e.ts_ns.saturating_sub(st.sessions[i].end_ns) > gap
         {
             let old = st.sessions.remove(i);
-            self.dirty_sessions.remove(&(addr, old.id.clone()));
             self.closed_sessions.push(old.row(&st.ip, true));
+            found = None;
         }
-        let idx = match st
-            .sessions
-            .iter()
-            .position(|s| s.decky == e.decky && s.service == e.service)
-        {
+        let idx = match found {
             Some(i) => i,
             None => {
                 if st.sessions.len() >= MAX_OPEN_SESSIONS
@@ -886,7 +951,6 @@ impl Profiler {
                         .map(|(i, _)| i)
                 {
                     let old = st.sessions.remove(oldest);
-                    self.dirty_sessions.remove(&(addr, old.id.clone()));
                     self.closed_sessions.push(old.row(&st.ip, true));
                 }
                 st.sessions.push(OpenSession {
@@ -901,6 +965,7 @@ impl Profiler {
                     commands: Vec::new(),
                     credentials: Vec::new(),
                     auth_success: false,
+                    dirty: true,
                 });
                 st.sessions.len() - 1
             }
@@ -932,7 +997,7 @@ impl Profiler {
                 ts_ns: e.ts_ns,
             });
         }
-        self.dirty_sessions.insert((addr, s.id.clone()));
+        s.dirty = true;
     }
 
     /// End sessions idle longer than the gap at the current event time.
@@ -949,7 +1014,6 @@ impl Profiler {
             while i < st.sessions.len() {
                 if now.saturating_sub(st.sessions[i].end_ns) > gap {
                     let old = st.sessions.remove(i);
-                    self.dirty_sessions.remove(&(addr, old.id.clone()));
                     self.closed_sessions.push(old.row(&st.ip, true));
                     self.dirty.insert(addr);
                 } else {
@@ -971,23 +1035,23 @@ impl Profiler {
             bounties: std::mem::take(&mut self.bounties),
             ..Changes::default()
         };
-        for (addr, id) in std::mem::take(&mut self.dirty_sessions) {
-            if let Some(st) = self.states.get(&addr)
-                && let Some(s) = st.sessions.iter().find(|s| s.id == id)
-            {
-                out.sessions.push(s.row(&st.ip, false));
-            }
-        }
         let mut dirty: Vec<IpAddr> = std::mem::take(&mut self.dirty).into_iter().collect();
         dirty.sort_unstable();
         for addr in dirty {
-            let Some(st) = self.states.get(&addr) else {
+            let Some(st) = self.states.get_mut(&addr) else {
                 continue;
             };
+            for s in st.sessions.iter_mut().filter(|s| s.dirty) {
+                s.dirty = false;
+                out.sessions.push(s.row(&st.ip, false));
+            }
             // Only the prober has spoken of this IP: nothing of its own to profile yet.
             if st.event_count == 0 {
                 continue;
             }
+            st.session_order.clear();
+            st.session_order
+                .extend(st.sessions.iter().map(|s| s.id.clone()));
             let state = serde_json::to_string(st)
                 .map_err(|e| IntelError::BadState(format!("state of {}: {e}", st.ip)))?;
             out.attackers.push(AttackerUpdate {
@@ -1002,20 +1066,125 @@ impl Profiler {
         Ok(out)
     }
 
-    /// Forget clean attackers once the cache is over its cap (call after committing).
+    /// Forget clean attackers idle longer than the session gap (no open session is left to
+    /// end), and all clean attackers once the cache is over its cap (call after committing).
+    /// Memory then follows the attackers active within one gap, not the events seen.
     /// Attackers with open sessions go last, so sessions keep ending on time when possible.
     pub fn evict(&mut self) {
         let cap = self.config.max_cached_attackers;
+        let idle_before = self.watermark_ns.saturating_sub(self.config.session_gap_ns);
+        let dirty = &self.dirty;
+        let open = &self.with_open_sessions;
+        // Prober-only IPs (no events of their own) have no saved state yet: keep them.
+        self.states.retain(|ip, st| {
+            dirty.contains(ip)
+                || open.contains(ip)
+                || st.event_count == 0
+                || st.last_seen_ns >= idle_before
+        });
         if self.states.len() <= cap {
             return;
         }
-        let dirty = &self.dirty;
-        let open = &self.with_open_sessions;
         self.states
             .retain(|ip, _| dirty.contains(ip) || open.contains(ip));
         if self.states.len() > cap {
             self.states.retain(|ip, _| dirty.contains(ip));
             self.with_open_sessions.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use decnet_store::Severity;
+
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn ev(ts_s: i64, ip: &str, kind: &str, fields: &[(&str, &str)]) -> Event {
+        let mut e = Event::new(
+            1_780_000_000 * S + ts_s * S,
+            "decky-a",
+            "ssh",
+            kind,
+            Severity::Info,
+        );
+        e.src_ip = Some(ip.parse().unwrap());
+        e.dst_port = Some(22);
+        for (k, v) in fields {
+            e.push_field(k, v).unwrap();
+        }
+        e
+    }
+
+    #[test]
+    fn a_restored_attacker_continues_exactly_where_it_was() {
+        let ip = "192.0.2.1";
+        let events = [
+            ev(0, ip, "connect", &[]),
+            ev(
+                2,
+                ip,
+                "auth_attempt",
+                &[("username", "root"), ("password", "a")],
+            ),
+            ev(5, ip, "command", &[("cmd", "uname -a")]),
+        ];
+        let mut kept = Profiler::new(Config::default());
+        for e in &events[..2] {
+            kept.feed(e);
+        }
+        let saved = kept.take_changes().unwrap();
+        let open: Vec<SessionRow> = saved
+            .sessions
+            .iter()
+            .filter(|s| !s.closed)
+            .cloned()
+            .collect();
+        assert_eq!(open.len(), 1);
+        // The open session is its row, not part of the saved state.
+        assert!(!saved.attackers[0].state.contains("\"credentials\""));
+
+        let mut restored = Profiler::new(Config::default());
+        restored
+            .restore(ip, &saved.attackers[0].state, &open)
+            .unwrap();
+        assert_eq!(restored.attacker(ip), kept.attacker(ip));
+        kept.feed(&events[2]);
+        restored.feed(&events[2]);
+        let (a, b) = (
+            kept.take_changes().unwrap(),
+            restored.take_changes().unwrap(),
+        );
+        assert_eq!(a.sessions, b.sessions);
+        assert_eq!(a.attackers, b.attackers);
+        assert_eq!(a.sessions[0].commands, r#"["uname -a"]"#);
+    }
+
+    #[test]
+    fn attackers_idle_past_the_gap_leave_memory() {
+        let mut p = Profiler::new(Config::default());
+        p.feed(&ev(0, "192.0.2.1", "connect", &[]));
+        p.feed(&ev(0, "192.0.2.2", "connect", &[]));
+        p.take_changes().unwrap();
+        p.evict();
+        assert_eq!(p.cached(), 2, "both active within the gap");
+        p.feed(&ev(400, "192.0.2.2", "connect", &[]));
+        let c = p.take_changes().unwrap();
+        // The idle attacker's session ended and was written before it left.
+        assert!(
+            c.sessions
+                .iter()
+                .any(|s| s.attacker_ip == "192.0.2.1" && s.closed)
+        );
+        p.evict();
+        assert!(p.attacker("192.0.2.1").is_none());
+        assert!(p.attacker("192.0.2.2").is_some());
+        assert_eq!(
+            p.missing(&[ev(401, "192.0.2.1", "connect", &[])]),
+            vec!["192.0.2.1"]
+        );
     }
 }

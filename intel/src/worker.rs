@@ -4,7 +4,11 @@
 //! Exactly-once by construction: results and cursor are one transaction, so a crash replays
 //! the whole uncommitted batch onto the state saved with the previous cursor.
 
-use decnet_store::repo::{EventQuery, IntelCommit, SqlRepository};
+use std::collections::HashMap;
+
+use decnet_store::repo::{
+    EventQuery, IntelCommit, RepoError, SessionRow, SqlRepository, StoredEvent,
+};
 
 use crate::{Config, IntelError, Profiler};
 
@@ -33,6 +37,23 @@ pub struct Step {
     pub cursor: i64,
 }
 
+/// Put the saved state and open sessions of `ips` back into `engine`.
+async fn restore(
+    repo: &SqlRepository,
+    engine: &mut Profiler,
+    ips: &[String],
+) -> Result<(), IntelError> {
+    let mut sessions: HashMap<String, Vec<SessionRow>> = HashMap::new();
+    for s in repo.open_sessions_of(ips).await? {
+        sessions.entry(s.attacker_ip.clone()).or_default().push(s);
+    }
+    for (ip, state) in repo.attacker_states(ips).await? {
+        let open = sessions.get(&ip).map_or(&[][..], Vec::as_slice);
+        engine.restore(&ip, &state, open)?;
+    }
+    Ok(())
+}
+
 impl Worker {
     /// Resume from the saved cursor; attackers with open sessions are reloaded so their
     /// sessions keep ending on time.
@@ -45,9 +66,7 @@ impl Worker {
         let cap = i64::try_from(config.max_cached_attackers).unwrap_or(i64::MAX);
         let mut engine = Profiler::new(config);
         let open = repo.open_session_ips(cap).await?;
-        for (ip, state) in repo.attacker_states(&open).await? {
-            engine.restore(&ip, &state)?;
-        }
+        restore(&repo, &mut engine, &open).await?;
         Ok(Self {
             repo,
             engine,
@@ -70,33 +89,35 @@ impl Worker {
     pub async fn step(&mut self) -> Result<Step, IntelError> {
         let mut events = 0usize;
         let mut last = self.cursor;
-        loop {
-            let want = (self.batch - i64::try_from(events).unwrap_or(i64::MAX))
-                .clamp(0, decnet_store::repo::MAX_PAGE);
-            if want == 0 {
-                break;
-            }
-            let rows = self
-                .repo
-                .events_after(last, &EventQuery::default(), want)
-                .await?;
+        let page = |events: usize| {
+            (self.batch - i64::try_from(events).unwrap_or(i64::MAX))
+                .clamp(0, decnet_store::repo::MAX_PAGE)
+        };
+        let mut want = page(0);
+        // The next page is read while this one is profiled: reading (the database's thread)
+        // and feeding (this one) overlap instead of taking turns.
+        let mut next = Some(self.read_ahead(last, want));
+        while let Some(reading) = next.take() {
+            let rows = reading
+                .await
+                .map_err(|e| IntelError::BadState(format!("event reader stopped: {e}")))??;
             let Some(page_last) = rows.last().map(|r| r.id) else {
                 break;
             };
+            let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= want;
+            want = page(events + rows.len());
+            if full && want > 0 {
+                next = Some(self.read_ahead(page_last, want));
+            }
             let missing = self.engine.missing(rows.iter().map(|r| &r.event));
             if !missing.is_empty() {
-                for (ip, state) in self.repo.attacker_states(&missing).await? {
-                    self.engine.restore(&ip, &state)?;
-                }
+                restore(&self.repo, &mut self.engine, &missing).await?;
             }
             for r in &rows {
                 self.engine.feed(&r.event);
             }
             events += rows.len();
             last = page_last;
-            if i64::try_from(rows.len()).unwrap_or(i64::MAX) < want {
-                break;
-            }
         }
         if events == 0 {
             return Ok(Step {
@@ -131,6 +152,18 @@ impl Worker {
         self.engine.evict();
         tracing::debug!(?step, "profiled a batch");
         Ok(step)
+    }
+
+    fn read_ahead(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> tokio::task::JoinHandle<Result<Vec<StoredEvent>, RepoError>> {
+        let repo = self.repo.clone();
+        tokio::spawn(async move {
+            repo.events_after(after, &EventQuery::default(), limit)
+                .await
+        })
     }
 
     /// Step until caught up; returns the events profiled.

@@ -383,6 +383,36 @@ impl SqlRepository {
             .map_err(q("listing IPs with open sessions"))
     }
 
+    /// The sessions not yet closed of each of `ips` (what a restored profiler state continues).
+    pub async fn open_sessions_of(&self, ips: &[String]) -> Result<Vec<SessionRow>, RepoError> {
+        let mut out = Vec::new();
+        for chunk in ips.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                self.backend,
+                &format!(
+                    "SELECT {} FROM sessions WHERE closed = 0 AND attacker_ip IN (",
+                    SESSION_COLS.join(", ")
+                ),
+            );
+            for (i, ip) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(Arg::Text(clip_chars(ip, 45)));
+            }
+            sql.push(")");
+            let rows = sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("loading open sessions"))?;
+            for r in &rows {
+                out.push(session_from_row(r).map_err(q("loading open sessions"))?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Sessions, oldest first, optionally of one attacker IP.
     pub async fn sessions(
         &self,
@@ -407,23 +437,7 @@ impl SqlRepository {
             .await
             .map_err(q("listing sessions"))?;
         rows.iter()
-            .map(|r| {
-                Ok(SessionRow {
-                    id: r.try_get("id")?,
-                    attacker_ip: r.try_get("attacker_ip")?,
-                    decky: r.try_get("decky")?,
-                    service: r.try_get("service")?,
-                    dst_port: r.try_get("dst_port")?,
-                    start_ns: r.try_get("start_ns")?,
-                    end_ns: r.try_get("end_ns")?,
-                    event_count: r.try_get("event_count")?,
-                    flow_count: r.try_get("flow_count")?,
-                    commands: r.try_get("commands")?,
-                    credentials: r.try_get("credentials")?,
-                    auth_success: r.try_get::<i64, _>("auth_success")? != 0,
-                    closed: r.try_get::<i64, _>("closed")? != 0,
-                })
-            })
+            .map(session_from_row)
             .collect::<Result<_, sqlx::Error>>()
             .map_err(q("listing sessions"))
     }
@@ -487,4 +501,22 @@ impl SqlRepository {
         }
         Ok(groups)
     }
+}
+
+fn session_from_row(r: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
+        id: r.try_get("id")?,
+        attacker_ip: r.try_get("attacker_ip")?,
+        decky: r.try_get("decky")?,
+        service: r.try_get("service")?,
+        dst_port: r.try_get("dst_port")?,
+        start_ns: r.try_get("start_ns")?,
+        end_ns: r.try_get("end_ns")?,
+        event_count: r.try_get("event_count")?,
+        flow_count: r.try_get("flow_count")?,
+        commands: r.try_get("commands")?,
+        credentials: r.try_get("credentials")?,
+        auth_success: r.try_get::<i64, _>("auth_success")? != 0,
+        closed: r.try_get::<i64, _>("closed")? != 0,
+    })
 }
