@@ -8,8 +8,12 @@
 # flow table and the `udp` / `flow` events see many flows (a worst case for events per packet).
 #
 # Needs root, iproute2, netsniff-ng (trafgen), tcpdump, GNU time.
-# Usage: bench/sniffer.sh [REPS]   env: RATE=50000 COUNT=500000
-#        SPORT=4000 (one flow instead of cycling ports)  DECNET_BIN=path (skip the build)  RECEIVERS="sniffer-packet sniffer-xdp sniffer-packet-nopcap tcpdump" RELEASE=0|1
+# Usage: bench/sniffer.sh [REPS]   env: RATE=50000 (or max: no rate limit, as fast as trafgen goes)
+#        COUNT=500000 SPORT=4000 (one flow instead of cycling ports)  DECNET_BIN=path (skip the build)
+#        RECEIVERS="sniffer-packet sniffer-xdp sniffer-packet-nopcap tcpdump" RELEASE=0|1
+# Receivers: sniffer-xdp, sniffer-packet, sniffer-packet-nopcap, sniffer-*-nolimit (the same with
+# --event-rate 0: every per-packet event reaches the store), tcpdump (-w FILE), tcpdump-null
+# (-w /dev/null, the reference).
 set -euo pipefail
 REPS=${1:-1}
 RATE=${RATE:-50000}
@@ -60,28 +64,33 @@ receiver() {
     local name=$1 pid pk
     rm -rf "$work/data" "$work/dump.pcap"
     case $name in
-        tcpdump)
+        tcpdump|tcpdump-null)
+            local out="$work/dump.pcap"
+            [ "$name" = tcpdump-null ] && out=/dev/null
             /usr/bin/time -f "TIME %U %S %M" -o "$work/time.log" \
-                tcpdump -i "$RX" -n -q -w "$work/dump.pcap" -B 16384 >"$work/rx.log" 2>&1 &
+                tcpdump -i "$RX" -n -q -w "$out" -B 16384 >"$work/rx.log" 2>&1 &
             pid=$!; sleep 1.5 ;;
         sniffer-*)
             local args=(--backend packet)
-            [ "$name" = sniffer-xdp ] && args=(--backend xdp)
-            [ "$name" = sniffer-packet-nopcap ] && args+=(--no-pcap)
+            case $name in sniffer-xdp*) args=(--backend xdp) ;; esac
+            case $name in *-nopcap*) args+=(--no-pcap) ;; esac
+            case $name in *-nolimit) args+=(--event-rate 0) ;; esac
             /usr/bin/time -f "TIME %U %S %M" -o "$work/time.log" \
                 "$DECNET" sniffer --data-dir "$work/data" --interface "$RX" --progress-secs 0 "${args[@]}" >"$work/rx.log" 2>&1 &
             pid=$!
             for _ in $(seq 200); do grep -q "sniffer: capturing" "$work/rx.log" 2>/dev/null && break; sleep 0.1; done ;;
     esac
-    ip netns exec "$NS" trafgen --cpus 1 -q -C -i "$work/udp.cfg" -o "$TX" -n "$COUNT" -b "${RATE}pps" >"$work/trafgen.log" 2>&1
+    local rate=(-b "${RATE}pps")
+    [ "$RATE" = max ] && rate=()
+    ip netns exec "$NS" trafgen --cpus 1 -q -C -i "$work/udp.cfg" -o "$TX" -n "$COUNT" "${rate[@]}" >"$work/trafgen.log" 2>&1
     sleep 1
-    if [ "$name" = tcpdump ]; then
+    if [ "${name%-null}" = tcpdump ]; then
         pkill -INT -P "$pid" tcpdump || kill -INT "$pid"
     else
         pkill -TERM -P "$pid" decnet || kill -TERM "$pid"
     fi
     wait "$pid" || true
-    if [ "$name" = tcpdump ]; then
+    if [ "${name%-null}" = tcpdump ]; then
         pk=$(awk '/packets captured/{print $1}' "$work/rx.log")
     else
         pk=$(sed -n 's/.*captured \([0-9]*\) frames.*/\1/p' "$work/rx.log" | tail -1)

@@ -83,6 +83,14 @@ if [[ ! -x /var/tmp/st-venv/bin/schemathesis ]]; then
     /var/tmp/st-venv/bin/pip install --quiet schemathesis==4.32.5
 fi
 
+# The corpus test cross-checks our JA4 against ja4plus (PyPI, an independent implementation;
+# Debian's tshark 4.0 has no JA4 field).
+if [[ ! -x /var/tmp/ja4-venv/bin/ja4plus ]]; then
+    echo "==> installing ja4plus 1.4.0 (PyPI) into /var/tmp/ja4-venv"
+    python3 -m venv /var/tmp/ja4-venv
+    /var/tmp/ja4-venv/bin/pip install --quiet ja4plus==1.4.0
+fi
+
 echo "==> cargo test"
 cargo test --workspace --locked
 # Real clients run here with `-o UserKnownHostsFile=/dev/null` and the like; a tool that renames

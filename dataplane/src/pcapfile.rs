@@ -433,6 +433,76 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
+/// A pcapng writer: one little-endian section with one Ethernet interface whose timestamps
+/// are in nanoseconds (`if_tsresol` = 9), then Enhanced Packet Blocks.
+#[derive(Debug)]
+pub struct PcapNgWriter<W: Write> {
+    inner: W,
+    snaplen: u32,
+}
+
+impl<W: Write> PcapNgWriter<W> {
+    /// Write the Section Header and Interface Description blocks.
+    pub fn new(mut inner: W, snaplen: u32) -> io::Result<Self> {
+        // Section Header Block: no options, section length unknown (-1).
+        let mut shb = Vec::with_capacity(28);
+        shb.extend_from_slice(&0x0A0D_0D0Au32.to_le_bytes());
+        shb.extend_from_slice(&28u32.to_le_bytes());
+        shb.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        shb.extend_from_slice(&28u32.to_le_bytes());
+        inner.write_all(&shb)?;
+        // Interface Description Block: if_tsresol (code 9) = 9 (10^-9 s), then opt_endofopt.
+        let mut idb = Vec::with_capacity(32);
+        idb.extend_from_slice(&1u32.to_le_bytes());
+        idb.extend_from_slice(&32u32.to_le_bytes());
+        idb.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes()[..2]);
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&snaplen.to_le_bytes());
+        idb.extend_from_slice(&9u16.to_le_bytes());
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&[9, 0, 0, 0]);
+        idb.extend_from_slice(&0u32.to_le_bytes());
+        idb.extend_from_slice(&32u32.to_le_bytes());
+        inner.write_all(&idb)?;
+        Ok(Self { inner, snaplen })
+    }
+
+    /// Write one frame as an Enhanced Packet Block, cut to the snaplen; negative timestamps
+    /// are clamped to 0.
+    pub fn write_packet(&mut self, ts_ns: i64, data: &[u8]) -> io::Result<()> {
+        let ts = u64::try_from(ts_ns.max(0)).unwrap_or(0);
+        let keep = data
+            .len()
+            .min(usize::try_from(self.snaplen).unwrap_or(usize::MAX));
+        let padded = keep.div_ceil(4) * 4;
+        let total = u32::try_from(32 + padded)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+        let cap = u32::try_from(keep).unwrap_or(u32::MAX);
+        let orig = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let mut h = [0u8; 28];
+        h[0..4].copy_from_slice(&6u32.to_le_bytes());
+        h[4..8].copy_from_slice(&total.to_le_bytes());
+        // Interface 0; the timestamp is split into its high and low 32 bits.
+        h[12..16].copy_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        h[16..20].copy_from_slice(&(ts as u32).to_le_bytes());
+        h[20..24].copy_from_slice(&cap.to_le_bytes());
+        h[24..28].copy_from_slice(&orig.to_le_bytes());
+        self.inner.write_all(&h)?;
+        self.inner.write_all(&data[..keep])?;
+        self.inner.write_all(&[0u8; 3][..padded - keep])?;
+        self.inner.write_all(&total.to_le_bytes())
+    }
+
+    /// Flush and return the inner writer.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
 /// Run an [`Analyzer`] over every record of a capture; events in the order produced.
 pub fn analyze_reader<R: Read>(
     reader: R,

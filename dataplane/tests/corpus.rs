@@ -3,20 +3,40 @@
 //! nmap). Reference values were computed once by tshark 4.0.17 (JA3, JA3S, HASSH,
 //! hasshServer, HTTP fields, certificate SHA-256) and are recorded here as constants, so the
 //! test needs no tshark. JA4 is checked against FoxIO's published vectors in the unit tests
-//! (tshark 4.0 has no JA4).
+//! (tshark 4.0 has no JA4) and, here, against `ja4plus` (PyPI, an independent implementation)
+//! on every ClientHello of the corpus when its venv is installed (scripts/test.sh does).
 
-use std::{collections::HashMap, net::IpAddr, path::PathBuf};
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::IpAddr,
+    path::PathBuf,
+};
 
 use decnet_dataplane::pcapfile::analyze_pcap;
 use decnet_store::{Event, Severity};
 
-#[allow(clippy::panic)] // test helper: the panic message names the file
-fn corpus(name: &str) -> Vec<Event> {
-    let path = PathBuf::from(
+const CORPUS: [&str; 8] = [
+    "tls.pcap",
+    "ssh.pcap",
+    "http.pcap",
+    "http.pcapng",
+    "nmap-syn.pcap",
+    "nmap-connect.pcap",
+    "nmap-xmas.pcap",
+    "icmp-udp.pcap",
+];
+
+fn corpus_path(name: &str) -> PathBuf {
+    PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
     )
     .join("tests/corpus")
-    .join(name);
+    .join(name)
+}
+
+#[allow(clippy::panic)] // test helper: the panic message names the file
+fn corpus(name: &str) -> Vec<Event> {
+    let path = corpus_path(name);
     let deckies = HashMap::from([(IpAddr::from([127, 0, 0, 1]), "decky-lo".to_owned())]);
     analyze_pcap(&path, deckies).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -29,18 +49,69 @@ fn kinds(events: &[Event]) -> Vec<&str> {
     events.iter().map(|e| e.kind.as_str()).collect()
 }
 
+/// Where scripts/test.sh installs ja4plus (override with `DECNET_JA4PLUS`).
+const JA4PLUS: &str = "/var/tmp/ja4-venv/bin/ja4plus";
+
+/// Our JA4 and JA4_r of every ClientHello in the corpus equal ja4plus's for the same
+/// connection (client port), and both find the same ClientHellos.
+#[test]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn ja4_matches_ja4plus_on_every_client_hello() {
+    let bin =
+        std::env::var_os("DECNET_JA4PLUS").map_or_else(|| PathBuf::from(JA4PLUS), PathBuf::from);
+    if !bin.exists() {
+        eprintln!(
+            "SKIPPED ja4_matches_ja4plus_on_every_client_hello: {} is missing (python3 -m venv /var/tmp/ja4-venv && /var/tmp/ja4-venv/bin/pip install ja4plus==1.4.0)",
+            bin.display()
+        );
+        return;
+    }
+    let mut compared = 0;
+    for name in CORPUS {
+        let ours: BTreeSet<(u16, String, String)> = corpus(name)
+            .iter()
+            .filter(|e| e.kind == "tls_client_hello")
+            .map(|e| {
+                (
+                    e.src_port.unwrap(),
+                    e.field("ja4").unwrap().to_owned(),
+                    e.field("ja4_r").unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let out = std::process::Command::new(&bin)
+            .args(["--format", "json", "--types", "ja4", "analyze"])
+            .arg(corpus_path(name))
+            .output()
+            .expect("run ja4plus");
+        assert!(
+            out.status.success(),
+            "ja4plus on {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs: BTreeSet<(u16, String, String)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.trim_start().starts_with('{'))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    u16::try_from(v["src_port"].as_u64().unwrap()).unwrap(),
+                    v["fingerprint"].as_str().unwrap().to_owned(),
+                    v["raw"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(ours, theirs, "{name}");
+        compared += ours.len();
+    }
+    // The corpus holds two ClientHellos (curl with TLS 1.2 and 1.3): a test that compared
+    // nothing would prove nothing.
+    assert_eq!(compared, 2);
+}
+
 #[test]
 fn every_event_is_a_sniffer_event_of_the_decky() {
-    for name in [
-        "tls.pcap",
-        "ssh.pcap",
-        "http.pcap",
-        "http.pcapng",
-        "nmap-syn.pcap",
-        "nmap-connect.pcap",
-        "nmap-xmas.pcap",
-        "icmp-udp.pcap",
-    ] {
+    for name in CORPUS {
         let events = corpus(name);
         assert!(!events.is_empty(), "{name}");
         for e in &events {

@@ -517,3 +517,228 @@ fn mirror_af_xdp_captures_a_copy_while_the_interface_keeps_serving() {
             .any(|e| e.kind == "tcp_syn" && e.src_ip.map(|i| i.to_string()) == Some(peer.clone()))
     );
 }
+
+/// One HTTP/1.1 request with `Connection: close`; (status, raw body, chunked transfer undone).
+fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut rest = &raw[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (status, rest.to_vec());
+    }
+    let mut out = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&rest[eol + 2..eol + 2 + n]);
+        rest = &rest[eol + 2 + n + 2..];
+    }
+    (status, out)
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+/// The value of the first `/metrics` sample whose line starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `decnet serve --sniff-interface`: the sniffer's stage and capture counters at `/metrics`,
+/// and the attacker's retained packets through `GET /attackers/{uuid}/pcap`.
+#[test]
+fn serve_sniffs_shows_counters_and_exports_an_attackers_pcap() {
+    if skip("serve_sniffs_shows_counters_and_exports_an_attackers_pcap") {
+        return;
+    }
+    let net = Net::new();
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stderr = data.path().join("serve.stderr");
+    let mut child = Command::new(workspace_bin("decnet"))
+        .args([
+            "serve",
+            "--no-unix",
+            "--udp",
+            "127.0.0.1:0",
+            "--progress-secs",
+            "0",
+        ])
+        .args(["--durable-window-ms", "50", "--segment-max-age-ms", "100"])
+        .args(["--profile-interval-secs", "1", "--port", &port.to_string()])
+        .args(["--sniff-interface", &net.host, "--backend", "packet"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("DECNET_ADMIN_PASSWORD", "first-admin-pw")
+        .env_remove("DECNET_DB_TYPE")
+        .env_remove("DECNET_DB_URL")
+        .env_remove("DECNET_WEB_PORT")
+        .env_remove("DECNET_WEB_HOST")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Kill(&mut child);
+    let log = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !log().contains("serve: sniffing with") {
+        assert!(Instant::now() < deadline, "serve did not sniff:\n{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let login = |pw: &str| {
+        let (st, body) = http(
+            port,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            &format!(r#"{{"username":"admin","password":"{pw}"}}"#),
+        );
+        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+        json(&body)["access_token"].as_str().unwrap().to_owned()
+    };
+    let first = login("first-admin-pw");
+    let (st, _) = http(
+        port,
+        "POST",
+        "/api/v1/auth/change-password",
+        Some(&first),
+        r#"{"old_password":"first-admin-pw","new_password":"second-admin-pw"}"#,
+    );
+    assert_eq!(st, 200);
+    let token = login("second-admin-pw");
+
+    let out = net.exec(&["ping", "-c", "5", "-i", "0.2", &net.host_ip()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The capture threads publish about once a second.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let (st, body) = http(port, "GET", "/metrics", Some(&token), "");
+        assert_eq!(st, 200);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let captured = sample(
+            &text,
+            "decnet_component_received_packets_total{component=\"capture\"}",
+        );
+        if captured.is_some_and(|n| n >= 10.0) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "capture counters never reached 10:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        sample(
+            &text,
+            "decnet_component_decoded_packets_total{component=\"sniffer\"}"
+        )
+        .is_some_and(|n| n >= 10.0),
+        "{text}"
+    );
+    for line in [
+        "# TYPE decnet_component_received_packets_total counter",
+        "decnet_component_discarded_packets_total{component=\"capture\",reason=\"ring_full\"}",
+        "decnet_component_discarded_events_total{component=\"sniffer\",reason=\"rate_limited\",kind=\"tcp_syn\"}",
+        "decnet_component_discarded_events_total{component=\"sniffer\",reason=\"queue_full\"} 0",
+        "# TYPE decnet_flows_active gauge",
+        "decnet_component_received_events_total{component=\"syslog_intake\"}",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert!(
+        sample(
+            &text,
+            "decnet_component_sent_events_total{component=\"sniffer\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+
+    // The profiler turns the icmp events into an attacker; its pcap holds the pings.
+    let peer = net.peer_ip();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let uuid = loop {
+        let (st, body) = http(
+            port,
+            "GET",
+            &format!("/api/v1/attackers?search={peer}"),
+            Some(&token),
+            "",
+        );
+        assert_eq!(st, 200);
+        let v = json(&body);
+        if let Some(u) = v["data"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["ip"] == peer.as_str()))
+            .and_then(|a| a["uuid"].as_str())
+        {
+            break u.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no attacker {peer}: {v}\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let (st, body) = http(
+        port,
+        "GET",
+        &format!("/api/v1/attackers/{uuid}/pcap"),
+        Some(&token),
+        "",
+    );
+    assert_eq!(st, 200);
+    let mut reader = decnet_dataplane::pcapfile::PcapReader::new(&body[..]).unwrap();
+    let mut echo = 0;
+    while let Some(rec) = reader.next_record().unwrap() {
+        let p = decnet_dataplane::decode::Packet::decode(rec.ts_ns, rec.data).unwrap();
+        let ip = peer.parse().unwrap();
+        assert!(p.src_ip() == Some(ip) || p.dst_ip() == Some(ip));
+        if matches!(p.transport, decnet_dataplane::decode::Transport::Icmp(_)) {
+            echo += 1;
+        }
+    }
+    assert_eq!(echo, 10, "5 requests and 5 replies");
+    drop(guard);
+}

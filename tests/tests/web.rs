@@ -366,6 +366,19 @@ fn serve_first_login_forced_change_logs_and_stream_resume() {
     let (st, body) = http(port, "GET", "/metrics", Some(&token), None);
     assert_eq!(st, 200);
     assert!(body.contains("decnet_events 2"), "{body}");
+    // serve adds the store's and the intake's stage counters, grouped into typed families.
+    assert!(
+        body.contains("# TYPE decnet_component_received_events_total counter\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("decnet_component_received_events_total{component=\"syslog_intake\"}"),
+        "{body}"
+    );
+    assert!(
+        body.contains("decnet_component_sent_events_total{component=\"segment_writer\"}"),
+        "{body}"
+    );
     let (st, body) = http(port, "GET", "/api/v1/openapi.json", None, None);
     assert_eq!(st, 200);
     assert!(json_of(&body)["paths"]["/api/v1/logs"]["get"].is_object());

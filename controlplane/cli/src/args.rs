@@ -178,6 +178,12 @@ pub struct CaptureArgs {
     /// Do not keep raw frames.
     #[arg(long)]
     pub no_pcap: bool,
+    /// Events per second one source may cause of each per-packet kind (tcp_syn, udp, icmp and
+    /// the flow summaries of probe-sized flows), after a burst of 10 times that; the rest are
+    /// counted as rate limited (see /metrics) and the next admitted event says how many. A
+    /// global bound of 100 times that per kind covers spoofed sources. 0: no limit.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub event_rate: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -22,7 +22,7 @@ use decnet_dataplane::{
     },
     pcapfile::PcapReader,
     retention::{self, PcapRing, RetentionConfig},
-    sniffer::{Analyzer, AnalyzerConfig, SnifferMetrics},
+    sniffer::{Analyzer, AnalyzerConfig, LimitConfig, SnifferMetrics},
 };
 use decnet_engine::DesiredDecky;
 use decnet_store::{
@@ -111,6 +111,30 @@ pub struct SniffOptions {
     pub filter: Vec<IpNet>,
     /// Retention directory, segment size and total budget (bytes); None keeps no frames.
     pub retention: Option<(PathBuf, u64, u64)>,
+    /// Event rate limits of each analyzer.
+    pub limits: LimitConfig,
+}
+
+/// The analyzer's limits for `--event-rate N` (0: none).
+pub fn limits(event_rate: u32) -> LimitConfig {
+    if event_rate == 0 {
+        return LimitConfig::unlimited();
+    }
+    let r = f64::from(event_rate);
+    LimitConfig {
+        per_source_rate: r,
+        per_source_burst: 10.0 * r,
+        global_rate: 100.0 * r,
+        global_burst: 500.0 * r,
+        ..LimitConfig::default()
+    }
+}
+
+fn analyzer_config(limits: LimitConfig) -> AnalyzerConfig {
+    AnalyzerConfig {
+        limits,
+        ..AnalyzerConfig::default()
+    }
 }
 
 impl SniffOptions {
@@ -139,6 +163,7 @@ impl SniffOptions {
                     args.pcap_max_mib * 1024 * 1024,
                 )
             }),
+            limits: limits(args.event_rate),
         }
     }
 }
@@ -175,10 +200,17 @@ impl Queue {
             self.analyzer.set_deckies(self.names.get());
         }
         for ev in self.events.drain(..) {
-            // A full queue counts a discard in the store metrics: capture must not block.
-            if !self.closed && self.sender.try_send(ev).is_err() {
-                self.closed = true;
-                tracing::error!("the store pipeline closed; sniffer events are dropped");
+            if self.closed {
+                continue;
+            }
+            // A full queue is counted (here and in the store metrics): capture must not block.
+            match self.sender.try_send(ev) {
+                Ok(true) => {}
+                Ok(false) => self.analyzer.metrics().events_queue_full.inc(),
+                Err(_) => {
+                    self.closed = true;
+                    tracing::error!("the store pipeline closed; sniffer events are dropped");
+                }
             }
         }
         if let Some(ring) = &mut self.ring
@@ -226,6 +258,20 @@ impl FrameConsumer for Queue {
             self.analyzer.advance(now_ns(), &mut self.events);
         }
         self.forward();
+    }
+}
+
+/// The sniffer's counters for `/metrics`: the analyzers' stages and the capture's (ring and
+/// XDP program) as last published by the capture threads.
+pub struct SnifferSource {
+    pub metrics: Arc<SnifferMetrics>,
+    pub live: Arc<LiveStats>,
+}
+
+impl decnet_web::MetricsSource for SnifferSource {
+    fn render(&self, out: &mut String) {
+        self.live.render(out);
+        self.metrics.render(out);
     }
 }
 
@@ -286,6 +332,11 @@ impl Sniffing {
         // A shared appliance core: batch wakeups instead of spinning (see NOTES-dp-capture).
         cfg.xsk.busy_poll_spins = 0;
         cfg.xsk.coalesce_us = 500;
+        // 32 MiB of UMEM per queue (the default is 8): a descheduled analyzer thread on a
+        // loaded appliance must not turn into ring drops (AF_PACKET gets 16 MiB).
+        cfg.xsk.frames = 16_384;
+        cfg.xsk.rx_ring = 8192;
+        cfg.xsk.fill_ring = 8192;
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(SnifferMetrics::default());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -375,7 +426,11 @@ fn run_capture(
         });
         let names_version = names.version.load(Ordering::Acquire);
         Queue {
-            analyzer: Analyzer::new(AnalyzerConfig::default(), names.get(), Arc::clone(metrics)),
+            analyzer: Analyzer::new(
+                analyzer_config(opts.limits),
+                names.get(),
+                Arc::clone(metrics),
+            ),
             ring,
             events: Vec::with_capacity(1024),
             sender: sender.clone(),
@@ -451,7 +506,7 @@ pub fn sniffer(args: &SnifferArgs) -> Result<(), Failure> {
     let (pipeline, sender, store_metrics) =
         crate::collect::start_pipeline(&pipeline_config(&dir)?, &repository, &rt)?;
     let outcome = match &args.read {
-        Some(path) => read_file(path, &sender, &names),
+        Some(path) => read_file(path, &sender, &names, limits(args.capture.event_rate)),
         None => live(
             args,
             &rt,
@@ -479,13 +534,18 @@ pub fn sniffer(args: &SnifferArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn read_file(path: &Path, sender: &EventSender, names: &DeckyNames) -> Result<String, Failure> {
+fn read_file(
+    path: &Path,
+    sender: &EventSender,
+    names: &DeckyNames,
+    limits: LimitConfig,
+) -> Result<String, Failure> {
     let file = std::fs::File::open(path)
         .map_err(|e| Failure::config(format!("--read {}: {e}", path.display())))?;
     let mut reader = PcapReader::new(std::io::BufReader::new(file))
         .map_err(|e| Failure::config(format!("--read {}: {e}", path.display())))?;
     let metrics = Arc::new(SnifferMetrics::default());
-    let mut analyzer = Analyzer::new(AnalyzerConfig::default(), names.get(), Arc::clone(&metrics));
+    let mut analyzer = Analyzer::new(analyzer_config(limits), names.get(), Arc::clone(&metrics));
     let mut events = Vec::new();
     let send = |events: &mut Vec<Event>| -> Result<(), Failure> {
         for ev in events.drain(..) {
@@ -514,13 +574,14 @@ fn read_file(path: &Path, sender: &EventSender, names: &DeckyNames) -> Result<St
     analyzer.finish(&mut events);
     send(&mut events)?;
     Ok(format!(
-        "read {} frames ({} bytes) from {}: {} decoded, {} undecodable, {} events",
+        "read {} frames ({} bytes) from {}: {} decoded, {} undecodable, {} events, {} rate limited",
         metrics.received.get(),
         metrics.received_bytes.get(),
         path.display(),
         metrics.decoded.get(),
         metrics.decode_errors.get(),
-        metrics.events.get()
+        metrics.events.get(),
+        metrics.rate_limited_total(),
     ))
 }
 
@@ -601,7 +662,7 @@ fn live(
 
 pub fn summary(m: &SnifferMetrics, r: &SniffReport) -> String {
     format!(
-        "captured {} frames ({} bytes), {} dropped by the ring, {} kernel drops; {} decoded, {} undecodable, {} events, {} flows evicted; {} frames kept in pcaps ({} old segments deleted)",
+        "captured {} frames ({} bytes), {} dropped by the ring, {} kernel drops; {} decoded, {} undecodable, {} events, {} rate limited, {} refused by a full store queue, {} flows evicted; {} frames kept in pcaps ({} old segments deleted)",
         r.stats.received,
         r.stats.bytes,
         r.stats.dropped,
@@ -609,6 +670,8 @@ pub fn summary(m: &SnifferMetrics, r: &SniffReport) -> String {
         m.decoded.get(),
         m.decode_errors.get(),
         m.events.get(),
+        m.rate_limited_total(),
+        m.events_queue_full.get(),
         m.flows_evicted.get(),
         r.retained_packets,
         r.segments_deleted,

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use decnet_store::{datadir::DataDir, repo::SqlRepository};
-use decnet_web::{ADMIN_PASSWORD_ENV, AppState, WebConfig};
+use decnet_web::{ADMIN_PASSWORD_ENV, AppState, MetricsSource, MetricsSources, WebConfig};
 
 use crate::{
     args::{ApiArgs, EngineArgs, ServeArgs, WebArgs},
@@ -19,6 +19,15 @@ struct Web {
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// A counter set of this process shown at `/metrics` through its own render function.
+struct Rendered<T>(Arc<T>, fn(&T, &mut String));
+
+impl<T: Send + Sync> MetricsSource for Rendered<T> {
+    fn render(&self, out: &mut String) {
+        (self.1)(&self.0, out);
+    }
+}
+
 fn start_web(
     args: &WebArgs,
     engine: &EngineArgs,
@@ -26,6 +35,7 @@ fn start_web(
     repository: &SqlRepository,
     rt: &tokio::runtime::Runtime,
     verb: &str,
+    metrics: MetricsSources,
 ) -> Result<Web, Failure> {
     let port = args.port().map_err(Failure::config)?;
     let addr = SocketAddr::new(args.host, port);
@@ -38,6 +48,8 @@ fn start_web(
     let mut config = WebConfig::new(dir.root().join("artifacts"));
     config.token_ttl = Duration::from_secs(args.token_hours * 3600);
     config.developer = args.developer;
+    config.pcaps_dir = dir.pcaps();
+    config.metrics = metrics;
     config.fleet = Some(Arc::new(crate::fleet::ApiFleet {
         data_dir: dir.root().to_owned(),
         repo: repository.clone(),
@@ -114,7 +126,15 @@ pub fn api(args: &ApiArgs) -> Result<(), Failure> {
     let _lock = dir
         .lock("api")
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    let web = start_web(&args.web, &args.engine, &dir, &repository, &rt, "api")?;
+    let web = start_web(
+        &args.web,
+        &args.engine,
+        &dir,
+        &repository,
+        &rt,
+        "api",
+        MetricsSources::default(),
+    )?;
     let server_died = rt.block_on(async {
         tokio::select! {
             () = wait_for_signal() => false,
@@ -144,7 +164,24 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .lock("profiler")
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let running = Collecting::start(&args.collect, &rt, &dir, &repository, "serve")?;
-    let web = match start_web(&args.web, &args.engine, &dir, &repository, &rt, "serve") {
+    let sources = MetricsSources::default();
+    sources.add(Arc::new(Rendered(
+        Arc::clone(&running.store_metrics),
+        decnet_store::metrics::StoreMetrics::render,
+    )));
+    sources.add(Arc::new(Rendered(
+        Arc::clone(&running.intake_metrics),
+        decnet_dataplane::intake::IntakeMetrics::render,
+    )));
+    let web = match start_web(
+        &args.web,
+        &args.engine,
+        &dir,
+        &repository,
+        &rt,
+        "serve",
+        sources.clone(),
+    ) {
         Ok(w) => w,
         Err(e) => {
             running.stop(&rt, &repository, "serve");
@@ -152,7 +189,15 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
         }
     };
     let sniffing = match start_sniffer(args, &rt, &dir, &repository, &running) {
-        Ok(s) => s,
+        Ok(s) => {
+            if let Some((sniffing, _, _)) = &s {
+                sources.add(Arc::new(crate::sniffer::SnifferSource {
+                    metrics: Arc::clone(&sniffing.metrics),
+                    live: Arc::clone(&sniffing.live),
+                }));
+            }
+            s
+        }
         Err(e) => {
             web.stop(&rt);
             running.stop(&rt, &repository, "serve");

@@ -23,6 +23,7 @@ use decnet_store::repo::SqlRepository;
 use tokio::sync::{broadcast, watch};
 
 pub use error::ApiError;
+pub use metrics::{MetricsSource, MetricsSources};
 pub use stream::{Batch, Live, run_feeder};
 
 /// Environment variable holding the first admin's password (else a random one is printed).
@@ -49,6 +50,11 @@ pub struct WebConfig {
     /// Who carries out `POST /deckies/deploy` (the CLI wires the fleet engine in; without it
     /// the route answers 501 and names `decnet deploy`).
     pub fleet: Option<Arc<dyn FleetControl>>,
+    /// Counters of the rest of the process (intake, store, sniffer) appended to `/metrics`.
+    pub metrics: MetricsSources,
+    /// The sniffer's packet retention (`seg-*.pcap` segments and their indexes), read by the
+    /// attacker pcap export.
+    pub pcaps_dir: PathBuf,
 }
 
 /// Why a fleet change from the API did not happen.
@@ -84,15 +90,21 @@ impl std::fmt::Debug for dyn FleetControl {
 }
 
 impl WebConfig {
+    /// Defaults; the pcaps directory is `pcaps` beside `artifacts_dir` (both live in the data
+    /// directory).
     pub fn new(artifacts_dir: PathBuf) -> Self {
         Self {
             token_ttl: Duration::from_secs(8 * 3600),
             login_failures: 5,
             login_window: Duration::from_secs(300),
-            artifacts_dir,
             developer: false,
             feed_interval: Duration::from_millis(250),
             fleet: None,
+            metrics: MetricsSources::default(),
+            pcaps_dir: artifacts_dir
+                .parent()
+                .map_or_else(|| PathBuf::from("pcaps"), |d| d.join("pcaps")),
+            artifacts_dir,
         }
     }
 }

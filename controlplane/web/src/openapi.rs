@@ -99,6 +99,12 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/attackers/{uuid}/pcap",
+        "viewer",
+        "An attacker's retained packets as pcapng (?session= narrows to one session)",
+    ),
+    (
+        "get",
         "/artifacts/{decky}/{stored_as}",
         "admin",
         "Download a captured file",
@@ -315,6 +321,11 @@ fn shape(method: &str, path: &str) -> Shape {
             q.push(query("service", json!({"type": "string"})));
             (q, None, &[200, 404])
         }
+        ("get", "/attackers/{uuid}/pcap") => (
+            vec![query("session", text(1, 128))],
+            None,
+            &[200, 400, 404, 500],
+        ),
         ("get", p) if p.starts_with("/attackers/{uuid}") => (vec![], None, &[200, 404]),
         ("get", "/artifacts/{decky}/{stored_as}") => (vec![], None, &[200, 404]),
         ("put", "/config/deployment-limit") => (
@@ -449,6 +460,9 @@ pub fn build() -> Value {
         for code in codes {
             let r = if code == 201 && *path == "/config/users" {
                 json!({"description": description(code), "links": user_links()})
+            } else if code == 200 && *path == "/attackers/{uuid}/pcap" {
+                json!({"description": "the packets, pcapng (no packets when none are retained)",
+                       "content": {crate::routes::PCAPNG_TYPE: {"schema": {"type": "string", "format": "binary"}}}})
             } else if code < 300 {
                 json!({"description": description(code)})
             } else {

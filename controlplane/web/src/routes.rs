@@ -42,6 +42,7 @@ pub fn api() -> Router<AppState> {
         .route("/attackers/{uuid}/commands", get(attacker_commands))
         .route("/attackers/{uuid}/artifacts", get(attacker_artifacts))
         .route("/attackers/{uuid}/sessions", get(attacker_sessions))
+        .route("/attackers/{uuid}/pcap", get(attacker_pcap))
         .route("/artifacts/{decky}/{stored_as}", get(artifact))
         .route("/config", get(config))
         .route("/config/deployment-limit", put(deployment_limit))
@@ -743,6 +744,132 @@ async fn attacker_sessions(
         })
         .collect();
     Ok(Json(json!({"total": data.len(), "data": data})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PcapParams {
+    /// A session id from `/attackers/{uuid}/sessions`: only its time range is exported.
+    session: Option<String>,
+}
+
+/// The pcapng media type Wireshark registers.
+pub(crate) const PCAPNG_TYPE: &str = "application/x-pcapng";
+
+/// Bytes handed to the response body at a time.
+const PCAP_CHUNK: usize = 64 * 1024;
+
+/// An `io::Write` that hands full chunks to the response body; a client that went away ends
+/// the export with `BrokenPipe`.
+struct ChunkSender {
+    tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkSender {
+    fn send_buf(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(PCAP_CHUNK),
+        ));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PCAP_CHUNK {
+            self.send_buf()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_buf()
+    }
+}
+
+/// The attacker's retained packets (from or to its address) as a pcapng download, streamed
+/// while the segments are read; `?session=ID` narrows it to that session's time range. With
+/// nothing retained the answer is still 200: a valid pcapng holding no packets.
+async fn attacker_pcap(
+    State(state): State<AppState>,
+    _who: Viewer,
+    ApiPath(uuid): ApiPath<String>,
+    ApiQuery(p): ApiQuery<PcapParams>,
+) -> Result<Response, ApiError> {
+    let a = find_attacker(&state, &uuid).await?;
+    let ip: std::net::IpAddr = a.ip.parse().map_err(|_| {
+        ApiError::NotFound("the attacker's address is not an IP address: no packet matches".into())
+    })?;
+    let (from, to, label) = match p.session.as_deref() {
+        None => (0, i64::MAX, String::new()),
+        Some(id) => {
+            check_len("session", id, 1, 128)?;
+            let rows = state.repo.sessions(Some(&a.ip), 1000, 0).await?;
+            let s = rows.iter().find(|r| r.id == id).ok_or_else(|| {
+                ApiError::NotFound("no session with that id for this attacker".into())
+            })?;
+            let safe: String = id
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(64)
+                .collect();
+            (s.start_ns, s.end_ns, format!("-session-{safe}"))
+        }
+    };
+    let dir = state.config.pcaps_dir.clone();
+    // Fail before the 200 goes out when the directory itself cannot be listed.
+    let listed = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || decnet_dataplane::retention::segments(&dir))
+            .await
+            .map_err(|e| ApiError::Internal(format!("pcap export task: {e}")))?
+    };
+    if let Err(e) = listed {
+        tracing::error!(error = %e, "pcap export cannot list the retention directory");
+        return Err(ApiError::Internal(
+            "the packet retention directory cannot be read; see the appliance log".into(),
+        ));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkSender {
+            tx,
+            buf: Vec::with_capacity(PCAP_CHUNK),
+        };
+        match decnet_dataplane::retention::export_pcapng(&dir, ip, from, to, &mut out) {
+            Ok(s) => tracing::debug!(%ip, packets = s.packets, "pcap export done"),
+            Err(e) => {
+                tracing::warn!(%ip, error = %e, "pcap export stopped");
+                // Cut the body short so the client sees an error, not a truncated success.
+                let _ = out
+                    .tx
+                    .blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let file = format!("attacker-{}{label}.pcapng", a.ip.replace(':', "_"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, PCAPNG_TYPE.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 fn safe_segment(v: &str, max: usize) -> bool {

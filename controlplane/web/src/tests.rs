@@ -894,3 +894,205 @@ fn dashboard_script_parses() {
         Err(e) => eprintln!("node not available ({e}); skipping the script syntax check"),
     }
 }
+
+/// An Ethernet/IPv4/UDP frame from `src` to `dst`.
+fn udp_frame(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + 8 + 4];
+    f[12] = 0x08;
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&32u16.to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&src);
+    f[30..34].copy_from_slice(&dst);
+    f[34..36].copy_from_slice(&40000u16.to_be_bytes());
+    f[36..38].copy_from_slice(&53u16.to_be_bytes());
+    f[38..40].copy_from_slice(&12u16.to_be_bytes());
+    f
+}
+
+/// GET `uri` and return the status, headers and raw body.
+async fn get_raw(
+    app: &Router,
+    uri: &str,
+    token: &str,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::builder()
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, bytes.to_vec())
+}
+
+/// `(ts_ns, frame)` of every packet of a pcap or pcapng.
+fn pcap_records(bytes: &[u8]) -> Vec<(i64, Vec<u8>)> {
+    let mut r = decnet_dataplane::pcapfile::PcapReader::new(bytes).unwrap();
+    let mut out = Vec::new();
+    while let Some(rec) = r.next_record().unwrap() {
+        out.push((rec.ts_ns, rec.data.to_vec()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn attacker_pcap_exports_retained_packets_per_attacker_and_session() {
+    use decnet_dataplane::retention::{PcapRing, RetentionConfig};
+    use decnet_store::repo::{IntelCommit, SessionRow};
+    let s = setup().await;
+    let (admin, viewer, _) = admin_and_viewer(&s.app).await;
+    let a = Attacker {
+        uuid: String::new(),
+        ip: "192.0.2.7".into(),
+        first_seen_ns: 1,
+        last_seen_ns: 2,
+        event_count: 1,
+        service_count: 1,
+        decky_count: 1,
+        services: "[\"ssh\"]".into(),
+        deckies: "[\"web01\"]".into(),
+        fingerprints: "[]".into(),
+        commands: "[]".into(),
+        traversal_path: "[]".into(),
+        is_traversal: false,
+        bounty_count: 0,
+        credential_count: 0,
+        score: 1,
+    };
+    let uuid = s.state.repo.upsert_attacker(&a).await.unwrap();
+    let uri = format!("/api/v1/attackers/{uuid}/pcap");
+
+    // Nothing retained yet (no pcaps directory at all): a valid pcapng without packets.
+    let (st, h, body) = get_raw(&s.app, &uri, &viewer).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(h["content-type"], "application/x-pcapng");
+    assert_eq!(&body[..4], &[0x0a, 0x0d, 0x0d, 0x0a]);
+    assert!(pcap_records(&body).is_empty());
+
+    let attacker = [192, 0, 2, 7];
+    let decky = [10, 0, 0, 5];
+    let other = [198, 51, 100, 9];
+    let mut ring = PcapRing::new(RetentionConfig {
+        dir: s.state.config.pcaps_dir.clone(),
+        segment_bytes: 200,
+        max_bytes: 1 << 20,
+        queue: 0,
+    })
+    .unwrap();
+    let frames = [
+        (1_000, udp_frame(attacker, decky)),
+        (1_500, udp_frame(other, decky)),
+        (2_000, udp_frame(decky, attacker)),
+        (3_000, udp_frame(attacker, decky)),
+    ];
+    for (ts, f) in &frames {
+        ring.write(*ts, f).unwrap();
+    }
+    ring.seal().unwrap();
+
+    let want: Vec<(i64, Vec<u8>)> = [0, 2, 3].iter().map(|&i| frames[i].clone()).collect();
+    for token in [&viewer, &admin] {
+        let (st, h, body) = get_raw(&s.app, &uri, token).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            h["content-disposition"],
+            "attachment; filename=\"attacker-192.0.2.7.pcapng\""
+        );
+        assert_eq!(pcap_records(&body), want);
+    }
+
+    // A session narrows the export to its time range.
+    let session = SessionRow {
+        id: "s-42".into(),
+        attacker_ip: "192.0.2.7".into(),
+        decky: "web01".into(),
+        service: "ssh".into(),
+        dst_port: Some(22),
+        start_ns: 1_500,
+        end_ns: 2_500,
+        event_count: 1,
+        flow_count: 1,
+        commands: "[]".into(),
+        credentials: "[]".into(),
+        auth_success: false,
+        closed: true,
+    };
+    s.state
+        .repo
+        .commit_intel(&IntelCommit {
+            sessions: vec![session],
+            ..IntelCommit::default()
+        })
+        .await
+        .unwrap();
+    let (st, h, body) = get_raw(&s.app, &format!("{uri}?session=s-42"), &viewer).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"attacker-192.0.2.7-session-s-42.pcapng\""
+    );
+    assert_eq!(pcap_records(&body), vec![frames[2].clone()]);
+
+    // Unknown session, unknown attacker, malformed uuid, unknown parameter.
+    let (st, v) = call(
+        &s.app,
+        "GET",
+        &format!("{uri}?session=nope"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"]["code"], "not_found");
+    let (st, v) = call(
+        &s.app,
+        "GET",
+        "/api/v1/attackers/00000000-0000-0000-0000-000000000000/pcap",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (st, _) = call(
+        &s.app,
+        "GET",
+        "/api/v1/attackers/x%20y/pcap",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = call(&s.app, "GET", &format!("{uri}?from=1"), Some(&viewer), None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // Anonymous: 401 like every attacker route.
+    let (st, _) = call(&s.app, "GET", &uri, None, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn metrics_include_registered_sources() {
+    struct Sniffer;
+    impl crate::MetricsSource for Sniffer {
+        fn render(&self, out: &mut String) {
+            out.push_str("decnet_component_received_packets_total{component=\"sniffer\"} 12\n");
+        }
+    }
+    let s = setup().await;
+    let (_, viewer, _) = admin_and_viewer(&s.app).await;
+    s.state.config.metrics.add(std::sync::Arc::new(Sniffer));
+    let (st, v) = call(&s.app, "GET", "/metrics", Some(&viewer), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let text = v.as_str().unwrap();
+    assert!(
+        text.contains(
+            "# TYPE decnet_component_received_packets_total counter\ndecnet_component_received_packets_total{component=\"sniffer\"} 12\n"
+        ),
+        "{text}"
+    );
+}

@@ -72,6 +72,7 @@ pub trait FrameConsumer {
 #[derive(Debug, Default)]
 pub struct LiveStats {
     queues: std::sync::Mutex<Vec<CaptureStats>>,
+    xdp: std::sync::Mutex<Option<XdpCounters>>,
 }
 
 impl LiveStats {
@@ -84,6 +85,59 @@ impl LiveStats {
             }
         }
         total
+    }
+
+    /// The XDP program's counters as last published (None with AF_PACKET).
+    pub fn xdp(&self) -> Option<XdpCounters> {
+        self.xdp.lock().ok().and_then(|x| *x)
+    }
+
+    /// Prometheus sample lines (`component="capture"`; XDP counters only with AF_XDP).
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let t = self.total();
+        let rows: [(&str, &str, u64); 6] = [
+            ("component_received_packets_total", "", t.received),
+            ("component_received_bytes_total", "", t.bytes),
+            ("component_discarded_packets_total", "ring_full", t.dropped),
+            (
+                "component_discarded_packets_total",
+                "kernel",
+                t.kernel_drops,
+            ),
+            ("component_discarded_packets_total", "filtered", t.filtered),
+            (
+                "capture_queues",
+                "",
+                self.queues.lock().map_or(0, |q| q.len() as u64),
+            ),
+        ];
+        for (name, reason, v) in rows {
+            let _ = write!(out, "decnet_{name}{{component=\"capture\"");
+            if !reason.is_empty() {
+                let _ = write!(out, ",reason=\"{reason}\"");
+            }
+            let _ = writeln!(out, "}} {v}");
+        }
+        if let Some(x) = self.xdp() {
+            for (action, v) in [
+                ("seen", x.seen),
+                ("redirected", x.redirected),
+                ("passed", x.passed),
+                ("no_socket", x.dropped),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "decnet_xdp_packets_total{{component=\"capture\",action=\"{action}\"}} {v}"
+                );
+            }
+        }
+    }
+
+    fn publish_xdp(&self, counters: XdpCounters) {
+        if let Ok(mut x) = self.xdp.lock() {
+            *x = Some(counters);
+        }
     }
 
     fn publish(&self, queue: usize, stats: CaptureStats) {
@@ -452,6 +506,7 @@ impl Capture {
     {
         let pin = self.pin_threads;
         let live = &self.live;
+        let xdp = self.xdp.as_ref();
         std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .queues
@@ -484,6 +539,27 @@ impl Capture {
                         .map_err(|e| CaptureError::Os { what: "spawn capture thread".into(), source: e })
                 })
                 .collect();
+            // This thread only waits for the queues: it publishes the XDP program's counters
+            // meanwhile (the program is not shared with the queue threads).
+            if let Some(xdp) = xdp {
+                let mut last: Option<std::time::Instant> = None;
+                while handles
+                    .iter()
+                    .any(|h| h.as_ref().is_ok_and(|h| !h.is_finished()))
+                {
+                    if last.is_none_or(|l| l.elapsed() >= std::time::Duration::from_secs(1)) {
+                        match xdp.counters() {
+                            Ok(c) => live.publish_xdp(c),
+                            Err(e) => tracing::debug!(error = %e, "reading the XDP counters"),
+                        }
+                        last = Some(std::time::Instant::now());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                if let Ok(c) = xdp.counters() {
+                    live.publish_xdp(c);
+                }
+            }
             let mut out = Vec::new();
             let mut first_err = None;
             for (i, h) in handles.into_iter().enumerate() {

@@ -45,6 +45,30 @@ fn snaplen_cuts_and_orig_len_is_kept() {
     assert_eq!(recs, vec![(0, 8, b"abcd".to_vec())]);
 }
 
+#[test]
+fn pcapng_writer_round_trips_with_padding_and_snaplen() {
+    let mut w = PcapNgWriter::new(Vec::new(), 6).unwrap();
+    w.write_packet(1_700_000_000_123_456_789, b"abc").unwrap();
+    w.write_packet(1_700_000_001_000_000_001, b"abcdefgh")
+        .unwrap();
+    w.write_packet(-5, b"").unwrap();
+    let bytes = w.into_inner().unwrap();
+    assert_eq!(bytes.len() % 4, 0);
+    assert_eq!(
+        read_all(&bytes).unwrap(),
+        vec![
+            (1_700_000_000_123_456_789, 3, b"abc".to_vec()),
+            (1_700_000_001_000_000_001, 8, b"abcdef".to_vec()),
+            (0, 0, vec![]),
+        ]
+    );
+    let empty = PcapNgWriter::new(Vec::new(), 65535)
+        .unwrap()
+        .into_inner()
+        .unwrap();
+    assert_eq!(read_all(&empty).unwrap(), vec![]);
+}
+
 /// pcapng: SHB, IDB with if_tsresol = 9 (ns), EPB, SPB, an unknown block; both byte orders.
 fn pcapng(be: bool, linktype: u16) -> Vec<u8> {
     let w32 = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };

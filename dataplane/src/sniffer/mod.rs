@@ -8,6 +8,7 @@
 //! Event kinds (service `sniffer`): `flow`, `tcp_syn`, `tls_client_hello`, `tls_server_hello`,
 //! `tls_certificate`, `ssh_kexinit`, `http_request`, `icmp`, `udp`, `port_scan`.
 
+mod limit;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ use crate::{
     },
     flow::{Expired, FlowConfig, FlowStats, FlowTable},
 };
+pub use limit::{EventLimiter, LimitConfig};
 use stream::{AppState, Stream};
 
 /// The service slug of every event the analyzer produces.
@@ -45,6 +47,8 @@ pub struct AnalyzerConfig {
     pub flow_events: bool,
     /// How often (packet time) timeouts are checked.
     pub sweep_interval_ns: i64,
+    /// Token buckets for the kinds one packet can trigger (see [`limit`]).
+    pub limits: LimitConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -57,6 +61,7 @@ impl Default for AnalyzerConfig {
             udp_events: true,
             flow_events: true,
             sweep_interval_ns: 1_000_000_000,
+            limits: LimitConfig::default(),
         }
     }
 }
@@ -72,7 +77,20 @@ pub struct SnifferMetrics {
     pub flows_evicted: Counter,
     /// Scan probes ignored because too many sources were being tracked.
     pub scan_sources_dropped: Counter,
+    /// Events refused by the rate limiter, by kind ([`LIMITED_KINDS`] order).
+    pub rate_limited: [Counter; limit::KINDS],
+    /// Events the store's queue refused (full): the capture never waits for the store.
+    pub events_queue_full: Counter,
+    /// Flows tracked now, over every analyzer sharing these metrics.
+    pub flows_active: std::sync::atomic::AtomicU64,
 }
+
+/// The kinds that pass the rate limiter, in [`SnifferMetrics::rate_limited`] order.
+pub const LIMITED_KINDS: [&str; limit::KINDS] = ["tcp_syn", "udp", "icmp", "flow"];
+const LIMIT_SYN: usize = 0;
+const LIMIT_UDP: usize = 1;
+const LIMIT_ICMP: usize = 2;
+const LIMIT_FLOW: usize = 3;
 
 impl SnifferMetrics {
     /// Prometheus text exposition (Vector component naming, like the intake's).
@@ -102,6 +120,28 @@ impl SnifferMetrics {
             }
             let _ = writeln!(out, "}} {}", c.get());
         }
+        for (kind, c) in LIMITED_KINDS.iter().zip(&self.rate_limited) {
+            let _ = writeln!(
+                out,
+                "decnet_component_discarded_events_total{{component=\"sniffer\",reason=\"rate_limited\",kind=\"{kind}\"}} {}",
+                c.get()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "decnet_component_discarded_events_total{{component=\"sniffer\",reason=\"queue_full\"}} {}",
+            self.events_queue_full.get()
+        );
+        let _ = writeln!(
+            out,
+            "decnet_flows_active{{component=\"sniffer\"}} {}",
+            self.flows_active.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+
+    /// Events refused by the rate limiter, all kinds.
+    pub fn rate_limited_total(&self) -> u64 {
+        self.rate_limited.iter().map(Counter::get).sum()
     }
 }
 
@@ -124,6 +164,9 @@ pub struct Analyzer {
     last_sweep: Option<i64>,
     evicted_seen: u64,
     scan_dropped_seen: u64,
+    /// Flow count last added to the shared `flows_active` gauge.
+    flows_reported: u64,
+    limiter: EventLimiter,
     expired: Vec<Expired<FlowState>>,
     reports: Vec<ScanReport>,
 }
@@ -140,6 +183,7 @@ impl Analyzer {
         deckies: HashMap<IpAddr, String>,
         metrics: Arc<SnifferMetrics>,
     ) -> Self {
+        let limiter_config = config.limits;
         Self {
             flows: FlowTable::new(config.flows),
             scans: ScanDetector::new(config.scan),
@@ -149,6 +193,8 @@ impl Analyzer {
             last_sweep: None,
             evicted_seen: 0,
             scan_dropped_seen: 0,
+            flows_reported: 0,
+            limiter: EventLimiter::new(limiter_config),
             expired: Vec::new(),
             reports: Vec::new(),
         }
@@ -195,17 +241,29 @@ impl Analyzer {
         if let Some(ip) = packet.ip() {
             match &packet.transport {
                 Transport::Tcp(t) => {
-                    if let Some(fp) = tcp::tcp_syn_fingerprint(ip, t) {
-                        out.push(self.syn_event(packet, &fp));
+                    if let Some(fp) = tcp::tcp_syn_fingerprint(ip, t)
+                        && let Some(n) = self.admit(LIMIT_SYN, ip.src, packet.ts_ns)
+                    {
+                        let mut ev = self.syn_event(packet, &fp);
+                        suppressed(&mut ev, n);
+                        out.push(ev);
                     }
                 }
                 Transport::Icmp(i) => {
-                    if let Some(ev) = self.icmp_event(packet, i, false) {
+                    if icmp_name(i.icmp_type, false).is_some()
+                        && let Some(n) = self.admit(LIMIT_ICMP, ip.src, packet.ts_ns)
+                        && let Some(mut ev) = self.icmp_event(packet, i, false)
+                    {
+                        suppressed(&mut ev, n);
                         out.push(ev);
                     }
                 }
                 Transport::Icmpv6(i) => {
-                    if let Some(ev) = self.icmp_event(packet, i, true) {
+                    if icmp_name(i.icmp_type, true).is_some()
+                        && let Some(n) = self.admit(LIMIT_ICMP, ip.src, packet.ts_ns)
+                        && let Some(mut ev) = self.icmp_event(packet, i, true)
+                    {
+                        suppressed(&mut ev, n);
                         out.push(ev);
                     }
                 }
@@ -297,7 +355,7 @@ impl Analyzer {
                 Transport::Udp(u) if up.new && up.from_initiator => {
                     probe = Some((Probe::Udp, u.dst_port));
                     if self.config.udp_events {
-                        app_events.push(AppEvent::Udp);
+                        app_events.push(AppEvent::Udp(0));
                     }
                 }
                 _ => {}
@@ -315,8 +373,16 @@ impl Analyzer {
         }
         if let Some((init, resp)) = initiator {
             for ev in app_events {
-                let produced = self.app_event(packet, init, resp, ev);
-                out.extend(produced);
+                let ev = match ev {
+                    AppEvent::Udp(_) => match self.admit(LIMIT_UDP, init.0, packet.ts_ns) {
+                        Some(n) => AppEvent::Udp(n),
+                        None => continue,
+                    },
+                    other => other,
+                };
+                if let Some(produced) = self.app_event(packet, init, resp, ev) {
+                    out.push(produced);
+                }
             }
         }
         if let Some(key) = key
@@ -337,6 +403,27 @@ impl Analyzer {
             .scan_sources_dropped
             .add(sd - self.scan_dropped_seen);
         self.scan_dropped_seen = sd;
+        let flows = self.flows.len() as u64;
+        if flows != self.flows_reported {
+            // Wrapping add of the signed difference: several analyzers share the gauge.
+            self.metrics.flows_active.fetch_add(
+                flows.wrapping_sub(self.flows_reported),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            self.flows_reported = flows;
+        }
+    }
+
+    /// Ask the limiter for one event of kind `LIMITED_KINDS[kind]` from `src`; a refusal is
+    /// counted.
+    fn admit(&mut self, kind: usize, src: IpAddr, ts: i64) -> Option<u64> {
+        let r = self.limiter.admit(kind, src, ts);
+        if r.is_none()
+            && let Some(c) = self.metrics.rate_limited.get(kind)
+        {
+            c.inc();
+        }
+        r
     }
 
     fn emit_expired(&mut self, expired: &mut Vec<Expired<FlowState>>, out: &mut Vec<Event>) {
@@ -359,7 +446,20 @@ impl Analyzer {
                 }
             }
             if self.config.flow_events {
-                out.push(self.flow_event(&e.stats, e.reason.as_str()));
+                // Probe-sized flows (one packet each way at most, no handshake) are what a
+                // flood is made of; the scan detector has already counted them.
+                let st = &e.stats;
+                let probe = !st.handshake_done && st.dir[0].packets + st.dir[1].packets <= 2;
+                let n = if probe {
+                    self.admit(LIMIT_FLOW, st.initiator.0, st.last_ts)
+                } else {
+                    Some(0)
+                };
+                if let Some(n) = n {
+                    let mut ev = self.flow_event(st, e.reason.as_str());
+                    suppressed(&mut ev, n);
+                    out.push(ev);
+                }
             }
         }
     }
@@ -444,13 +544,12 @@ impl Analyzer {
         init: (IpAddr, u16),
         resp: (IpAddr, u16),
         app: AppEvent,
-    ) -> Vec<Event> {
+    ) -> Option<Event> {
         let ts = packet.ts_ns;
         // App events are oriented by the flow: src = client, dst = server.
         let client = Some((init.0, Some(init.1)));
         let server = Some((resp.0, Some(resp.1)));
-        let mut evs = Vec::new();
-        match app {
+        Some(match app {
             AppEvent::ClientHello(ch) => {
                 let mut ev = self.event(ts, "tls_client_hello", Severity::Info, client, server);
                 let (ja4, ja4_r) = ch.ja4();
@@ -471,7 +570,7 @@ impl Analyzer {
                     "client_version",
                     format!("{:04x}", ch.legacy_version),
                 );
-                evs.push(ev);
+                ev
             }
             AppEvent::ServerHello(sh) => {
                 let mut ev = self.event(ts, "tls_server_hello", Severity::Info, client, server);
@@ -483,7 +582,7 @@ impl Analyzer {
                     format!("{:04x}", sh.selected_version.unwrap_or(sh.legacy_version)),
                 );
                 put(&mut ev, "cipher", format!("{:04x}", sh.cipher));
-                evs.push(ev);
+                ev
             }
             AppEvent::Certificate { chain_len, leaf } => {
                 let mut ev = self.event(ts, "tls_certificate", Severity::Info, client, server);
@@ -501,7 +600,7 @@ impl Analyzer {
                 put(&mut ev, "not_after", &leaf.not_after);
                 put(&mut ev, "sha256", &leaf.sha256);
                 put(&mut ev, "chain_len", chain_len);
-                evs.push(ev);
+                ev
             }
             AppEvent::Ssh {
                 client: is_client,
@@ -523,7 +622,7 @@ impl Analyzer {
                         );
                     }
                 }
-                evs.push(ev);
+                ev
             }
             AppEvent::Http(req) => {
                 let mut ev = self.event(ts, "http_request", Severity::Info, client, server);
@@ -536,23 +635,22 @@ impl Analyzer {
                     "user_agent",
                     req.user_agent.as_deref().unwrap_or(""),
                 );
-                evs.push(ev);
+                ev
             }
-            AppEvent::Udp => {
-                if let Some(u) = packet.udp() {
-                    let mut ev = self.packet_event(packet, "udp", Severity::Info);
-                    put(&mut ev, "payload_len", u.payload.len());
-                    put(
-                        &mut ev,
-                        "payload_head",
-                        hex(&u.payload[..u.payload.len().min(32)]),
-                    );
-                    ev.set_raw(u.payload);
-                    evs.push(ev);
-                }
+            AppEvent::Udp(n) => {
+                let u = packet.udp()?;
+                let mut ev = self.packet_event(packet, "udp", Severity::Info);
+                put(&mut ev, "payload_len", u.payload.len());
+                put(
+                    &mut ev,
+                    "payload_head",
+                    hex(&u.payload[..u.payload.len().min(32)]),
+                );
+                ev.set_raw(u.payload);
+                suppressed(&mut ev, n);
+                ev
             }
-        }
-        evs
+        })
     }
 
     fn flow_event(&self, st: &FlowStats, reason: &str) -> Event {
@@ -631,7 +729,16 @@ pub(crate) enum AppEvent {
         hello: ssh::SshHello,
     },
     Http(http::HttpRequest),
-    Udp,
+    /// A new UDP flow; the number is its source's rate-limited events before it.
+    Udp(u64),
+}
+
+/// Tell the reader of an admitted event how many of its source's events the limiter refused
+/// since the previous one.
+fn suppressed(ev: &mut Event, n: u64) {
+    if n > 0 {
+        put(ev, "suppressed", n);
+    }
 }
 
 fn opt<T: Display>(v: Option<T>) -> String {

@@ -233,6 +233,16 @@
     pagerBox.append(pager(r.total, r.limit, r.offset, go));
   }
 
+  // The pcap route needs the bearer token, so a plain link cannot fetch it: fetch, then save.
+  async function downloadPcap(uuid, ip) {
+    const r = await fetch(API + '/attackers/' + encodeURIComponent(uuid) + '/pcap', { headers: { Authorization: 'Bearer ' + token } });
+    if (!r.ok) throw new Error('pcap download failed: HTTP ' + r.status);
+    const url = URL.createObjectURL(await r.blob());
+    const link = h('a', { href: url, download: 'attacker-' + String(ip).replace(/:/g, '_') + '.pcapng' });
+    document.body.append(link); link.click(); link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
   async function attackerPage(uuid) {
     const a = await api('/attackers/' + encodeURIComponent(uuid));
     const cmds = await api('/attackers/' + encodeURIComponent(uuid) + '/commands?limit=200');
@@ -246,7 +256,8 @@
     const creds = a.bounties.filter((b) => b.bounty_type === 'credential');
     const fps = a.bounties.filter((b) => b.bounty_type === 'fingerprint');
     clear(main).append(h('h1', {}, 'Attacker ', h('span', { class: 'mono' }, a.ip)),
-      h('p', { class: 'muted' }, `First seen ${fmtTime(a.first_seen_ns)} · last seen ${fmtTime(a.last_seen_ns)}`),
+      h('p', { class: 'muted' }, `First seen ${fmtTime(a.first_seen_ns)} · last seen ${fmtTime(a.last_seen_ns)} · `,
+        h('a', { href: '#', id: 'pcap-download', on: { click: (ev) => { ev.preventDefault(); const t = ev.currentTarget; downloadPcap(uuid, a.ip).catch((x) => { t.textContent = x.message; }); } } }, 'pcap download')),
       h('div', { class: 'cards' }, stat('Events', a.event_count), stat('Bounties', a.bounty_count), stat('Credentials', a.credential_count), stat('Services', a.service_count), stat('Deckies', a.decky_count), stat('Score', a.score)),
       h('h2', {}, 'Traversal path'), h('div', { class: 'panel mono' }, Array.isArray(a.traversal_path) && a.traversal_path.length ? a.traversal_path.join('  →  ') : 'single decky'),
       h('h2', {}, 'Sessions'), h('div', { class: 'panel muted' }, sessions.total ? `${sessions.total} sessions` : 'Sessions appear here once the intelligence workers run.'),
