@@ -85,7 +85,8 @@ LUA
 ulimit -n $((CONNS * 2 + 1024))
 echo "backend $BACKEND, $EVENTS events, $IPS attacker IPs, $CONNS connections, 2 threads, ${SECS}s per route; $(uptime)"
 # One request first: the first answer of a cached query is computed, not served.
-for path in "/attackers" "/logs" "/stats" "/logs/histogram"; do
+# /auth/me is the floor (token check, user row, JSON): the peer the routes are compared with.
+for path in "/auth/me" "/attackers" "/logs" "/stats" "/logs/histogram"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$BASE$path")
     [[ $code == 200 ]] || { echo "$path answered $code" >&2; exit 1; }
     printf '%-16s ' "$path"
