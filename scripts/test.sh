@@ -35,8 +35,9 @@ rm -f "${CARGO_TARGET_DIR:-target}/.rustc_info.json"
 # program and prove the committed object equals it (without them the prebuilt one is used).
 # tcpdump, openssl, iputils-ping: real captures, TLS clients and pings in the sniffer tests.
 # python3-venv: schemathesis (PyPI) is installed into /var/tmp/st-venv for the API contract test.
+# chromium, chromium-driver: headless Chromium over WebDriver for the dashboard's browser test.
 APT_PACKAGES=(ieee-data redis-tools nmap curl default-mysql-client python3 python3-venv postgresql-15 mariadb-server openssh-client
-    iproute2 clang libbpf-dev tcpdump openssl iputils-ping)
+    iproute2 clang libbpf-dev tcpdump openssl iputils-ping chromium chromium-driver)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -89,6 +90,11 @@ if [[ ! -x /var/tmp/ja4-venv/bin/ja4plus ]]; then
     echo "==> installing ja4plus 1.4.0 (PyPI) into /var/tmp/ja4-venv"
     python3 -m venv /var/tmp/ja4-venv
     /var/tmp/ja4-venv/bin/pip install --quiet ja4plus==1.4.0
+fi
+
+# As root, chromium and chromedriver were installed above: the browser test must run, not skip.
+if [[ $(id -u) -eq 0 ]] || { command -v chromium && command -v chromedriver; } >/dev/null; then
+    export DECNET_REQUIRE_BROWSER=1
 fi
 
 echo "==> cargo test"

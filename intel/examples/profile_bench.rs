@@ -3,7 +3,8 @@
 //! - `engine N IPS`: N synthetic events from IPS attackers through the pure engine, taking
 //!   changes (attacker rows, behaviour, serialized state) every 100,000 events as the worker
 //!   does by default.
-//! - `fill DB N IPS`: write N synthetic events into a SQLite store at DB.
+//! - `fill DB N IPS`: write N synthetic events into a SQLite store at DB (or, when DB is a
+//!   URL such as `postgres://…`, into that database; `bench/api.sh` fills its stores so).
 //! - `profile DB [BATCH]`: run the profiler worker over DB until caught up, committing every
 //!   BATCH events (default 100,000, as `decnet profiler`).
 //!
@@ -89,6 +90,15 @@ impl Gen {
     }
 }
 
+/// A path is a SQLite file (created when missing); anything with a scheme is a database URL.
+fn db_url(db: &str) -> String {
+    if db.contains("://") {
+        db.to_owned()
+    } else {
+        format!("sqlite://{db}?mode=rwc")
+    }
+}
+
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -139,9 +149,7 @@ fn main() {
             let n: u64 = args.get(3).expect(usage).parse().unwrap();
             let ips: u64 = args.get(4).expect(usage).parse().unwrap();
             rt.block_on(async {
-                let repo = SqlRepository::connect(&format!("sqlite://{db}?mode=rwc"))
-                    .await
-                    .unwrap();
+                let repo = SqlRepository::connect(&db_url(db)).await.unwrap();
                 let mut g = Gen {
                     state: 0x9e37_79b9_7f4a_7c15,
                     ips,
@@ -167,7 +175,7 @@ fn main() {
             let db = args.get(2).expect(usage);
             let batch: i64 = args.get(3).map_or(100_000, |b| b.parse().unwrap());
             rt.block_on(async {
-                let repo = SqlRepository::connect(&format!("sqlite://{db}?mode=rwc")).await.unwrap();
+                let repo = SqlRepository::connect(&db_url(db)).await.unwrap();
                 let mut w = Worker::open(repo, Config::default(), batch).await.unwrap();
                 let started = Instant::now();
                 let n = w.run_until_idle().await.unwrap();

@@ -3,6 +3,7 @@
 //! listener bound to the management address (never the decoy LAN).
 
 pub mod auth;
+mod cache;
 pub mod error;
 mod extract;
 mod metrics;
@@ -125,6 +126,8 @@ pub struct Inner {
     pub live: Live,
     pub metrics: metrics::WebMetrics,
     pub started: Instant,
+    /// Stats, totals and histograms until the next event.
+    pub queries: cache::QueryCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -156,6 +159,7 @@ impl AppState {
             live: Live::new(tx, stats_tx),
             metrics: metrics::WebMetrics::default(),
             started: Instant::now(),
+            queries: cache::QueryCache::default(),
             repo,
             config,
         }));

@@ -343,10 +343,16 @@ async fn logs(
 ) -> Result<Json<Value>, ApiError> {
     let (limit, offset) = page(p.limit, p.offset, 1000)?;
     let query = event_query(&p)?;
-    let (rows, total) = tokio::try_join!(
-        state.repo.events(&query, limit, offset),
-        state.repo.count_events(&query)
-    )?;
+    let (rows, total) = tokio::try_join!(state.repo.events(&query, limit, offset), async {
+        let generation = state.repo.max_event_id().await?;
+        let key = format!("count {query:?}");
+        state
+            .queries
+            .get(key, generation, || async {
+                Ok(json!(state.repo.count_events(&query).await?))
+            })
+            .await
+    })?;
     let data: Vec<Value> = rows.iter().map(event_json).collect();
     Ok(Json(
         json!({"total": total, "limit": limit, "offset": offset, "data": data}),
@@ -363,12 +369,21 @@ async fn histogram(
         return Err(ApiError::bad("interval_minutes must be 1 to 10080"));
     }
     let query = event_query(&p)?;
-    let buckets = state.repo.histogram(&query, minutes * 60).await?;
-    let data: Vec<Value> = buckets
-        .iter()
-        .map(|b| json!({"time": rfc3339(b.start_ns), "ts_ns": b.start_ns, "count": b.count}))
-        .collect();
-    Ok(Json(Value::Array(data)))
+    let generation = state.repo.max_event_id().await?;
+    let key = format!("histogram {minutes} {query:?}");
+    let data = state
+        .queries
+        .get(key, generation, || async {
+            let buckets = state.repo.histogram(&query, minutes * 60).await?;
+            Ok(Value::Array(
+                buckets
+                    .iter()
+                    .map(|b| json!({"time": rfc3339(b.start_ns), "ts_ns": b.start_ns, "count": b.count}))
+                    .collect(),
+            ))
+        })
+        .await?;
+    Ok(Json(data))
 }
 
 #[derive(Debug, Deserialize)]
@@ -411,14 +426,22 @@ async fn bounty(
 }
 
 async fn stats(State(state): State<AppState>, _who: Viewer) -> Result<Json<Value>, ApiError> {
-    let s = state.repo.stats().await?;
-    let deckies = state.repo.deckies().await?;
+    // The event counts scan the events table: shared until the next event. Bounties come
+    // from the profiler, not with events, so they are counted each time.
+    let generation = state.repo.max_event_id().await?;
+    let (s, bounties, deckies) = tokio::try_join!(
+        state.queries.get("stats".into(), generation, || async {
+            Ok(serde_json::to_value(state.repo.stats().await?).unwrap_or(Value::Null))
+        }),
+        state.repo.count_bounties(None, None),
+        state.repo.deckies(),
+    )?;
     let active = deckies.iter().filter(|d| d.state == "running").count();
     Ok(Json(json!({
-        "total_logs": s.total_events,
-        "unique_attackers": s.unique_attackers,
-        "deckies_seen": s.deckies_seen,
-        "bounties": s.bounties,
+        "total_logs": s["total_events"],
+        "unique_attackers": s["unique_attackers"],
+        "deckies_seen": s["deckies_seen"],
+        "bounties": bounties,
         "active_deckies": active,
         "deployed_deckies": deckies.len(),
     })))
@@ -1132,6 +1155,7 @@ async fn reinit(State(state): State<AppState>, _who: Admin) -> Result<StatusCode
         ));
     }
     state.repo.purge().await?;
+    state.queries.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 

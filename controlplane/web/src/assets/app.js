@@ -201,7 +201,7 @@
     const type = h('select', { id: 'bounty-type' }, [['', 'All types'], ['credential', 'Credentials'], ['fingerprint', 'Fingerprints'], ['artifact', 'Artifacts']].map(([v, t]) => h('option', { value: v, selected: (params.get('type') || '') === v }, t)));
     const search = h('input', { placeholder: 'attacker IP', value: params.get('ip') || '' });
     const go = (o) => { location.hash = '#/bounty?' + new URLSearchParams({ type: type.value, ip: search.value, offset: o }).toString(); };
-    const body = h('tbody');
+    const body = h('tbody', { id: 'bounty-rows' });
     const pagerBox = h('div');
     clear(main).append(h('h1', {}, 'Bounty vault'), h('form', { class: 'row', on: { submit: (e) => { e.preventDefault(); go(0); } } }, type, search, h('button', { type: 'submit' }, 'Filter')),
       h('div', { class: 'panel' }, h('table', {}, h('thead', {}, h('tr', {}, ['Time', 'Type', 'Attacker', 'Decky', 'Service', 'Payload'].map((t) => h('th', {}, t)))), body), pagerBox));
@@ -253,6 +253,11 @@
     const cmdBody = h('tbody', { id: 'commands' });
     cmds.data.forEach((c) => cmdBody.append(h('tr', {}, h('td', { class: 'mono' }, c.ts_ns ? fmtTime(c.ts_ns) : (c.timestamp || '')), h('td', {}, c.service || ''), h('td', {}, c.decky || ''), h('td', {}, h('pre', {}, c.command ?? c.cmd ?? JSON.stringify(c))))));
     if (!cmds.data.length) cmdBody.append(h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No commands recorded.')));
+    const sessBody = h('tbody', { id: 'sessions' });
+    sessions.data.forEach((x) => sessBody.append(h('tr', {}, h('td', { class: 'mono' }, fmtTime(x.start_ns)), h('td', { class: 'mono' }, x.closed ? fmtTime(x.end_ns) : 'open'),
+      h('td', {}, x.service), h('td', {}, x.decky), h('td', {}, num(x.event_count)), h('td', {}, x.auth_success ? 'success' : ''),
+      h('td', {}, (Array.isArray(x.commands) ? x.commands : []).map((c) => h('pre', {}, typeof c === 'string' ? c : (c.command ?? c.cmd ?? JSON.stringify(c))))))));
+    if (!sessions.data.length) sessBody.append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No sessions yet: they appear once the profiler has run.')));
     const creds = a.bounties.filter((b) => b.bounty_type === 'credential');
     const fps = a.bounties.filter((b) => b.bounty_type === 'fingerprint');
     clear(main).append(h('h1', {}, 'Attacker ', h('span', { class: 'mono' }, a.ip)),
@@ -260,7 +265,7 @@
         h('a', { href: '#', id: 'pcap-download', on: { click: (ev) => { ev.preventDefault(); const t = ev.currentTarget; downloadPcap(uuid, a.ip).catch((x) => { t.textContent = x.message; }); } } }, 'pcap download')),
       h('div', { class: 'cards' }, stat('Events', a.event_count), stat('Bounties', a.bounty_count), stat('Credentials', a.credential_count), stat('Services', a.service_count), stat('Deckies', a.decky_count), stat('Score', a.score)),
       h('h2', {}, 'Traversal path'), h('div', { class: 'panel mono' }, Array.isArray(a.traversal_path) && a.traversal_path.length ? a.traversal_path.join('  →  ') : 'single decky'),
-      h('h2', {}, 'Sessions'), h('div', { class: 'panel muted' }, sessions.total ? `${sessions.total} sessions` : 'Sessions appear here once the intelligence workers run.'),
+      h('h2', {}, 'Sessions'), h('div', { class: 'panel' }, h('table', {}, h('thead', {}, h('tr', {}, ['Start', 'End', 'Service', 'Decky', 'Events', 'Auth', 'Commands'].map((t) => h('th', {}, t)))), sessBody)),
       h('h2', {}, 'Commands'), h('div', { class: 'panel' }, h('table', {}, h('thead', {}, h('tr', {}, ['Time', 'Service', 'Decky', 'Command'].map((t) => h('th', {}, t)))), cmdBody)),
       h('div', { class: 'grid2' },
         h('div', {}, h('h2', {}, 'Credentials'), h('div', { class: 'panel' }, creds.length ? creds.map((b) => h('div', {}, fieldPills(b.payload))) : h('span', { class: 'muted' }, 'none'))),
@@ -279,7 +284,7 @@
     const deployBox = me.role === 'admin' ? [h('h2', {}, 'Deploy via INI'), h('div', { class: 'panel' }, h('div', { class: 'row' }, ini), h('button', { id: 'deploy', on: { click: async () => {
       out.textContent = ''; try { await api('/deckies/deploy', { method: 'POST', body: { ini_content: ini.value } }); out.className = 'ok'; out.textContent = 'Deployed.'; } catch (x) { out.className = 'err'; out.textContent = x.message; }
     } } }, 'Deploy'), out)] : [];
-    clear(main).append(h('h1', {}, 'Decoy fleet'), grid, deployBox);
+    clear(main).append(h('h1', {}, 'Decoy fleet'), grid, ...deployBox);
   }
 
   async function configPage() {
