@@ -296,17 +296,7 @@ fn dashboard_in_headless_chromium() {
         udp,
         &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
     );
-    let password = serve
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|l| {
-            l.split("with password ")
-                .nth(1)
-                .map(|p| p.trim().to_owned())
-        })
-        .expect("the first start prints the generated admin password");
+    let password = serve.admin_password();
     let base = format!("http://127.0.0.1:{port}");
     eprintln!("serve up after {:?}", t0.elapsed());
     let b = Driver::start(&chromedriver);

@@ -66,17 +66,7 @@ fn serve_first_login_forced_change_logs_and_stream_resume() {
         .unwrap()
         .port();
     let serve = start_serve(dir.path(), port, udp, &[]);
-    let password = serve
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|l| {
-            l.split("with password ")
-                .nth(1)
-                .map(|p| p.trim().to_owned())
-        })
-        .expect("the first start prints the generated admin password");
+    let password = serve.admin_password();
     // The secret is private.
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(dir.path().join("secrets/jwt.key"))

@@ -25,6 +25,22 @@ pub struct Serve {
     pub stderr: Arc<Mutex<Vec<String>>>,
 }
 
+impl Serve {
+    /// The admin password the first start printed once on stderr.
+    pub fn admin_password(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| {
+                l.split("with password ")
+                    .nth(1)
+                    .map(|p| p.trim().to_owned())
+            })
+            .expect("the first start prints the generated admin password")
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
