@@ -95,7 +95,8 @@ EOF
 }
 
 stop_receiver() {
-    kill -INT "$RECEIVER" 2>/dev/null || true
+    # SIGTERM: rsyslogd ignores SIGINT unless it runs in debug mode; decnet drains on either.
+    kill -TERM "$RECEIVER" 2>/dev/null || true
     wait "$RECEIVER" 2>/dev/null || true
 }
 
