@@ -222,13 +222,11 @@ impl SqlRepository {
         let mut uuids = std::collections::HashMap::new();
         for chunk in c.attackers.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(self.backend, "SELECT ip, uuid FROM attackers WHERE ip IN (");
-            for (i, u) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Arg::Text(clip_chars(&u.attacker.ip, 45)));
-            }
-            sql.push(")");
+            sql.bind_list(
+                chunk
+                    .iter()
+                    .map(|u| Arg::Text(clip_chars(&u.attacker.ip, 45))),
+            );
             for row in sql
                 .query()
                 .fetch_all(&mut *tx)
@@ -347,13 +345,7 @@ impl SqlRepository {
                 self.backend,
                 "SELECT ip, state FROM attacker_state WHERE ip IN (",
             );
-            for (i, ip) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Arg::Text(clip_chars(ip, 45)));
-            }
-            sql.push(")");
+            sql.bind_list(chunk.iter().map(|ip| Arg::Text(clip_chars(ip, 45))));
             let rows = sql
                 .query()
                 .fetch_all(&self.pool)
@@ -394,13 +386,7 @@ impl SqlRepository {
                     SESSION_COLS.join(", ")
                 ),
             );
-            for (i, ip) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Arg::Text(clip_chars(ip, 45)));
-            }
-            sql.push(")");
+            sql.bind_list(chunk.iter().map(|ip| Arg::Text(clip_chars(ip, 45))));
             let rows = sql
                 .query()
                 .fetch_all(&self.pool)

@@ -171,6 +171,18 @@ impl Sql {
         self
     }
 
+    /// Bind `values` as a comma-separated list and close it with `)`: the tail of an `… IN (`
+    /// the caller opened.
+    pub fn bind_list(&mut self, values: impl IntoIterator<Item = Arg>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v);
+        }
+        self.push(")")
+    }
+
     pub fn arg_count(&self) -> usize {
         self.args.len()
     }
