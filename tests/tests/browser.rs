@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::{
-    net::UdpSocket,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -24,7 +23,9 @@ use serde_json::{Value, json};
 
 #[path = "support/web.rs"]
 mod support;
-use support::{free_port, http, http_timeout, json_of, send_event, send_line, start_serve};
+use support::{
+    free_port, free_udp_port, http, http_timeout, json_of, send_event, send_line, start_serve,
+};
 
 /// A loaded 2-core CI machine can take many seconds to start Chromium.
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(90);
@@ -284,11 +285,7 @@ fn dashboard_in_headless_chromium() {
 
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let udp = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let udp = free_udp_port();
     // No engine answers there: a deploy that got past validation would fail differently.
     let serve = start_serve(
         dir.path(),

@@ -6,7 +6,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{TcpStream, UdpSocket},
+    net::TcpStream,
     process::Command,
     time::{Duration, Instant},
 };
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 #[path = "support/web.rs"]
 mod support;
-use support::{free_port, http, json_of, send_event, start_serve, wait_total};
+use support::{free_port, free_udp_port, http, json_of, send_event, start_serve, wait_total};
 
 /// Open the stream and return the first `event: logs` frame's (id, data).
 fn first_logs_frame(port: u16, token: &str, last_event_id: Option<&str>) -> (String, Value) {
@@ -60,11 +60,7 @@ fn first_logs_frame(port: u16, token: &str, last_event_id: Option<&str>) -> (Str
 fn serve_first_login_forced_change_logs_and_stream_resume() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let udp = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let udp = free_udp_port();
     let serve = start_serve(dir.path(), port, udp, &[]);
     let password = serve.admin_password();
     // The secret is private.

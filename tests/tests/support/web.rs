@@ -20,6 +20,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback UDP port nobody holds (for `serve --udp`).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub struct Serve {
     pub child: Child,
     pub stderr: Arc<Mutex<Vec<String>>>,
