@@ -3,7 +3,9 @@
 # events into the store + pcap segment writes) against `tcpdump -w FILE`, same trafgen load.
 #
 # For each receiver: COUNT frames offered at RATE pps; reports frames received, loss %, the
-# receiver's CPU time per packet (user+sys / packets) and max RSS. trafgen (in a netns,
+# receiver's CPU time per packet while the load runs (all its threads' on-CPU ns from just
+# before the generator starts to 1 s after it ends, / packets), the same over the whole process
+# lifetime (user+sys from GNU time, start-up and shutdown included, / packets) and max RSS. trafgen (in a netns,
 # --cpus 1) sends 60-byte eth/IPv4/UDP frames whose source port cycles over 1024..65023, so the
 # flow table and the `udp` / `flow` events see many flows (a worst case for events per packet).
 #
@@ -59,9 +61,22 @@ cat > "$work/udp.cfg" <<CFG
 { eth(da=$MAC, sa=02:00:00:00:00:01), ipv4(saddr=10.99.0.2, daddr=10.99.0.1, ttl=64), udp(sp=$SPORT, dp=9999), fill(0x41, 18) }
 CFG
 
-# receiver NAME -> "packets cpu_ns_per_pkt maxrss_kb"
+# Nanoseconds on CPU of every thread of the process whose parent is $1 (the receiver under
+# /usr/bin/time): the sum of /proc/PID/task/*/schedstat's first field (ns precision, unlike
+# the 10 ms ticks of /proc/PID/stat).
+cpu_ns() {
+    local child
+    child=$(pgrep -P "$1" | head -1)
+    [ -n "$child" ] || { echo 0; return; }
+    cat /proc/"$child"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END{printf "%.0f", s}'
+}
+
+# receiver NAME -> "packets cpu_ns_per_pkt maxrss_kb window_ns_per_pkt"
+# cpu_ns_per_pkt is the whole process lifetime (start-up, idle wait, drain, shutdown) / packets;
+# window_ns_per_pkt is the CPU spent from just before the generator starts until 1 s after it
+# ends (the drain included) / packets: the cost at the offered rate, without start-up/shutdown.
 receiver() {
-    local name=$1 pid pk
+    local name=$1 pid pk c0 c1
     rm -rf "$work/data" "$work/dump.pcap"
     case $name in
         tcpdump|tcpdump-null)
@@ -82,8 +97,10 @@ receiver() {
     esac
     local rate=(-b "${RATE}pps")
     [ "$RATE" = max ] && rate=()
+    c0=$(cpu_ns "$pid")
     ip netns exec "$NS" trafgen --cpus 1 -q -C -i "$work/udp.cfg" -o "$TX" -n "$COUNT" "${rate[@]}" >"$work/trafgen.log" 2>&1
     sleep 1
+    c1=$(cpu_ns "$pid")
     if [ "${name%-null}" = tcpdump ]; then
         pkill -INT -P "$pid" tcpdump || kill -INT "$pid"
     else
@@ -96,15 +113,15 @@ receiver() {
         pk=$(sed -n 's/.*captured \([0-9]*\) frames.*/\1/p' "$work/rx.log" | tail -1)
     fi
     read -r _ u s m < "$work/time.log"
-    echo "${pk:-0} $(awk -v u="$u" -v s="$s" -v p="${pk:-0}" 'BEGIN{printf "%.0f", (p>0)?(u+s)*1e9/p:0}') $m"
+    echo "${pk:-0} $(awk -v u="$u" -v s="$s" -v p="${pk:-0}" 'BEGIN{printf "%.0f", (p>0)?(u+s)*1e9/p:0}') $m $(awk -v a="$c0" -v b="$c1" -v p="${pk:-0}" 'BEGIN{printf "%.0f", (p>0)?(b-a)/p:0}')"
 }
 
 echo "kernel $(uname -r), $(nproc) CPUs, trafgen --cpus 1, $COUNT 60-byte frames at $RATE pps, $REPS rep(s)"
-printf "%-22s %-4s %10s %7s %10s %12s\n" receiver rep received loss% ns/pkt maxRSS-KiB
+printf "%-22s %-4s %10s %7s %14s %16s %12s\n" receiver rep received loss% ns/pkt-window ns/pkt-lifetime maxRSS-KiB
 for rep in $(seq "$REPS"); do
     for r in $RECEIVERS; do
-        read -r pk ns m < <(receiver "$r")
+        read -r pk ns m win < <(receiver "$r")
         loss=$(awk -v s="$COUNT" -v p="$pk" 'BEGIN{printf "%.2f", (s-p)*100/s}')
-        printf "%-22s %-4s %10s %7s %10s %12s\n" "$r" "$rep" "$pk" "$loss" "$ns" "$m"
+        printf "%-22s %-4s %10s %7s %14s %16s %12s\n" "$r" "$rep" "$pk" "$loss" "$win" "$ns" "$m"
     done
 done

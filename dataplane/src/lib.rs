@@ -32,3 +32,9 @@ pub mod sniffer;
 pub mod syslog;
 #[cfg(test)]
 mod testutil;
+
+/// A hash map for keys an attacker chooses (5-tuples, source addresses) on the per-packet path:
+/// foldhash is several times cheaper than SipHash, and its per-process random seed keeps
+/// collisions from being precomputed.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;

@@ -128,6 +128,8 @@ struct Open {
     writer: PcapWriter<BufWriter<File>>,
     bytes: u64,
     index: SegmentIndex,
+    /// Addresses of the last frame written, already in `index.ips`.
+    last_addrs: [Option<IpAddr>; 2],
 }
 
 impl std::fmt::Debug for Open {
@@ -175,6 +177,18 @@ impl PcapRing {
 
     /// Keep one frame.
     pub fn write(&mut self, ts_ns: i64, frame: &[u8]) -> Result<(), RetentionError> {
+        let addrs = Packet::decode(ts_ns, frame).map_or([None, None], |p| [p.src_ip(), p.dst_ip()]);
+        self.write_indexed(ts_ns, frame, addrs)
+    }
+
+    /// Keep one frame whose source and destination addresses the caller already decoded
+    /// (the capture path decodes every frame once, for the analyzer).
+    pub fn write_indexed(
+        &mut self,
+        ts_ns: i64,
+        frame: &[u8],
+        addrs: [Option<IpAddr>; 2],
+    ) -> Result<(), RetentionError> {
         let record = RECORD_HEADER + frame.len().min(SNAPLEN as usize) as u64;
         if self
             .open
@@ -197,13 +211,12 @@ impl PcapRing {
         }
         idx.last_ts_ns = idx.last_ts_ns.max(ts_ns);
         idx.packets += 1;
-        if let Ok(p) = Packet::decode(ts_ns, frame) {
-            if let Some(ip) = p.src_ip() {
+        // Consecutive frames mostly share their addresses: skip the set lookups then.
+        if addrs != open.last_addrs {
+            for ip in addrs.into_iter().flatten() {
                 idx.ips.insert(ip);
             }
-            if let Some(ip) = p.dst_ip() {
-                idx.ips.insert(ip);
-            }
+            open.last_addrs = addrs;
         }
         self.stats.packets += 1;
         self.stats.bytes += record;
@@ -270,6 +283,7 @@ impl PcapRing {
             writer,
             bytes: PCAP_HEADER,
             index: SegmentIndex::default(),
+            last_addrs: [None, None],
         })
     }
 }

@@ -194,6 +194,7 @@ impl std::fmt::Debug for Queue {
 
 impl Queue {
     fn forward(&mut self) {
+        self.analyzer.publish_metrics();
         let v = self.names.version.load(Ordering::Acquire);
         if v != self.names_version {
             self.names_version = v;
@@ -239,13 +240,13 @@ impl Queue {
 impl FrameConsumer for Queue {
     fn frame(&mut self, data: &[u8], ts_ns: u64) {
         let ts = i64::try_from(ts_ns).unwrap_or(i64::MAX);
+        let addrs = self.analyzer.process_frame(ts, data, &mut self.events);
         if let Some(ring) = &mut self.ring
-            && let Err(e) = ring.write(ts, data)
+            && let Err(e) = ring.write_indexed(ts, data, addrs)
         {
             tracing::error!(error = %e, "pcap retention stops");
             self.ring = None;
         }
-        self.analyzer.process_frame(ts, data, &mut self.events);
     }
 
     fn batch_end(&mut self) {
@@ -557,7 +558,9 @@ fn read_file(
     };
     loop {
         match reader.next_record() {
-            Ok(Some(rec)) => analyzer.process_frame(rec.ts_ns, rec.data, &mut events),
+            Ok(Some(rec)) => {
+                analyzer.process_frame(rec.ts_ns, rec.data, &mut events);
+            }
             Ok(None) => break,
             Err(e) => {
                 eprintln!(

@@ -105,6 +105,8 @@ pub struct XskSocket {
     bind_mode: XskBindMode,
     busy_poll_spins: u32,
     coalesce_us: u32,
+    /// The last call found frames: traffic is flowing.
+    active: bool,
     batch: u32,
     received: u64,
     bytes: u64,
@@ -256,6 +258,7 @@ impl XskSocket {
             bind_mode: mode,
             busy_poll_spins: cfg.busy_poll_spins,
             coalesce_us: cfg.coalesce_us,
+            active: false,
             batch: cfg.batch.max(1),
             received: 0,
             bytes: 0,
@@ -383,7 +386,16 @@ impl CaptureBackend for XskSocket {
             }
             std::hint::spin_loop();
         }
+        let coalesce = std::time::Duration::from_micros(u64::from(self.coalesce_us));
+        let mut slept = false;
+        if self.pending() == 0 && self.active && self.coalesce_us > 0 {
+            // Traffic was flowing a moment ago: one timed sleep usually returns to a batch,
+            // and costs one wakeup where poll() would wake for the first frame and then sleep.
+            std::thread::sleep(coalesce);
+            slept = true;
+        }
         if self.pending() == 0 {
+            self.active = false;
             // Idle: sleep in poll(), which also kicks the driver when it asked for a wakeup
             // (need_wakeup on the fill ring) because it ran out of buffers.
             if !sys::poll_in(self.fd.as_raw_fd(), timeout_ms)? {
@@ -393,12 +405,12 @@ impl CaptureBackend for XskSocket {
         // Interrupt moderation in software: woken for a handful of frames, wait a little so the
         // next wakeup carries a batch. Bounded by the ring: at rates that fill half a batch in
         // less than this, the sleep is skipped.
-        if self.coalesce_us > 0 && self.pending() < self.batch / 2 {
-            std::thread::sleep(std::time::Duration::from_micros(u64::from(
-                self.coalesce_us,
-            )));
+        if !slept && self.coalesce_us > 0 && self.pending() < self.batch / 2 {
+            std::thread::sleep(coalesce);
         }
-        Ok(self.drain(consumer))
+        let n = self.drain(consumer);
+        self.active = n > 0;
+        Ok(n)
     }
 
     fn stats(&mut self) -> CaptureStats {

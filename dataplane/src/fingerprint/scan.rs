@@ -8,10 +8,7 @@
 //! and UDP (the first datagram of a new UDP flow, so server replies never count).
 //! State is bounded: sources, and ports/hosts per source.
 
-use std::{
-    collections::{BTreeSet, HashMap, HashSet},
-    net::IpAddr,
-};
+use std::{collections::BTreeSet, net::IpAddr};
 
 use crate::decode::TcpFlags;
 
@@ -76,7 +73,7 @@ struct Window {
     start_ts: i64,
     last_ts: i64,
     ports: BTreeSet<u16>,
-    hosts: HashSet<IpAddr>,
+    hosts: crate::FastSet<IpAddr>,
     counts: ProbeCounts,
     /// A destination seen (for the report's address when there is just one host).
     first_dst: Option<IpAddr>,
@@ -115,7 +112,7 @@ pub struct ScanReport {
 #[derive(Debug, Default)]
 pub struct ScanDetector {
     config: ScanConfig,
-    sources: HashMap<IpAddr, Window>,
+    sources: crate::FastMap<IpAddr, Window>,
     /// Probes ignored because `max_sources` windows were open.
     pub dropped_sources: u64,
 }
@@ -124,7 +121,7 @@ impl ScanDetector {
     pub fn new(config: ScanConfig) -> Self {
         Self {
             config,
-            sources: HashMap::new(),
+            sources: crate::FastMap::default(),
             dropped_sources: 0,
         }
     }

@@ -12,10 +12,7 @@
 
 mod stats;
 
-use std::{
-    collections::{HashMap, VecDeque},
-    net::IpAddr,
-};
+use std::{collections::VecDeque, net::IpAddr};
 
 pub use stats::RunningStats;
 
@@ -244,7 +241,7 @@ struct Entry<S> {
 /// The flow table.
 pub struct FlowTable<S> {
     config: FlowConfig,
-    flows: HashMap<FlowKey, Entry<S>>,
+    flows: crate::FastMap<FlowKey, Entry<S>>,
     /// Creation order, for evicting the oldest flow in amortised O(1).
     order: VecDeque<(FlowKey, u64)>,
     next_generation: u64,
@@ -265,7 +262,7 @@ impl<S: Default> FlowTable<S> {
     pub fn new(config: FlowConfig) -> Self {
         Self {
             config,
-            flows: HashMap::new(),
+            flows: crate::FastMap::default(),
             order: VecDeque::new(),
             next_generation: 0,
             counters: FlowCounters::default(),

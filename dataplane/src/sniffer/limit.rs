@@ -9,7 +9,7 @@
 //!
 //! Time is packet time, like the rest of the analyzer (a replay limits the same way).
 
-use std::{collections::HashMap, net::IpAddr};
+use std::net::IpAddr;
 
 /// Bucket settings; rates are events per second of packet time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,7 +85,7 @@ pub const KINDS: usize = 4;
 pub struct EventLimiter {
     config: LimitConfig,
     global: [Bucket; KINDS],
-    sources: HashMap<IpAddr, [Bucket; KINDS]>,
+    sources: crate::FastMap<IpAddr, [Bucket; KINDS]>,
     /// Packet time of the last sweep for full buckets (at most one a second: a spoofed flood
     /// must not pay a table scan per packet).
     last_forget: Option<i64>,
@@ -96,7 +96,7 @@ impl EventLimiter {
         Self {
             config,
             global: [Bucket::full(config.global_burst, 0); KINDS],
-            sources: HashMap::new(),
+            sources: crate::FastMap::default(),
             last_forget: None,
         }
     }

@@ -169,6 +169,21 @@ pub struct Analyzer {
     limiter: EventLimiter,
     expired: Vec<Expired<FlowState>>,
     reports: Vec<ScanReport>,
+    /// Per-packet counts not yet added to the shared metrics (atomics cost more than the
+    /// rest of a small packet's analysis; they are published every [`PUBLISH_EVERY`] frames).
+    unpublished: Unpublished,
+}
+
+/// Frames between two publications of the per-packet counters.
+const PUBLISH_EVERY: u64 = 256;
+
+#[derive(Debug, Default)]
+struct Unpublished {
+    received: u64,
+    bytes: u64,
+    decoded: u64,
+    decode_errors: u64,
+    events: u64,
 }
 
 fn put(ev: &mut Event, key: &str, value: impl Display) {
@@ -197,6 +212,26 @@ impl Analyzer {
             limiter: EventLimiter::new(limiter_config),
             expired: Vec::new(),
             reports: Vec::new(),
+            unpublished: Unpublished::default(),
+        }
+    }
+
+    /// Add the per-packet counts gathered since the last call to the shared metrics. Called
+    /// every [`PUBLISH_EVERY`] frames, by [`Analyzer::advance`] and [`Analyzer::finish`], and
+    /// by the capture loop after each batch.
+    pub fn publish_metrics(&mut self) {
+        let u = std::mem::take(&mut self.unpublished);
+        let m = &self.metrics;
+        for (counter, n) in [
+            (&m.received, u.received),
+            (&m.received_bytes, u.bytes),
+            (&m.decoded, u.decoded),
+            (&m.decode_errors, u.decode_errors),
+            (&m.events, u.events),
+        ] {
+            if n > 0 {
+                counter.add(n);
+            }
         }
     }
 
@@ -214,22 +249,34 @@ impl Analyzer {
         self.flows.len()
     }
 
-    /// Decode one Ethernet frame and analyze it; events are appended to `out`.
-    pub fn process_frame(&mut self, ts_ns: i64, frame: &[u8], out: &mut Vec<Event>) {
-        self.metrics.received.inc();
-        self.metrics.received_bytes.add(frame.len() as u64);
+    /// Decode one Ethernet frame and analyze it; events are appended to `out`. Returns the
+    /// frame's source and destination addresses (for the pcap index, so the capture path
+    /// decodes each frame once).
+    pub fn process_frame(
+        &mut self,
+        ts_ns: i64,
+        frame: &[u8],
+        out: &mut Vec<Event>,
+    ) -> [Option<IpAddr>; 2] {
+        self.unpublished.received += 1;
+        self.unpublished.bytes += frame.len() as u64;
+        if self.unpublished.received >= PUBLISH_EVERY {
+            self.publish_metrics();
+        }
         match Packet::decode(ts_ns, frame) {
             Ok(packet) => {
-                self.metrics.decoded.inc();
+                self.unpublished.decoded += 1;
                 self.process(&packet, out);
+                [packet.src_ip(), packet.dst_ip()]
             }
             Err(e) => {
-                self.metrics.decode_errors.inc();
+                self.unpublished.decode_errors += 1;
                 tracing::trace!(error = %e, "undecodable frame");
                 // Time still advances for timeouts.
                 let before = out.len();
                 self.maybe_sweep(ts_ns, out);
-                self.metrics.events.add((out.len() - before) as u64);
+                self.unpublished.events += (out.len() - before) as u64;
+                [None, None]
             }
         }
     }
@@ -271,7 +318,7 @@ impl Analyzer {
             }
             self.track_flow(packet, out);
         }
-        self.metrics.events.add((out.len() - before) as u64);
+        self.unpublished.events += (out.len() - before) as u64;
     }
 
     /// Advance time to `now_ns` without a packet (idle capture): ends timed-out flows and
@@ -279,7 +326,8 @@ impl Analyzer {
     pub fn advance(&mut self, now_ns: i64, out: &mut Vec<Event>) {
         let before = out.len();
         self.sweep(now_ns, out);
-        self.metrics.events.add((out.len() - before) as u64);
+        self.unpublished.events += (out.len() - before) as u64;
+        self.publish_metrics();
     }
 
     /// End every flow and scan window (end of capture).
@@ -293,7 +341,8 @@ impl Analyzer {
         self.scans.drain(&mut reports);
         self.emit_reports(&mut reports, out);
         self.reports = reports;
-        self.metrics.events.add((out.len() - before) as u64);
+        self.unpublished.events += (out.len() - before) as u64;
+        self.publish_metrics();
     }
 
     fn maybe_sweep(&mut self, now: i64, out: &mut Vec<Event>) {
@@ -385,7 +434,9 @@ impl Analyzer {
                 }
             }
         }
+        // Only TCP flows close on a packet (FIN/RST); skip the lookup for the rest.
         if let Some(key) = key
+            && packet.tcp().is_some()
             && let Some(e) = self.flows.close_if_done(&key)
         {
             expired.push(e);

@@ -80,6 +80,7 @@ fn client_hello_split_over_segments_out_of_order() {
     assert_eq!(flow.field("retransmits"), Some("1"));
     assert_eq!(flow.field("packets_fwd"), Some("7"));
     assert_eq!(flow.field("handshake"), Some("true"));
+    a.publish_metrics();
     let m = a.metrics();
     assert_eq!(m.received.get(), 8);
     assert_eq!(m.decoded.get(), 8);
@@ -119,6 +120,7 @@ fn http_request_udp_probe_icmp_and_decode_errors() {
     assert_eq!(i.field("echo_id"), Some("4660"));
     assert_eq!(i.field("ttl"), Some("51"));
     assert_eq!(i.decky, "web-01");
+    a.publish_metrics();
     assert_eq!(a.metrics().decode_errors.get(), 1);
     out.clear();
     a.finish(&mut out);
@@ -244,6 +246,7 @@ fn idle_flows_expire_on_later_packets_even_undecodable_ones() {
     a.process_frame(120_000_000_000, &[1, 2, 3], &mut out);
     assert_eq!(kinds(&out), vec!["udp", "flow"]);
     assert_eq!(out[1].field("end_reason"), Some("idle_timeout"));
+    a.publish_metrics();
     assert_eq!(a.metrics().events.get(), 2);
     assert_eq!(a.active_flows(), 0);
 }
