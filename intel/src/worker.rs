@@ -6,9 +6,7 @@
 
 use std::collections::HashMap;
 
-use decnet_store::repo::{
-    EventQuery, IntelCommit, RepoError, SessionRow, SqlRepository, StoredEvent,
-};
+use decnet_store::repo::{IntelCommit, RepoError, SessionRow, SqlRepository, StoredEvent};
 
 use crate::{Config, IntelError, Profiler};
 
@@ -160,10 +158,7 @@ impl Worker {
         limit: i64,
     ) -> tokio::task::JoinHandle<Result<Vec<StoredEvent>, RepoError>> {
         let repo = self.repo.clone();
-        tokio::spawn(async move {
-            repo.events_after(after, &EventQuery::default(), limit)
-                .await
-        })
+        tokio::spawn(async move { repo.event_page_after(after, limit).await })
     }
 
     /// Step until caught up; returns the events profiled.
