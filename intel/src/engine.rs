@@ -166,6 +166,62 @@ pub struct OpenSession {
     pub dirty: bool,
 }
 
+// The stored JSON columns were built through `serde_json::Value`, whose objects sort their
+// keys. These views serialize straight to text (no `Value` tree of cloned strings per row)
+// with their fields in that same sorted order, so the stored text is unchanged.
+
+#[derive(Serialize)]
+struct CommandJson<'a> {
+    command: &'a str,
+    decky: &'a str,
+    service: &'a str,
+    ts_ns: i64,
+}
+
+impl<'a> CommandJson<'a> {
+    fn of(c: &'a CommandRec) -> Self {
+        Self {
+            command: &c.command,
+            decky: &c.decky,
+            service: &c.service,
+            ts_ns: c.ts_ns,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CredentialJson<'a> {
+    secret: &'a str,
+    shape: &'a str,
+    success: bool,
+    ts_ns: i64,
+    username: &'a str,
+}
+
+impl<'a> CredentialJson<'a> {
+    fn of(c: &'a SessionCredential) -> Self {
+        Self {
+            secret: &c.secret,
+            shape: &c.shape,
+            success: c.success,
+            ts_ns: c.ts_ns,
+            username: &c.username,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FingerprintJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    value: &'a str,
+}
+
+/// JSON text of a value whose serialization cannot fail (string keys, plain fields).
+fn json_text<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
 /// A kill-chain phase and when it was first reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseMark {
@@ -459,7 +515,7 @@ impl AttackerState {
         let fingerprints: Vec<_> = self
             .fingerprints
             .iter()
-            .map(|(k, v)| json!({ "type": k, "value": v }))
+            .map(|(kind, value)| FingerprintJson { kind, value })
             .collect();
         Attacker {
             uuid: attacker_uuid(&self.ip),
@@ -469,10 +525,16 @@ impl AttackerState {
             event_count: i64::try_from(self.event_count).unwrap_or(i64::MAX),
             service_count: i64::try_from(self.services.len()).unwrap_or(i64::MAX),
             decky_count: i64::try_from(self.deckies.len()).unwrap_or(i64::MAX),
-            services: json!(self.services).to_string(),
-            deckies: json!(self.deckies.iter().map(|h| &h.decky).collect::<Vec<_>>()).to_string(),
-            fingerprints: json!(fingerprints).to_string(),
-            commands: json!(self.commands).to_string(),
+            services: json_text(&self.services),
+            deckies: json_text(&self.deckies.iter().map(|h| &h.decky).collect::<Vec<_>>()),
+            fingerprints: json_text(&fingerprints),
+            commands: json_text(
+                &self
+                    .commands
+                    .iter()
+                    .map(CommandJson::of)
+                    .collect::<Vec<_>>(),
+            ),
             traversal_path: if traversal {
                 self.path()
             } else {
@@ -555,8 +617,14 @@ impl OpenSession {
             end_ns: self.end_ns,
             event_count: i64::try_from(self.event_count).unwrap_or(i64::MAX),
             flow_count: i64::try_from(self.flow_count).unwrap_or(i64::MAX),
-            commands: json!(self.commands).to_string(),
-            credentials: json!(self.credentials).to_string(),
+            commands: json_text(&self.commands),
+            credentials: json_text(
+                &self
+                    .credentials
+                    .iter()
+                    .map(CredentialJson::of)
+                    .collect::<Vec<_>>(),
+            ),
             auth_success: self.auth_success,
             closed,
         }
@@ -1161,6 +1229,35 @@ mod tests {
         assert_eq!(a.sessions, b.sessions);
         assert_eq!(a.attackers, b.attackers);
         assert_eq!(a.sessions[0].commands, r#"["uname -a"]"#);
+    }
+
+    #[test]
+    fn json_columns_keep_the_text_value_trees_gave() {
+        let c = CommandRec {
+            service: "ssh".into(),
+            decky: "d\"1".into(),
+            command: "ls ü".into(),
+            ts_ns: -5,
+        };
+        assert_eq!(json_text(&[CommandJson::of(&c)]), json!([c]).to_string());
+        let cred = SessionCredential {
+            shape: "password".into(),
+            username: "root".into(),
+            secret: "a\nb".into(),
+            success: true,
+            ts_ns: 7,
+        };
+        assert_eq!(
+            json_text(&[CredentialJson::of(&cred)]),
+            json!([cred]).to_string()
+        );
+        assert_eq!(
+            json_text(&[FingerprintJson {
+                kind: "ja3",
+                value: "x"
+            }]),
+            json!([{ "type": "ja3", "value": "x" }]).to_string()
+        );
     }
 
     #[test]

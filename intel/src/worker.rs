@@ -6,9 +6,7 @@
 
 use std::collections::HashMap;
 
-use decnet_store::repo::{
-    EventQuery, IntelCommit, RepoError, SessionRow, SqlRepository, StoredEvent,
-};
+use decnet_store::repo::{IntelCommit, RepoError, SessionRow, SqlRepository, StoredEvent};
 
 use crate::{Config, IntelError, Profiler};
 
@@ -25,6 +23,13 @@ pub struct Worker {
     engine: Profiler,
     batch: i64,
     cursor: i64,
+}
+
+/// A batch read and fed to the engine, not yet committed.
+#[derive(Clone, Copy)]
+struct Fed {
+    events: usize,
+    last: i64,
 }
 
 /// What one [`Worker::step`] did.
@@ -87,8 +92,29 @@ impl Worker {
     /// events or the end of the table, then commit once. Committing less often is what makes
     /// the profiler fast: an attacker's row is rewritten once per batch, not once per page.
     pub async fn step(&mut self) -> Result<Step, IntelError> {
+        let fed = self.feed_batch(self.cursor).await;
+        let fed = self.or_reset(fed).await?;
+        if fed.events == 0 {
+            return Ok(Step {
+                cursor: self.cursor,
+                ..Step::default()
+            });
+        }
+        let changes = self.changes(fed);
+        let (commit, step) = self.or_reset(changes).await?;
+        let committed = self.repo.commit_intel(&commit).await;
+        self.or_reset(committed.map_err(IntelError::from)).await?;
+        self.cursor = step.cursor;
+        self.engine.evict();
+        tracing::debug!(?step, "profiled a batch");
+        Ok(step)
+    }
+
+    /// Read pages after `after` until `batch` events or the end of the table, feeding each
+    /// to the engine (attackers not in memory are restored first).
+    async fn feed_batch(&mut self, after: i64) -> Result<Fed, IntelError> {
         let mut events = 0usize;
-        let mut last = self.cursor;
+        let mut last = after;
         let page = |events: usize| {
             (self.batch - i64::try_from(events).unwrap_or(i64::MAX))
                 .clamp(0, decnet_store::repo::MAX_PAGE)
@@ -119,39 +145,47 @@ impl Worker {
             events += rows.len();
             last = page_last;
         }
-        if events == 0 {
-            return Ok(Step {
-                cursor: self.cursor,
-                ..Step::default()
-            });
-        }
+        Ok(Fed { events, last })
+    }
+
+    /// What the fed batch changed, as one commit with its cursor.
+    fn changes(&mut self, fed: Fed) -> Result<(IntelCommit, Step), IntelError> {
         let changes = self.engine.take_changes()?;
         let step = Step {
-            events,
+            events: fed.events,
             attackers: changes.attackers.len(),
             sessions: changes.sessions.len(),
             bounties: changes.bounties.len(),
-            cursor: last,
+            cursor: fed.last,
         };
-        let committed = self
-            .repo
-            .commit_intel(&IntelCommit {
-                attackers: changes.attackers,
-                sessions: changes.sessions,
-                bounties: changes.bounties,
-                cursor: Some((CURSOR_KEY.to_owned(), last)),
-            })
-            .await;
-        if let Err(e) = committed {
-            // The engine is now ahead of the database: forget it, so the retried batch is
-            // applied to the saved state, never twice.
-            self.engine = Profiler::new(self.engine.config().clone());
-            return Err(e.into());
+        let commit = IntelCommit {
+            attackers: changes.attackers,
+            sessions: changes.sessions,
+            bounties: changes.bounties,
+            cursor: Some((CURSOR_KEY.to_owned(), fed.last)),
+        };
+        Ok((commit, step))
+    }
+
+    /// On a failure the engine may be ahead of the database (events fed, results not
+    /// committed): forget it and reload the attackers with open sessions, so the batch is
+    /// replayed onto the saved state, never applied twice.
+    async fn or_reset<T>(&mut self, r: Result<T, IntelError>) -> Result<T, IntelError> {
+        if r.is_err() {
+            let config = self.engine.config().clone();
+            let cap = i64::try_from(config.max_cached_attackers).unwrap_or(i64::MAX);
+            self.engine = Profiler::new(config);
+            let reloaded = match self.repo.open_session_ips(cap).await {
+                Ok(open) => restore(&self.repo, &mut self.engine, &open).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = reloaded {
+                // Their sessions still end when the attackers come back (restored then).
+                tracing::warn!(error = %e, "profiler reset: open sessions not reloaded");
+                self.engine = Profiler::new(self.engine.config().clone());
+            }
         }
-        self.cursor = last;
-        self.engine.evict();
-        tracing::debug!(?step, "profiled a batch");
-        Ok(step)
+        r
     }
 
     fn read_ahead(
@@ -160,10 +194,7 @@ impl Worker {
         limit: i64,
     ) -> tokio::task::JoinHandle<Result<Vec<StoredEvent>, RepoError>> {
         let repo = self.repo.clone();
-        tokio::spawn(async move {
-            repo.events_after(after, &EventQuery::default(), limit)
-                .await
-        })
+        tokio::spawn(async move { repo.event_page_after(after, limit).await })
     }
 
     /// Step until caught up; returns the events profiled.
@@ -178,12 +209,38 @@ impl Worker {
             self.cursor = 0;
         }
         let mut total = 0u64;
+        let mut read_to = self.cursor;
+        let mut pending: Option<(IntelCommit, Step)> = None;
         loop {
-            let s = self.step().await?;
-            if s.events == 0 {
+            // Batch N commits (the database's work) while batch N+1 is read and fed (this
+            // thread's). Still exactly-once: the cursor only moves with a commit, and on any
+            // failure the engine, ahead of the database, is reset and the batch replayed.
+            // Restores during N+1 never read rows N is writing: N's attackers stay in memory
+            // (eviction waits for N's commit).
+            let (fed, committed) = match pending.take() {
+                None => (self.feed_batch(read_to).await, None),
+                Some((commit, step)) => {
+                    let repo = self.repo.clone();
+                    let (fed, done) = tokio::join!(self.feed_batch(read_to), async move {
+                        repo.commit_intel(&commit).await.map(|()| step)
+                    });
+                    (fed, Some(done))
+                }
+            };
+            if let Some(done) = committed {
+                let step = self.or_reset(done.map_err(IntelError::from)).await?;
+                self.cursor = step.cursor;
+                total += step.events as u64;
+                tracing::debug!(?step, "profiled a batch");
+            }
+            let fed = self.or_reset(fed).await?;
+            self.engine.evict();
+            if fed.events == 0 {
                 return Ok(total);
             }
-            total += s.events as u64;
+            read_to = fed.last;
+            let changes = self.changes(fed);
+            pending = Some(self.or_reset(changes).await?);
         }
     }
 }

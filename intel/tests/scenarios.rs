@@ -548,6 +548,22 @@ async fn profiler_worker_writes_the_store_and_survives_a_restart() {
     assert_eq!(a.3, b.3, "identities differ after restarts");
     assert_eq!(a.4, b.4, "behaviour differs after restarts");
 
+    // One pass in many small batches (each committed while the next is profiled) stores the
+    // same as one batch.
+    let dir_c = tempfile::tempdir().unwrap();
+    let repo_c = store_with(&events, &dir_c).await;
+    let mut w_c = Worker::open(repo_c.clone(), Config::default(), 3)
+        .await
+        .unwrap();
+    assert_eq!(w_c.run_until_idle().await.unwrap(), events.len() as u64);
+    assert_eq!(w_c.cursor(), repo_c.max_event_id().await.unwrap());
+    let c = snapshot(&repo_c).await;
+    assert_eq!(a.0, c.0, "attacker rows differ with pipelined batches");
+    assert_eq!(a.1, c.1, "sessions differ with pipelined batches");
+    assert_eq!(a.2, c.2, "bounties differ with pipelined batches");
+    assert_eq!(a.3, c.3, "identities differ with pipelined batches");
+    assert_eq!(a.4, c.4, "behaviour differs with pipelined batches");
+
     // And the stored rows say what the scenarios say.
     let lateral = repo_a.attacker_by_ip(LATERAL).await.unwrap().unwrap();
     assert!(lateral.is_traversal);

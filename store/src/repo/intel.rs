@@ -313,7 +313,9 @@ impl SqlRepository {
             &mut tx,
             "sessions",
             &SESSION_COLS,
-            ("id", &SESSION_COLS),
+            // A session's id is derived from its IP, decky and service: rewriting those
+            // columns would only make SQLite rewrite the `sessions_ip` index entry each time.
+            ("id", &SESSION_COLS[4..]),
             session_rows,
             "upserting sessions",
         )

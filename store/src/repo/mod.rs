@@ -5,6 +5,7 @@
 //! The flusher only needs [`Repository`] (insert a sealed segment exactly once); the API,
 //! fleet engine and intelligence workers use the query methods of [`SqlRepository`].
 
+mod event_pages;
 mod events;
 mod intel;
 mod lease;
@@ -159,6 +160,8 @@ pub struct SqlRepository {
     /// every text and blob twice more (into `AnyValue`, then into SQLite's argument), which
     /// was a third of the flush's CPU.
     sqlite_writer: Option<sqlx::SqlitePool>,
+    /// SQLite only: native connections for [`SqlRepository::event_page_after`].
+    sqlite_reader: Option<sqlx::SqlitePool>,
 }
 
 impl SqlRepository {
@@ -209,15 +212,19 @@ impl SqlRepository {
                 backend: backend.name(),
                 source,
             })?;
-        let sqlite_writer = if backend == Backend::Sqlite {
-            Some(sqlite_writer(url).await?)
+        let (sqlite_writer, sqlite_reader) = if backend == Backend::Sqlite {
+            (
+                Some(sqlite_writer(url).await?),
+                Some(event_pages::sqlite_reader(url).await?),
+            )
         } else {
-            None
+            (None, None)
         };
         Ok(Self {
             pool,
             backend,
             sqlite_writer,
+            sqlite_reader,
         })
     }
 
@@ -317,8 +324,11 @@ impl SqlRepository {
 
     /// Close every pooled connection.
     pub async fn close(&self) {
-        if let Some(writer) = &self.sqlite_writer {
-            writer.close().await;
+        for native in [&self.sqlite_writer, &self.sqlite_reader]
+            .into_iter()
+            .flatten()
+        {
+            native.close().await;
         }
         self.pool.close().await;
     }
