@@ -3,7 +3,9 @@
 //! [`UserCache::forget_all`] after writing: a deleted user, a new role or a reset password
 //! applies to the very next request. A row is also re-read after `fresh`, which bounds how
 //! long a change made behind this process's back (another process on the same database)
-//! can go unseen.
+//! can go unseen. Every request of every client carries the same few tokens, so an expired row
+//! is re-read by one request while the others keep the previous row meanwhile: all of them
+//! reading it at the same instant queued a thousand reads on the pool once per second.
 
 use std::{
     collections::HashMap,
@@ -13,9 +15,18 @@ use std::{
 
 use decnet_store::repo::{RepoError, SqlRepository, User};
 
+#[derive(Debug)]
+struct Row {
+    user: Arc<User>,
+    /// When the read that produced it started.
+    at: Instant,
+    /// When a re-read of an expired row started (another request is doing it).
+    rereading: Option<Instant>,
+}
+
 #[derive(Debug, Default)]
 struct Rows {
-    by_uuid: HashMap<String, (Arc<User>, Instant)>,
+    by_uuid: HashMap<String, Row>,
     /// Bumped by every change, so a read that raced with one is not kept.
     epoch: u64,
 }
@@ -51,28 +62,52 @@ impl UserCache {
         uuid: &str,
     ) -> Result<Option<Arc<User>>, RepoError> {
         let epoch = {
-            let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((user, at)) = rows.by_uuid.get(uuid)
-                && at.elapsed() < self.fresh
-            {
-                return Ok(Some(Arc::clone(user)));
+            let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+            let fresh = self.fresh;
+            if let Some(row) = rows.by_uuid.get_mut(uuid) {
+                if row.at.elapsed() < fresh {
+                    return Ok(Some(Arc::clone(&row.user)));
+                }
+                // A re-read that has not come back within `fresh` (its request was dropped)
+                // no longer holds the others on the old row.
+                if row.rereading.is_some_and(|t| t.elapsed() < fresh) {
+                    return Ok(Some(Arc::clone(&row.user)));
+                }
+                row.rereading = Some(Instant::now());
             }
             rows.epoch
         };
         let at = Instant::now();
-        let Some(user) = repo.user_by_uuid(uuid).await?.map(Arc::new) else {
-            return Ok(None);
-        };
+        let read = repo.user_by_uuid(uuid).await;
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        let user = match read {
+            Ok(Some(user)) => Arc::new(user),
+            Ok(None) => {
+                if rows.epoch == epoch {
+                    rows.by_uuid.remove(uuid);
+                }
+                return Ok(None);
+            }
+            Err(e) => {
+                if let Some(row) = rows.by_uuid.get_mut(uuid) {
+                    row.rereading = None;
+                }
+                return Err(e);
+            }
+        };
         // A change committed while this row was read may not be in it: serve it, keep it not.
         if rows.epoch == epoch {
             if rows.by_uuid.len() >= MAX_ROWS {
                 let fresh = self.fresh;
-                rows.by_uuid.retain(|_, (_, t)| t.elapsed() < fresh);
+                rows.by_uuid.retain(|_, r| r.at.elapsed() < fresh);
             }
             if rows.by_uuid.len() < MAX_ROWS {
-                rows.by_uuid
-                    .insert(uuid.to_owned(), (Arc::clone(&user), at));
+                let row = Row {
+                    user: Arc::clone(&user),
+                    at,
+                    rereading: None,
+                };
+                rows.by_uuid.insert(uuid.to_owned(), row);
             }
         }
         Ok(Some(user))
