@@ -1,6 +1,8 @@
 //! Who is asking: the bearer token checked on every protected route, as extractors so a
 //! handler cannot forget the role check (its signature states the role it needs).
 
+use std::sync::Arc;
+
 use axum::{extract::FromRequestParts, http::request::Parts};
 use decnet_store::repo::User;
 
@@ -10,7 +12,7 @@ use crate::{ApiError, AppState, auth::Claims, now_secs};
 /// change-password and logout take this).
 #[derive(Debug)]
 pub struct AnyUser {
-    pub user: User,
+    pub user: Arc<User>,
     pub claims: Claims,
 }
 
@@ -48,12 +50,13 @@ impl FromRequestParts<AppState> for AnyUser {
                 "the token was revoked (logged out)".into(),
             ));
         }
-        // The user row is read on every request: a deleted user or a changed role takes effect
-        // at once, not when the token expires.
-        let user =
-            state.repo.user_by_uuid(&claims.sub).await?.ok_or_else(|| {
-                ApiError::Unauthorized("the token's user no longer exists".into())
-            })?;
+        // The user row is looked up on every request (in memory, dropped by every user change):
+        // a deleted user or a changed role takes effect at once, not when the token expires.
+        let user = state
+            .users
+            .get(&state.repo, &claims.sub)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the token's user no longer exists".into()))?;
         Ok(Self { user, claims })
     }
 }

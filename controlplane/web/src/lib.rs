@@ -9,8 +9,10 @@ mod extract;
 mod metrics;
 pub mod openapi;
 mod pages;
+mod responses;
 mod routes;
 mod stream;
+mod users;
 
 use std::{
     net::SocketAddr,
@@ -56,6 +58,11 @@ pub struct WebConfig {
     /// The sniffer's packet retention (`seg-*.pcap` segments and their indexes), read by the
     /// attacker pcap export.
     pub pcaps_dir: PathBuf,
+    /// How long an answer of the heavy read routes (`/attackers`, `/logs`, `/stats`,
+    /// `/logs/histogram`) and a user row behind a token are served from memory before being
+    /// read again: the bound on how stale they can be (user changes made through the API
+    /// apply at once regardless).
+    pub cache_fresh: Duration,
 }
 
 /// Why a fleet change from the API did not happen.
@@ -100,6 +107,7 @@ impl WebConfig {
             login_window: Duration::from_secs(300),
             developer: false,
             feed_interval: Duration::from_millis(250),
+            cache_fresh: Duration::from_secs(1),
             fleet: None,
             metrics: MetricsSources::default(),
             pcaps_dir: artifacts_dir
@@ -128,6 +136,10 @@ pub struct Inner {
     pub started: Instant,
     /// Stats, totals and histograms until the next event.
     pub queries: cache::QueryCache,
+    /// Serialized answers of the heavy read routes, for `config.cache_fresh`.
+    pub responses: responses::ResponseCache,
+    /// User rows behind tokens.
+    pub users: users::UserCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -160,6 +172,8 @@ impl AppState {
             metrics: metrics::WebMetrics::default(),
             started: Instant::now(),
             queries: cache::QueryCache::default(),
+            responses: responses::ResponseCache::new(config.cache_fresh),
+            users: users::UserCache::new(config.cache_fresh),
             repo,
             config,
         }));

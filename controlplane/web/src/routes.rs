@@ -19,7 +19,9 @@ use crate::{
     auth::{self, AUDIENCE, Claims, ISSUER, MAX_PASSWORD, MIN_PASSWORD},
     error::{ApiJson, ApiPath, ApiQuery},
     extract::{Admin, AnyUser, Viewer},
-    now_secs, openapi, stream,
+    now_secs, openapi,
+    responses::json_bytes,
+    stream,
 };
 
 pub fn api() -> Router<AppState> {
@@ -231,10 +233,12 @@ async fn change_password(
         ));
     }
     let hash = hash_blocking(body.new_password).await?;
-    state
+    let changed = state
         .repo
         .set_user_password(&who.user.uuid, &hash, false)
-        .await?;
+        .await;
+    state.users.forget_all();
+    changed?;
     Ok(Json(json!({"message": "password changed"})))
 }
 
@@ -340,50 +344,61 @@ async fn logs(
     State(state): State<AppState>,
     _who: Viewer,
     ApiQuery(p): ApiQuery<LogsParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (limit, offset) = page(p.limit, p.offset, 1000)?;
     let query = event_query(&p)?;
-    let (rows, total) = tokio::try_join!(state.repo.events(&query, limit, offset), async {
-        let generation = state.repo.max_event_id().await?;
-        let key = format!("count {query:?}");
-        state
-            .queries
-            .get(key, generation, || async {
-                Ok(json!(state.repo.count_events(&query).await?))
-            })
-            .await
-    })?;
-    let data: Vec<Value> = rows.iter().map(event_json).collect();
-    Ok(Json(
-        json!({"total": total, "limit": limit, "offset": offset, "data": data}),
-    ))
+    let key = format!("logs {limit} {offset} {query:?}");
+    let body = state
+        .responses
+        .get(key, || async {
+            let (rows, total) =
+                tokio::try_join!(state.repo.events(&query, limit, offset), async {
+                    let generation = state.repo.max_event_id().await?;
+                    let key = format!("count {query:?}");
+                    state
+                        .queries
+                        .get(key, generation, || async {
+                            Ok(json!(state.repo.count_events(&query).await?))
+                        })
+                        .await
+                })?;
+            let data: Vec<Value> = rows.iter().map(event_json).collect();
+            Ok(json!({"total": total, "limit": limit, "offset": offset, "data": data}))
+        })
+        .await?;
+    Ok(json_bytes(body))
 }
 
 async fn histogram(
     State(state): State<AppState>,
     _who: Viewer,
     ApiQuery(p): ApiQuery<LogsParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let minutes = p.interval_minutes.unwrap_or(15);
     if !(1..=10_080).contains(&minutes) {
         return Err(ApiError::bad("interval_minutes must be 1 to 10080"));
     }
     let query = event_query(&p)?;
-    let generation = state.repo.max_event_id().await?;
     let key = format!("histogram {minutes} {query:?}");
-    let data = state
-        .queries
-        .get(key, generation, || async {
-            let buckets = state.repo.histogram(&query, minutes * 60).await?;
-            Ok(Value::Array(
-                buckets
-                    .iter()
-                    .map(|b| json!({"time": rfc3339(b.start_ns), "ts_ns": b.start_ns, "count": b.count}))
-                    .collect(),
-            ))
+    let body = state
+        .responses
+        .get(key.clone(), || async {
+            let generation = state.repo.max_event_id().await?;
+            Ok(state
+                .queries
+                .get(key, generation, || async {
+                    let buckets = state.repo.histogram(&query, minutes * 60).await?;
+                    Ok(Value::Array(
+                        buckets
+                            .iter()
+                            .map(|b| json!({"time": rfc3339(b.start_ns), "ts_ns": b.start_ns, "count": b.count}))
+                            .collect(),
+                    ))
+                })
+                .await?)
         })
         .await?;
-    Ok(Json(data))
+    Ok(json_bytes(body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -425,26 +440,32 @@ async fn bounty(
     ))
 }
 
-async fn stats(State(state): State<AppState>, _who: Viewer) -> Result<Json<Value>, ApiError> {
-    // The event counts scan the events table: shared until the next event. Bounties come
-    // from the profiler, not with events, so they are counted each time.
-    let generation = state.repo.max_event_id().await?;
-    let (s, bounties, deckies) = tokio::try_join!(
-        state.queries.get("stats".into(), generation, || async {
-            Ok(serde_json::to_value(state.repo.stats().await?).unwrap_or(Value::Null))
-        }),
-        state.repo.count_bounties(None, None),
-        state.repo.deckies(),
-    )?;
-    let active = deckies.iter().filter(|d| d.state == "running").count();
-    Ok(Json(json!({
-        "total_logs": s["total_events"],
-        "unique_attackers": s["unique_attackers"],
-        "deckies_seen": s["deckies_seen"],
-        "bounties": bounties,
-        "active_deckies": active,
-        "deployed_deckies": deckies.len(),
-    })))
+async fn stats(State(state): State<AppState>, _who: Viewer) -> Result<Response, ApiError> {
+    let body = state
+        .responses
+        .get("stats".into(), || async {
+            // The event counts scan the events table: shared until the next event. Bounties
+            // come from the profiler, not with events, so they are counted at each refresh.
+            let generation = state.repo.max_event_id().await?;
+            let (s, bounties, deckies) = tokio::try_join!(
+                state.queries.get("stats".into(), generation, || async {
+                    Ok(serde_json::to_value(state.repo.stats().await?).unwrap_or(Value::Null))
+                }),
+                state.repo.count_bounties(None, None),
+                state.repo.deckies(),
+            )?;
+            let active = deckies.iter().filter(|d| d.state == "running").count();
+            Ok(json!({
+                "total_logs": s["total_events"],
+                "unique_attackers": s["unique_attackers"],
+                "deckies_seen": s["deckies_seen"],
+                "bounties": bounties,
+                "active_deckies": active,
+                "deployed_deckies": deckies.len(),
+            }))
+        })
+        .await?;
+    Ok(json_bytes(body))
 }
 
 // ---------------------------------------------------------------- fleet
@@ -603,7 +624,7 @@ async fn attackers(
     State(state): State<AppState>,
     _who: Viewer,
     ApiQuery(p): ApiQuery<AttackersParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (limit, offset) = page(p.limit, p.offset, 1000)?;
     // The original's sort names, mapped onto the repository's.
     let sort = match p.sort_by.as_deref().unwrap_or("recent") {
@@ -621,14 +642,19 @@ async fn attackers(
     check_len("service", p.service.as_deref().unwrap_or(""), 0, 64)?;
     let search = p.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let service = p.service.as_deref().filter(|s| !s.is_empty());
-    let (rows, total) = tokio::try_join!(
-        state.repo.attackers(search, service, sort, limit, offset),
-        state.repo.count_attackers(search, service)
-    )?;
-    let data: Vec<Value> = rows.iter().map(attacker_json).collect();
-    Ok(Json(
-        json!({"total": total, "limit": limit, "offset": offset, "data": data}),
-    ))
+    let key = format!("attackers {limit} {offset} {sort} {search:?} {service:?}");
+    let body = state
+        .responses
+        .get(key, || async {
+            let (rows, total) = tokio::try_join!(
+                state.repo.attackers(search, service, sort, limit, offset),
+                state.repo.count_attackers(search, service)
+            )?;
+            let data: Vec<Value> = rows.iter().map(attacker_json).collect();
+            Ok(json!({"total": total, "limit": limit, "offset": offset, "data": data}))
+        })
+        .await?;
+    Ok(json_bytes(body))
 }
 
 fn check_uuid(v: &str) -> Result<(), ApiError> {
@@ -1065,7 +1091,9 @@ async fn create_user(
     let user = state
         .repo
         .create_user(&body.username, &hash, &body.role, true)
-        .await?;
+        .await;
+    state.users.forget_all();
+    let user = user?;
     Ok((StatusCode::CREATED, Json(user_json(&user))))
 }
 
@@ -1087,7 +1115,9 @@ async fn delete_user(
     if target.uuid == who.user.uuid {
         return Err(ApiError::Conflict("you cannot delete yourself".into()));
     }
-    state.repo.delete_user(&target.uuid).await?;
+    let deleted = state.repo.delete_user(&target.uuid).await;
+    state.users.forget_all();
+    deleted?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1108,7 +1138,9 @@ async fn set_role(
     if target.uuid == who.user.uuid {
         return Err(ApiError::Conflict("you cannot change your own role".into()));
     }
-    state.repo.set_user_role(&target.uuid, &body.role).await?;
+    let changed = state.repo.set_user_role(&target.uuid, &body.role).await;
+    state.users.forget_all();
+    changed?;
     Ok(Json(json!({"uuid": target.uuid, "role": body.role})))
 }
 
@@ -1139,10 +1171,12 @@ async fn reset_password(
         ));
     }
     let hash = hash_blocking(body.new_password).await?;
-    state
+    let changed = state
         .repo
         .set_user_password(&target.uuid, &hash, true)
-        .await?;
+        .await;
+    state.users.forget_all();
+    changed?;
     Ok(Json(
         json!({"uuid": target.uuid, "must_change_password": true}),
     ))
@@ -1154,8 +1188,11 @@ async fn reinit(State(state): State<AppState>, _who: Admin) -> Result<StatusCode
             "reinit needs developer mode (DECNET_DEVELOPER=true)".into(),
         ));
     }
-    state.repo.purge().await?;
+    let purged = state.repo.purge().await;
     state.queries.clear();
+    state.responses.clear();
+    state.users.forget_all();
+    purged?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -621,6 +621,83 @@ async fn logs_histogram_stats_attackers_and_bounties_read_the_repository() {
 }
 
 #[tokio::test]
+async fn read_answers_are_served_from_memory_for_at_most_cache_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let repo = SqlRepository::connect(&url).await.unwrap();
+    let mut config = WebConfig::new(dir.path().join("artifacts"));
+    config.cache_fresh = Duration::from_millis(1500);
+    let state = AppState::new(repo, &[7u8; 32], config).await.unwrap();
+    state
+        .bootstrap_admin("admin", Some(ADMIN_PW))
+        .await
+        .unwrap();
+    let app = router(state.clone());
+    let (_, viewer, _) = admin_and_viewer(&app).await;
+    let routes = [
+        "/api/v1/stats",
+        "/api/v1/logs",
+        "/api/v1/logs/histogram",
+        "/api/v1/attackers",
+    ];
+    let totals = |v: &[Value]| {
+        let histogram: i64 = v[2]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["count"].as_i64().unwrap())
+            .sum();
+        [
+            v[0]["total_logs"].as_i64().unwrap(),
+            v[1]["total"].as_i64().unwrap(),
+            histogram,
+            v[3]["total"].as_i64().unwrap(),
+        ]
+    };
+    let mut before = Vec::new();
+    for r in routes {
+        before.push(call(&app, "GET", r, Some(&viewer), None).await.1);
+    }
+    assert_eq!(totals(&before), [0, 0, 0, 0]);
+    let rows: Vec<(u64, Event)> = (0..3u64)
+        .map(|i| (i, event(1_700_000_000, "web01", "10.0.0.9", "auth_attempt")))
+        .collect();
+    state.repo.insert_segment(1, &rows).await.unwrap();
+    let a = Attacker {
+        uuid: String::new(),
+        ip: "10.0.0.9".into(),
+        first_seen_ns: 1,
+        last_seen_ns: 2,
+        event_count: 3,
+        service_count: 1,
+        decky_count: 1,
+        services: "[]".into(),
+        deckies: "[]".into(),
+        fingerprints: "[]".into(),
+        commands: "[]".into(),
+        traversal_path: "[]".into(),
+        is_traversal: false,
+        bounty_count: 0,
+        credential_count: 0,
+        score: 1,
+    };
+    state.repo.upsert_attacker(&a).await.unwrap();
+    // Within the window the answers come from memory (the bound the docs state)...
+    let mut cached = Vec::new();
+    for r in routes {
+        cached.push(call(&app, "GET", r, Some(&viewer), None).await.1);
+    }
+    assert_eq!(totals(&cached), [0, 0, 0, 0]);
+    // ...and once it has passed, the next request reads the new rows.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let mut after = Vec::new();
+    for r in routes {
+        after.push(call(&app, "GET", r, Some(&viewer), None).await.1);
+    }
+    assert_eq!(totals(&after), [3, 3, 3, 1]);
+}
+
+#[tokio::test]
 async fn user_management_rules() {
     let s = setup().await;
     let (admin, viewer, viewer_uuid) = admin_and_viewer(&s.app).await;
