@@ -15,7 +15,7 @@ use crate::{Event, Severity};
 /// Rows per multi-row INSERT: 15 parameters each stays under every backend's limit
 /// (SQLite 32,766; PostgreSQL and MySQL 65,535).
 const ROWS_PER_INSERT: usize = 1000;
-const EVENT_COLUMNS: &str = "segment_id, seq, ts_ns, decky, service, kind, severity, src_ip, \
+pub(super) const EVENT_COLUMNS: &str = "segment_id, seq, ts_ns, decky, service, kind, severity, src_ip, \
                              src_port, dst_ip, dst_port, fields, raw, truncated";
 /// Longest search string and most tokens accepted (input from the API).
 const MAX_SEARCH_LEN: usize = 1024;
@@ -195,22 +195,39 @@ impl EventQuery {
 /// Fields as a JSON object in producer order; a repeated key keeps its first value (the one
 /// [`Event::field`] returns), so every backend's JSON functions agree.
 fn fields_json(event: &Event) -> String {
-    let mut out = String::from("{");
-    let mut seen: Vec<&str> = Vec::new();
-    for (k, v) in event.fields() {
-        if seen.contains(&k.as_str()) {
+    let mut out = Vec::new();
+    write_fields_json(event, &mut out);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// [`fields_json`] appended to `out` (UTF-8) without allocating per field.
+pub(super) fn write_fields_json(event: &Event, out: &mut Vec<u8>) {
+    out.push(b'{');
+    let fields = event.fields();
+    let mut first = true;
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|(seen, _)| seen == k) {
             continue;
         }
-        seen.push(k);
-        if seen.len() > 1 {
-            out.push(',');
+        if !first {
+            out.push(b',');
         }
-        out.push_str(&serde_json::Value::from(clean_text(k)).to_string());
-        out.push(':');
-        out.push_str(&serde_json::Value::from(clean_text(v)).to_string());
+        first = false;
+        json_string(k, out);
+        out.push(b':');
+        json_string(v, out);
     }
-    out.push('}');
-    out
+    out.push(b'}');
+}
+
+/// `s` as a JSON string, NULs replaced as [`clean_text`] does (no backend stores them).
+fn json_string(s: &str, out: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail.
+    let _ = if s.contains('\0') {
+        serde_json::to_writer(&mut *out, &clean_text(s))
+    } else {
+        serde_json::to_writer(&mut *out, s)
+    };
 }
 
 fn ip_text(ip: Option<IpAddr>) -> Option<String> {
@@ -254,21 +271,8 @@ impl RowValues {
     }
 }
 
-/// `INSERT INTO events (…) VALUES (?, …), …` for `rows` rows (SQLite placeholders).
-fn sqlite_insert_text(rows: usize) -> String {
-    let one = format!("({})", ["?"; 14].join(", "));
-    let mut text = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES ");
-    for i in 0..rows {
-        if i > 0 {
-            text.push_str(", ");
-        }
-        text.push_str(&one);
-    }
-    text
-}
-
-/// [`Repository::insert_segment`] over the native SQLite connection: owned values move into
-/// the statement's arguments instead of being copied through `Any`.
+/// [`Repository::insert_segment`] over the native SQLite connection: sqlx begins, marks and
+/// commits; the rows go through [`super::sqlite_flush`] on the raw handle.
 async fn insert_segment_sqlite(
     pool: &sqlx::SqlitePool,
     segment: i64,
@@ -295,39 +299,17 @@ async fn insert_segment_sqlite(
             .map_err(q("ending a replayed segment's insert"))?;
         return Ok(0);
     }
-    let mut inserted = 0;
-    let full = sqlite_insert_text(ROWS_PER_INSERT);
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let text = if chunk.len() == ROWS_PER_INSERT {
-            full.clone()
-        } else {
-            sqlite_insert_text(chunk.len())
-        };
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(text));
-        for (seq, e) in chunk {
-            let r = RowValues::of(*seq, e);
-            query = query
-                .bind(segment)
-                .bind(r.seq)
-                .bind(r.ts_ns)
-                .bind(r.decky)
-                .bind(r.service)
-                .bind(r.kind)
-                .bind(r.severity)
-                .bind(r.src_ip)
-                .bind(r.src_port)
-                .bind(r.dst_ip)
-                .bind(r.dst_port)
-                .bind(r.fields)
-                .bind(r.raw)
-                .bind(r.truncated);
-        }
-        inserted += query
-            .execute(&mut *tx)
+    let inserted = {
+        let mut handle = tx
+            .lock_handle()
             .await
-            .map_err(q("inserting a segment's events"))?
-            .rows_affected();
-    }
+            .map_err(q("locking the SQLite connection"))?;
+        // SAFETY: the handle lock keeps sqlx's worker off this connection until it drops,
+        // and the transaction begun above is open on it.
+        unsafe { super::sqlite_flush::insert_rows(handle.as_raw_handle(), segment, rows) }
+    };
+    // On an error the transaction is dropped here, which rolls it back.
+    let inserted = inserted?;
     tx.commit()
         .await
         .map_err(q("committing a segment's events"))?;

@@ -11,6 +11,7 @@ mod intel;
 mod lease;
 pub mod schema;
 pub mod sql;
+mod sqlite_flush;
 mod tables;
 
 use std::{future::Future, str::FromStr, time::Duration};
@@ -76,6 +77,12 @@ pub enum RepoError {
         what: &'static str,
         #[source]
         source: sqlx::Error,
+    },
+    #[error("{what}: SQLite error {code}: {message}")]
+    Sqlite {
+        what: &'static str,
+        code: i32,
+        message: String,
     },
     #[error("{0}")]
     Invalid(String),

@@ -96,6 +96,7 @@ async fn sqlite_repo(dir: &tempfile::TempDir) -> SqlRepository {
 
 async fn suite(repo: &SqlRepository) {
     exactly_once_segments(repo).await;
+    every_column_of_every_row_round_trips(repo).await;
     search_grammar(repo).await;
     histogram_stats_and_cursor(repo).await;
     hostile_text_round_trips(repo).await;
@@ -134,6 +135,57 @@ async fn exactly_once_segments(repo: &SqlRepository) {
     );
     repo.purge().await.unwrap();
     assert_eq!(repo.count_events(&EventQuery::default()).await.unwrap(), 0);
+}
+
+/// Every column of rows spread over the SQLite path's multi-row statements and its
+/// single-row remainder: long and NUL-bearing keys are clipped and cleaned, absent
+/// addresses stay NULL, empty raw bytes stay empty (not NULL).
+async fn every_column_of_every_row_round_trips(repo: &SqlRepository) {
+    let long = "\u{e9}".repeat(300);
+    let events: Vec<Event> = (0..70)
+        .map(|i| {
+            let decky = if i % 7 == 0 {
+                long.clone()
+            } else {
+                format!("d{i}")
+            };
+            let mut e = event(
+                2000 + i,
+                &decky,
+                if i % 5 == 0 { "s\0x" } else { "ssh" },
+                &format!("k{i}"),
+                if i % 3 == 0 { "" } else { "10.1.2.3" },
+                &[("n", &i.to_string()), ("q", "\"quoted\"")],
+            );
+            if i % 2 == 0 {
+                e.dst_ip = "2001:db8::1".parse().ok();
+                e.dst_port = Some(u16::try_from(i).unwrap());
+            }
+            if i % 4 == 0 {
+                e.set_raw(&[]);
+            }
+            e.severity = Severity::from_code(u8::try_from(i % 8).unwrap()).unwrap();
+            e.truncated = i % 6 == 0;
+            e
+        })
+        .collect();
+    let batch = rows(events.clone());
+    assert_eq!(repo.insert_segment(7, &batch).await.unwrap(), 70);
+    let got = repo
+        .events_after(0, &EventQuery::default(), 1000)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 70);
+    for (want, got) in events.iter().zip(&got) {
+        let got = &got.event;
+        let mut want = want.clone();
+        if want.decky.chars().count() > 255 {
+            want.decky = "\u{e9}".repeat(255);
+        }
+        want.service = want.service.replace('\0', "\u{fffd}");
+        assert_eq!(got, &want);
+    }
+    repo.purge().await.unwrap();
 }
 
 async fn seed(repo: &SqlRepository) {
