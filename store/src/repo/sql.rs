@@ -124,7 +124,11 @@ macro_rules! bind_all {
                 Arg::OptI64(v) => $q.bind(*v),
                 Arg::Bytes(v) => $q.bind(v.as_slice()),
                 Arg::F64(v) => $q.bind(*v),
-                Arg::OptF64(v) => $q.bind(*v),
+                Arg::OptF64(Some(v)) => $q.bind(*v),
+                // sqlx 0.9.0's Any driver swaps the NULL kinds of f32 and f64 (a NULL f64 is
+                // sent to PostgreSQL as float4, and the cached statement then rejects the
+                // next row's 8-byte float8): a NULL f32 arrives as the float8 NULL we mean.
+                Arg::OptF64(None) => $q.bind(Option::<f32>::None),
             };
         }
         $q

@@ -598,6 +598,37 @@ async fn intel_tables(repo: &SqlRepository) {
     assert_eq!(a.score, 20);
     let b = repo.behavior(&a.uuid).await.unwrap().unwrap();
     assert_eq!(b, commit.attackers[0].behavior);
+    // The same two-row statement with NULL and non-NULL beacon intervals in alternating
+    // positions (PostgreSQL once rejected this: sqlx 0.9 typed an f64 NULL as float4).
+    for pair in [
+        [Some(61.25), None],
+        [None, Some(2.5)],
+        [Some(7.0), Some(1.0)],
+        [None, None],
+    ] {
+        let attackers: Vec<AttackerUpdate> = ["192.0.2.53", "192.0.2.54"]
+            .iter()
+            .zip(pair)
+            .map(|(ip, beacon)| {
+                let mut update = intel_update(ip, 6, None);
+                update.attacker.uuid = format!("00000000-0000-0000-0000-0000000000{}", &ip[8..]);
+                update.behavior.beacon_interval_s = beacon;
+                update
+            })
+            .collect();
+        let one = IntelCommit {
+            attackers,
+            sessions: Vec::new(),
+            bounties: Vec::new(),
+            cursor: None,
+        };
+        repo.commit_intel(&one).await.unwrap();
+        for (ip, beacon) in ["192.0.2.53", "192.0.2.54"].iter().zip(pair) {
+            let a = repo.attacker_by_ip(ip).await.unwrap().unwrap();
+            let b = repo.behavior(&a.uuid).await.unwrap().unwrap();
+            assert_eq!(b.beacon_interval_s, beacon, "{ip}");
+        }
+    }
     let groups = repo.identity_groups().await.unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].ips, ["192.0.2.50", "192.0.2.51"]);
