@@ -32,8 +32,11 @@ use crate::{ApiError, AppState, error::ApiQuery, routes::event_json};
 pub const CHANNEL_BATCHES: usize = 256;
 /// Most events one feeder read (and one backfill) takes.
 const READ_LIMIT: i64 = 1000;
-/// How often the feeder refreshes the stats frame.
+/// How often the feeder refreshes the stats frame while events arrive.
 const STATS_EVERY: Duration = Duration::from_secs(5);
+/// How often it refreshes it when no event arrived (the profiler's last commit after the last
+/// event still shows up): a stats query scans the events table, too much to repeat idle.
+const STATS_IDLE_EVERY: Duration = Duration::from_secs(60);
 
 /// One broadcast batch of newly flushed events, oldest first.
 pub type Batch = Arc<Vec<StoredEvent>>;
@@ -77,7 +80,9 @@ pub async fn run_feeder(state: AppState) {
     state.live.cursor.store(cursor, Ordering::Release);
     let mut tick = tokio::time::interval(state.config.feed_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_stats = tokio::time::Instant::now() - STATS_EVERY;
+    let mut last_stats = tokio::time::Instant::now() - STATS_IDLE_EVERY;
+    // The cursor the last stats frame was computed at.
+    let mut stats_cursor = None;
     loop {
         tick.tick().await;
         match state
@@ -98,8 +103,14 @@ pub async fn run_feeder(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "live feeder read failed; retrying"),
         }
-        if last_stats.elapsed() >= STATS_EVERY {
+        let due = if stats_cursor == Some(cursor) {
+            STATS_IDLE_EVERY
+        } else {
+            STATS_EVERY
+        };
+        if last_stats.elapsed() >= due {
             last_stats = tokio::time::Instant::now();
+            stats_cursor = Some(cursor);
             match state.repo.stats().await {
                 Ok(s) => {
                     let v = serde_json::json!({"type": "stats", "data": s});

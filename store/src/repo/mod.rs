@@ -199,8 +199,10 @@ impl SqlRepository {
                         // header): 16 KiB pages quarter the B-tree page splits per event of
                         // the segment inserts.
                         conn.execute("PRAGMA page_size=16384").await?;
-                        // WAL lets the API read while the flusher writes; NORMAL is durable at
-                        // checkpoints, and the segments hold anything not yet checkpointed.
+                        // WAL lets the API read while the flusher writes. NORMAL is durable at
+                        // checkpoints: what these connections write (profiler results with
+                        // their cursor, users, fleet state) is recomputed or re-sent after a
+                        // power loss; events go through the FULL writer (`sqlite_writer`).
                         conn.execute("PRAGMA journal_mode=WAL").await?;
                         conn.execute("PRAGMA synchronous=NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout=30000").await?;
@@ -341,8 +343,11 @@ impl SqlRepository {
     }
 }
 
-/// The native connection [`SqlRepository`] inserts segments through on SQLite, with the same
-/// pragmas as the pool's.
+/// The native connection [`SqlRepository`] inserts segments through on SQLite: the pool's
+/// pragmas, except `synchronous=FULL`, because the flusher deletes a segment file as soon as
+/// its transaction commits — under NORMAL a WAL commit is only durable at the next
+/// checkpoint, and a power loss in between would lose events that no segment holds any more.
+/// One fsync per segment (thousands of events) is the whole cost.
 async fn sqlite_writer(url: &str) -> Result<sqlx::SqlitePool, RepoError> {
     use sqlx::sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -355,7 +360,7 @@ async fn sqlite_writer(url: &str) -> Result<sqlx::SqlitePool, RepoError> {
         .map_err(fail)?
         .page_size(16384)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true)
         .pragma("cache_size", "-65536")
