@@ -30,6 +30,28 @@ struct Setup {
     app: Router,
 }
 
+/// An attacker row with `events` events and empty lists; tests override the fields they check.
+fn attacker(ip: &str, events: i64) -> Attacker {
+    Attacker {
+        uuid: String::new(),
+        ip: ip.into(),
+        first_seen_ns: 1,
+        last_seen_ns: 2,
+        event_count: events,
+        service_count: 1,
+        decky_count: 1,
+        services: "[]".into(),
+        deckies: "[]".into(),
+        fingerprints: "[]".into(),
+        commands: "[]".into(),
+        traversal_path: "[]".into(),
+        is_traversal: false,
+        bounty_count: 0,
+        credential_count: 0,
+        score: 1,
+    }
+}
+
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
@@ -551,22 +573,14 @@ async fn logs_histogram_stats_attackers_and_bounties_read_the_repository() {
     assert_eq!(v["total_logs"], 30);
     assert_eq!(v["unique_attackers"], 1);
     let a = Attacker {
-        uuid: String::new(),
-        ip: "10.0.0.5".into(),
-        first_seen_ns: 1,
-        last_seen_ns: 2,
-        event_count: 30,
-        service_count: 1,
         decky_count: 2,
         services: "[\"ssh\"]".into(),
         deckies: "[\"web01\",\"db01\"]".into(),
-        fingerprints: "[]".into(),
         commands: "[{\"service\":\"ssh\",\"decky\":\"web01\",\"command\":\"uname -a\"},{\"service\":\"telnet\",\"command\":\"id\"}]".into(),
         traversal_path: "[\"web01\",\"db01\"]".into(),
         is_traversal: true,
-        bounty_count: 0,
-        credential_count: 0,
         score: 5,
+        ..attacker("10.0.0.5", 30)
     };
     let uuid = s.state.repo.upsert_attacker(&a).await.unwrap();
     let (st, v) = call(
@@ -663,24 +677,7 @@ async fn read_answers_are_served_from_memory_for_at_most_cache_fresh() {
         .map(|i| (i, event(1_700_000_000, "web01", "10.0.0.9", "auth_attempt")))
         .collect();
     state.repo.insert_segment(1, &rows).await.unwrap();
-    let a = Attacker {
-        uuid: String::new(),
-        ip: "10.0.0.9".into(),
-        first_seen_ns: 1,
-        last_seen_ns: 2,
-        event_count: 3,
-        service_count: 1,
-        decky_count: 1,
-        services: "[]".into(),
-        deckies: "[]".into(),
-        fingerprints: "[]".into(),
-        commands: "[]".into(),
-        traversal_path: "[]".into(),
-        is_traversal: false,
-        bounty_count: 0,
-        credential_count: 0,
-        score: 1,
-    };
+    let a = attacker("10.0.0.9", 3);
     state.repo.upsert_attacker(&a).await.unwrap();
     // Within the window the answers come from memory (the bound the docs state)...
     let mut cached = Vec::new();
@@ -1025,22 +1022,9 @@ async fn attacker_pcap_exports_retained_packets_per_attacker_and_session() {
     let s = setup().await;
     let (admin, viewer, _) = admin_and_viewer(&s.app).await;
     let a = Attacker {
-        uuid: String::new(),
-        ip: "192.0.2.7".into(),
-        first_seen_ns: 1,
-        last_seen_ns: 2,
-        event_count: 1,
-        service_count: 1,
-        decky_count: 1,
         services: "[\"ssh\"]".into(),
         deckies: "[\"web01\"]".into(),
-        fingerprints: "[]".into(),
-        commands: "[]".into(),
-        traversal_path: "[]".into(),
-        is_traversal: false,
-        bounty_count: 0,
-        credential_count: 0,
-        score: 1,
+        ..attacker("192.0.2.7", 1)
     };
     let uuid = s.state.repo.upsert_attacker(&a).await.unwrap();
     let uri = format!("/api/v1/attackers/{uuid}/pcap");
