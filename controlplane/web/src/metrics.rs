@@ -111,7 +111,11 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 /// Prometheus text format; a scraper authenticates like any viewer (bearer token).
 pub async fn metrics(State(state): State<AppState>, _who: Viewer) -> Result<Response, ApiError> {
     let m = &state.metrics;
-    let stats = state.repo.stats().await?;
+    let (stats, bounties) = tokio::try_join!(
+        crate::routes::event_stats(&state),
+        state.repo.count_bounties(None, None),
+    )?;
+    let count = |key: &str| stats[key].as_i64().unwrap_or(0);
     let mut out = String::new();
     let mut put = |name: &str, kind: &str, help: &str, value: u64| {
         out.push_str(&format!(
@@ -178,15 +182,15 @@ pub async fn metrics(State(state): State<AppState>, _who: Viewer) -> Result<Resp
         "events",
         "gauge",
         "Events in the database.",
-        n(stats.total_events),
+        n(count("total_events")),
     );
     put(
         "attacker_ips",
         "gauge",
         "Distinct source addresses in events.",
-        n(stats.unique_attackers),
+        n(count("unique_attackers")),
     );
-    put("bounties", "gauge", "Captured bounties.", n(stats.bounties));
+    put("bounties", "gauge", "Captured bounties.", n(bounties));
     put(
         "uptime_seconds",
         "gauge",

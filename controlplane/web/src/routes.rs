@@ -440,17 +440,27 @@ async fn bounty(
     ))
 }
 
+/// The event counts (`Stats` as JSON), shared by `/stats` and `/metrics` until the next event:
+/// they scan the events table. Its `bounties` is as of that event; callers count bounties
+/// themselves (the profiler adds them without new events).
+pub(crate) async fn event_stats(state: &AppState) -> Result<Value, decnet_store::repo::RepoError> {
+    let generation = state.repo.max_event_id().await?;
+    state
+        .queries
+        .get("stats".into(), generation, || async {
+            Ok(serde_json::to_value(state.repo.stats().await?).unwrap_or(Value::Null))
+        })
+        .await
+}
+
 async fn stats(State(state): State<AppState>, _who: Viewer) -> Result<Response, ApiError> {
     let body = state
         .responses
         .get("stats".into(), || async {
             // The event counts scan the events table: shared until the next event. Bounties
             // come from the profiler, not with events, so they are counted at each refresh.
-            let generation = state.repo.max_event_id().await?;
             let (s, bounties, deckies) = tokio::try_join!(
-                state.queries.get("stats".into(), generation, || async {
-                    Ok(serde_json::to_value(state.repo.stats().await?).unwrap_or(Value::Null))
-                }),
+                event_stats(&state),
                 state.repo.count_bounties(None, None),
                 state.repo.deckies(),
             )?;

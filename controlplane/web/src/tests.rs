@@ -1156,4 +1156,28 @@ async fn metrics_include_registered_sources() {
         ),
         "{text}"
     );
+    // Event counts are cached until the next event; bounties (added by the profiler without
+    // new events) are counted at every scrape.
+    let rows: Vec<(u64, Event)> = (0..3u64)
+        .map(|i| (i, event(1_700_000_000, "web01", "10.0.0.9", "auth_attempt")))
+        .collect();
+    s.state.repo.insert_segment(1, &rows).await.unwrap();
+    for (n, user) in ["root", "admin"].iter().enumerate() {
+        let bounty = decnet_store::repo::NewBounty {
+            ts_ns: 1,
+            decky: "web01".into(),
+            service: "ssh".into(),
+            attacker_ip: "10.0.0.9".into(),
+            bounty_type: "credential".into(),
+            payload: format!(r#"{{"username":"{user}","password":"x"}}"#),
+        };
+        assert!(s.state.repo.add_bounty(&bounty).await.unwrap());
+        let (_, v) = call(&s.app, "GET", "/metrics", Some(&viewer), None).await;
+        let text = v.as_str().unwrap();
+        assert!(text.contains("\ndecnet_events 3\n"), "{text}");
+        assert!(
+            text.contains(&format!("\ndecnet_bounties {}\n", n + 1)),
+            "{text}"
+        );
+    }
 }
