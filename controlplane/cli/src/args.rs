@@ -103,9 +103,20 @@ pub struct WebArgs {
     /// Developer mode: enables the destructive `DELETE /api/v1/config/reinit`.
     #[arg(long, env = "DECNET_DEVELOPER")]
     pub developer: bool,
+    /// HTTP server threads [default: one per CPU].
+    #[arg(long, env = "DECNET_HTTP_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub http_threads: Option<u16>,
 }
 
 impl WebArgs {
+    /// `--http-threads`, else one per CPU.
+    pub fn http_threads(&self) -> usize {
+        self.http_threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            usize::from,
+        )
+    }
+
     /// The port from `--port`/DECNET_WEB_PORT, else the original's DECNET_API_PORT, else 8080.
     pub fn port(&self) -> Result<u16, String> {
         if let Some(p) = self.port {

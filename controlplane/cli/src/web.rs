@@ -4,7 +4,9 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use decnet_store::{datadir::DataDir, repo::SqlRepository};
-use decnet_web::{ADMIN_PASSWORD_ENV, AppState, MetricsSource, MetricsSources, WebConfig};
+use decnet_web::{
+    ADMIN_PASSWORD_ENV, AppState, HttpServer, MetricsSource, MetricsSources, WebConfig,
+};
 
 use crate::{
     args::{ApiArgs, EngineArgs, ServeArgs, WebArgs},
@@ -14,9 +16,8 @@ use crate::{
 
 /// The web layer running on the runtime: the HTTP server and the one live feeder.
 struct Web {
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: HttpServer,
     feeder: tokio::task::JoinHandle<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// A counter set of this process shown at `/metrics` through its own render function.
@@ -69,40 +70,24 @@ fn start_web(
             args.admin_user
         );
     }
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(addr))
+    let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| Failure::runtime(format!("cannot listen on {addr}: {e}")))?;
     eprintln!("{verb}: API and dashboard on http://{addr}/");
     if !args.host.is_loopback() {
         tracing::warn!(%addr, "the management API listens beyond loopback: keep it off the decoy LAN");
     }
-    let feeder = rt.spawn(decnet_web::run_feeder(state.clone()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(decnet_web::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    Ok(Web {
-        server,
-        feeder,
-        stop,
-    })
+    let server = HttpServer::start(listener, &state, args.http_threads())
+        .map_err(|e| Failure::runtime(format!("cannot start the HTTP server threads: {e}")))?;
+    let feeder = rt.spawn(decnet_web::run_feeder(state));
+    Ok(Web { server, feeder })
 }
 
 impl Web {
-    fn stop(self, rt: &tokio::runtime::Runtime) {
-        let _ = self.stop.send(());
+    fn stop(self) {
         self.feeder.abort();
-        // Open live streams never end by themselves: give requests a moment, then cut.
-        let server = self.server;
-        rt.block_on(async move {
-            let abort = server.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(3), server)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        });
+        if let Err(e) = self.server.stop() {
+            tracing::error!(error = %e, "the HTTP server ended with an error");
+        }
     }
 }
 
@@ -141,7 +126,7 @@ pub fn api(args: &ApiArgs) -> Result<(), Failure> {
             () = async { while !web.server.is_finished() { tokio::time::sleep(Duration::from_millis(500)).await; } } => true,
         }
     });
-    web.stop(&rt);
+    web.stop();
     rt.block_on(repository.close());
     if server_died {
         return Err(Failure::runtime("the web server stopped unexpectedly"));
@@ -199,7 +184,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
             s
         }
         Err(e) => {
-            web.stop(&rt);
+            web.stop();
             running.stop(&rt, &repository, "serve");
             return Err(e);
         }
@@ -226,7 +211,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
     {
         eprintln!("serve: the profiler did not stop within 10 s; its open batch is rolled back");
     }
-    web.stop(&rt);
+    web.stop();
     // The sniffer's events go through the intake's pipeline: stop it first.
     if let Some((sniffing, reloader, _lock)) = sniffing {
         reloader.abort();

@@ -7,7 +7,7 @@ use std::{
     io::Write as _,
     os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::Path,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -309,6 +309,43 @@ impl Revocations {
     }
 }
 
+/// Tokens whose signature was already checked, with their claims: a dashboard sends the same
+/// token with every request, and the signature check, two base64 decodes and a JSON parse were
+/// a tenth of a cached request's CPU. The key is the whole token text, so only a byte-identical
+/// token hits; expiry is still checked on every hit, and revocation by the caller as before.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens(Mutex<HashMap<Box<str>, Arc<Claims>>>);
+
+/// Most tokens remembered; a flood of distinct valid tokens only empties the memo.
+const VERIFIED_TOKENS: usize = 4096;
+
+impl VerifiedTokens {
+    /// `key.verify(token, now)`, remembered for the token's lifetime.
+    pub fn verify(&self, key: &JwtKey, token: &str, now: i64) -> Result<Arc<Claims>, TokenError> {
+        let lock = || {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(claims) = lock().get(token) {
+            if claims.exp <= now {
+                return Err(TokenError::Expired);
+            }
+            return Ok(Arc::clone(claims));
+        }
+        let claims = Arc::new(key.verify(token, now)?);
+        let mut map = lock();
+        if map.len() >= VERIFIED_TOKENS {
+            map.retain(|_, c| c.exp > now);
+            if map.len() >= VERIFIED_TOKENS {
+                map.clear();
+            }
+        }
+        map.insert(token.into(), Arc::clone(&claims));
+        Ok(claims)
+    }
+}
+
 /// Single-use stream tickets: EventSource cannot send an Authorization header, so the
 /// dashboard trades its bearer token for a ticket valid [`TICKET_TTL`] and usable once; the
 /// long-lived token never appears in a URL (or a proxy's access log).
@@ -401,6 +438,26 @@ mod tests {
         let flipped = format!("{head}.{rest}x");
         assert!(key.verify(&flipped, 1).is_err());
         assert_eq!(key.verify("a.b", 1), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_tampered_one_is_still_checked() {
+        let key = JwtKey::new(b"0123456789abcdef0123456789abcdef");
+        let memo = VerifiedTokens::default();
+        let c = claims(100);
+        let t = key.sign(&c);
+        assert_eq!(*memo.verify(&key, &t, 50).unwrap(), c);
+        // Remembered: another key would refuse it, the memo answers without checking again.
+        assert_eq!(*memo.verify(&JwtKey::new(b"other"), &t, 60).unwrap(), c);
+        assert_eq!(memo.verify(&key, &t, 100), Err(TokenError::Expired));
+        let (signing_input, sig) = t.rsplit_once('.').unwrap();
+        let first = if sig.starts_with('A') { 'B' } else { 'A' };
+        let forged = format!("{signing_input}.{first}{}", &sig[1..]);
+        assert!(memo.verify(&key, &forged, 50).is_err());
+        let expired = key.sign(&claims(10));
+        assert_eq!(memo.verify(&key, &expired, 50), Err(TokenError::Expired));
+        assert_eq!(memo.verify(&key, &expired, 5).map(|c| c.exp), Ok(10));
+        assert_eq!(memo.verify(&key, &expired, 50), Err(TokenError::Expired));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::{ApiError, AppState, auth::Claims, now_secs};
 #[derive(Debug)]
 pub struct AnyUser {
     pub user: Arc<User>,
-    pub claims: Claims,
+    pub claims: Arc<Claims>,
 }
 
 /// Any role, password already changed.
@@ -42,8 +42,8 @@ impl FromRequestParts<AppState> for AnyUser {
             ApiError::Unauthorized("an Authorization: Bearer token is required".into())
         })?;
         let claims = state
-            .key
-            .verify(token, now_secs())
+            .verified
+            .verify(&state.key, token, now_secs())
             .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
         if state.revoked.is_revoked(&claims.jti) {
             return Err(ApiError::Unauthorized(

@@ -11,11 +11,11 @@ pub mod openapi;
 mod pages;
 mod responses;
 mod routes;
+mod server;
 mod stream;
 mod users;
 
 use std::{
-    net::SocketAddr,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -27,6 +27,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use error::ApiError;
 pub use metrics::{MetricsSource, MetricsSources};
+pub use server::HttpServer;
 pub use stream::{Batch, Live, run_feeder};
 
 /// Environment variable holding the first admin's password (else a random one is printed).
@@ -126,6 +127,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub repo: SqlRepository,
     pub key: auth::JwtKey,
+    /// Tokens already verified by `key`.
+    pub verified: auth::VerifiedTokens,
     pub config: WebConfig,
     pub ip_limiter: auth::LoginLimiter,
     pub user_limiter: auth::LoginLimiter,
@@ -164,6 +167,7 @@ impl AppState {
         let (stats_tx, _) = watch::channel(None);
         let state = Self(Arc::new(Inner {
             key: auth::JwtKey::new(secret),
+            verified: auth::VerifiedTokens::default(),
             ip_limiter: auth::LoginLimiter::new(config.login_failures, config.login_window),
             user_limiter: auth::LoginLimiter::new(config.login_failures, config.login_window),
             revoked: auth::Revocations::default(),
@@ -232,20 +236,6 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .with_state(state)
-}
-
-/// Serve `router(state)` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }
 
 /// Unix time in seconds.

@@ -24,9 +24,9 @@ use crate::{AppState, WebConfig, openapi::ROUTES, router};
 const ADMIN_PW: &str = "first-admin-pw";
 const NEW_PW: &str = "changed-admin-pw";
 
-struct Setup {
+pub(crate) struct Setup {
     _dir: tempfile::TempDir,
-    state: AppState,
+    pub(crate) state: AppState,
     app: Router,
 }
 
@@ -52,7 +52,7 @@ fn attacker(ip: &str, events: i64) -> Attacker {
     }
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
     let repo = SqlRepository::connect(&url).await.unwrap();
