@@ -183,7 +183,7 @@ fn main() {
                 #[allow(clippy::cast_precision_loss)]
                 let rate = n as f64 / secs;
                 println!(
-                    "profile: {n} events from SQLite in {secs:.2} s, {rate:.0} events/s (batch {batch}), peak RSS {:.1} MiB",
+                    "profile: {n} events from the store in {secs:.2} s, {rate:.0} events/s (batch {batch}), peak RSS {:.1} MiB",
                     peak_rss_mib()
                 );
             });
