@@ -251,18 +251,7 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => closing = true,
             }
-            // A commit inside the window makes nothing durable (a crash rolls the segment back
-            // to its last durable commit), so events wait in the batch, at most `batch_max`
-            // of them, until the window ends; one redb commit per window or full batch instead
-            // of one per wake-up, which under a flood was most of a writer's time.
-            let due = closing
-                || batch.len() >= self.config.batch_max
-                || open.as_ref().is_none_or(|s| {
-                    s.window_deadline(policy) <= Instant::now() || s.should_rotate(policy)
-                });
-            if due {
-                self.commit(&mut open, &mut batch);
-            }
+            self.commit(&mut open, &mut batch);
             let rotate = open
                 .as_ref()
                 .is_some_and(|s| closing || s.should_rotate(policy));
