@@ -4,6 +4,7 @@
 # redb → SQLite flush rate.
 #
 #   bench/syslog.sh [MESSAGES] [RUNS]      (defaults: 300000 messages, 3 runs; needs root for apt)
+#   DECNET_ARGS="--flusher-nice 0" bench/syslog.sh …   (extra flags for `decnet collect`)
 #
 # Each run sends MESSAGES messages of 400 bytes with dataplane/examples/syslog_flood.rs over a
 # unix datagram socket (lossless: the sender waits when the receiver's queue is full) and over
@@ -23,7 +24,9 @@ if ! command -v rsyslogd >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog >/dev/null
 fi
 echo "building release binaries…" >&2
-cargo build -q --release -p decnet -p decnet-dataplane --example syslog_flood </dev/null
+# Two commands: with --example, cargo builds only that example, not the decnet binary.
+cargo build -q --release -p decnet --bin decnet </dev/null
+cargo build -q --release -p decnet-dataplane --example syslog_flood </dev/null
 cargo build -q --release -p decnet-store --example flush_rate </dev/null
 DECNET=$CARGO_TARGET_DIR/release/decnet
 FLOOD=$CARGO_TARGET_DIR/release/examples/syslog_flood
@@ -64,7 +67,7 @@ rsyslog_count() { if [[ -f $WORK/rsyslog.out ]]; then wc -l <"$WORK/rsyslog.out"
 
 start_decnet() {
     rm -rf "$WORK/decnet"
-    DECNET_LOG=decnet_store::pipeline=debug NO_COLOR=1 "$DECNET" collect --data-dir "$WORK/decnet" \
+    DECNET_LOG=decnet_store::pipeline=debug NO_COLOR=1 "$DECNET" collect --data-dir "$WORK/decnet" ${DECNET_ARGS:-} \
         --udp 127.0.0.1:25514 --progress-secs 0 --lifecycle-window-ms 0 2>"$WORK/decnet.err" &
     RECEIVER=$!
     PIDS+=("$RECEIVER")

@@ -44,6 +44,11 @@ pub struct PipelineConfig {
     /// Sealed segments that may wait for the flusher before writers stop taking events.
     pub sealed_backlog: usize,
     pub policy: SegmentPolicy,
+    /// Nice value (0–19) the flusher thread gives itself. When intake and SQL compete for the
+    /// CPU, a flood is made durable in segments first and indexed into SQL when the CPU frees
+    /// up; the bounded sealed backlog still stops the writers if SQL falls too far behind, so
+    /// this only moves work in time. 0 leaves the flusher at the process's priority.
+    pub flusher_nice: i32,
 }
 
 impl PipelineConfig {
@@ -55,6 +60,7 @@ impl PipelineConfig {
             batch_max: 4_096,
             sealed_backlog: 8,
             policy: SegmentPolicy::default(),
+            flusher_nice: 19,
         }
     }
 }
@@ -149,9 +155,13 @@ impl Pipeline {
         let flusher = {
             let metrics = Arc::clone(&metrics);
             let backlog = recovered.sealed;
+            let nice = config.flusher_nice;
             std::thread::Builder::new()
                 .name("store-flusher".into())
-                .spawn(move || flusher(&repo, &runtime, backlog, &sealed_rx, &metrics))
+                .spawn(move || {
+                    lower_own_priority(nice);
+                    flusher(&repo, &runtime, backlog, &sealed_rx, &metrics);
+                })
                 .map_err(|e| PipelineError::Thread("flusher", e))?
         };
 
@@ -320,6 +330,26 @@ impl Writer {
                 tracing::error!(error = %e, "sealing a segment failed; it is recovered at next start");
             }
         }
+    }
+}
+
+/// Lower the calling thread's priority to `nice` (Linux nice values are per thread); best
+/// effort, a failure only leaves the thread at the process's priority.
+fn lower_own_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let Ok(who) = libc::id_t::try_from(tid) else {
+        return;
+    };
+    // SAFETY: setpriority only reads its integer arguments; `who` is this thread's own id.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, who, nice.min(19)) } != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "cannot lower the flusher's priority"
+        );
     }
 }
 

@@ -290,6 +290,11 @@ pub struct CollectArgs {
     /// Segment writer threads.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub writers: u16,
+    /// Nice value of the thread that moves sealed segments into SQL: under a flood the intake
+    /// and the segment writers get the CPU first (segments are bounded, so SQL catches up as
+    /// soon as the CPU frees); 0 keeps it at the process's priority.
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub flusher_nice: i32,
     /// Longest time an accepted event may stay non-durable, in milliseconds.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub durable_window_ms: u64,

@@ -96,6 +96,7 @@ impl Collecting {
         let lease = WorkerLease::acquire(rt, repository, "collect", dir.root())?;
         let mut pipeline_config = PipelineConfig::new(dir.segments());
         pipeline_config.writers = usize::from(args.writers);
+        pipeline_config.flusher_nice = args.flusher_nice;
         pipeline_config.policy = SegmentPolicy {
             durable_window: Duration::from_millis(args.durable_window_ms),
             max_bytes: args.segment_max_mib * 1024 * 1024,
