@@ -474,7 +474,7 @@ impl Repository for SqlRepository {
         let segment = i64::try_from(sealed.id())
             .map_err(|_| RepoError::Invalid(format!("segment id {} exceeds i64", sealed.id())))?;
         // Streamed: each entry is read in place from the segment's page and inserted before
-        // the next is read, so no owned event is built and memory stays one page deep.
+        // the next is read: no owned event is built and the segment is never in memory whole.
         let mut source = SegmentRows {
             id: sealed.id(),
             entries: sealed.iter()?,

@@ -243,6 +243,15 @@ impl RowSource for std::slice::Iter<'_, (u64, crate::Event)> {
     }
 }
 
+/// The segment insert: parameter 1 the segment id, 2 the [`sqlite_rows::Feed`].
+pub(super) fn insert_text() -> String {
+    format!(
+        "INSERT INTO events ({EVENT_COLUMNS}) SELECT ?1, {} FROM {}(?2)",
+        sqlite_rows::COLUMNS,
+        sqlite_rows::MODULE_NAME
+    )
+}
+
 /// Insert every row of `source` as rows of `segment` on `db`, inside the caller's open
 /// transaction. Returns rows inserted.
 ///
@@ -254,11 +263,7 @@ pub(super) unsafe fn insert_rows(
     segment: i64,
     source: &mut dyn RowSource,
 ) -> Result<u64, RepoError> {
-    let text = format!(
-        "INSERT INTO events ({EVENT_COLUMNS}) SELECT ?1, {} FROM {}(?2)",
-        sqlite_rows::COLUMNS,
-        sqlite_rows::MODULE_NAME
-    );
+    let text = insert_text();
     // SAFETY: the caller vouches for `db`. The module is registered once per connection, the
     // first time the statement does not prepare.
     let stmt = match unsafe { Statement::prepare(db, &text) } {

@@ -826,6 +826,28 @@ async fn sqlite_passes_the_repository_suite() {
     suite(&sqlite_repo(&dir).await).await;
 }
 
+/// The segment insert streams: SQLite runs the virtual table as a co-routine feeding the
+/// insert row by row, never copying the segment into a temporary table first (which would
+/// hold a whole segment in memory, with `temp_store=MEMORY`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_segment_insert_streams_without_a_temporary_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = sqlite_repo(&dir).await;
+    let batch = rows(vec![event(1, "d", "s", "k", "10.0.0.1", &[])]);
+    assert_eq!(repo.insert_segment(1, &batch).await.unwrap(), 1);
+    // The writer's one connection has the module registered by the insert above.
+    let explain = format!("EXPLAIN {}", sqlite_flush::insert_text());
+    let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(explain))
+        .fetch_all(repo.sqlite_writer.as_ref().unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get(row, "opcode"))
+        .collect();
+    assert!(plan.iter().any(|op| op == "VFilter"), "{plan:?}");
+    assert!(!plan.iter().any(|op| op == "OpenEphemeral"), "{plan:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_passes_the_repository_suite() {
     if let Some(repo) = server_repo(PG_ENV, "PostgreSQL").await {
