@@ -73,6 +73,130 @@ pub fn to_bytes(event: &Event) -> Vec<u8> {
 
 /// Read one encoded event occupying all of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    Ok(decode_view(bytes)?.to_event())
+}
+
+/// An encoded event read in place: strings and raw bytes borrow the encoding, so the flusher
+/// binds SQL columns straight from a segment's pages instead of building an owned [`Event`]
+/// (about a dozen allocations) per row. [`decode_view`] validates everything [`decode`] does;
+/// [`EventView::to_event`] is exactly what [`decode`] returns.
+#[derive(Debug, Clone)]
+pub struct EventView<'a> {
+    pub ts_ns: i64,
+    pub decky: &'a str,
+    pub service: &'a str,
+    pub kind: &'a str,
+    pub severity: Severity,
+    pub src_ip: Option<IpAddr>,
+    pub src_port: Option<u16>,
+    pub dst_ip: Option<IpAddr>,
+    pub dst_port: Option<u16>,
+    fields: Fields<'a>,
+    pub raw: &'a [u8],
+    pub truncated: bool,
+}
+
+/// The fields of an [`EventView`]: still encoded, or those of an owned event.
+#[derive(Debug, Clone)]
+enum Fields<'a> {
+    /// `count` validated (key, value) pairs.
+    Encoded {
+        bytes: &'a [u8],
+        count: usize,
+    },
+    Owned(&'a [(String, String)]),
+}
+
+/// The fields of an [`EventView`] in producer order, values cut to
+/// [`MAX_FIELD_BYTES`](crate::event::MAX_FIELD_BYTES) as [`Event::push_field`] would.
+#[derive(Debug, Clone)]
+pub struct FieldIter<'a> {
+    inner: FieldsInner<'a>,
+}
+
+#[derive(Debug, Clone)]
+enum FieldsInner<'a> {
+    Encoded { reader: Reader<'a>, left: usize },
+    Owned(std::slice::Iter<'a, (String, String)>),
+}
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            FieldsInner::Encoded { reader, left } => {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                // Validated by `decode_view`: these reads cannot fail.
+                let key = reader.string("field name").ok()?;
+                let value = reader.string("field value").ok()?;
+                Some((key, crate::event::truncate_field_value(value)))
+            }
+            FieldsInner::Owned(it) => it.next().map(|(k, v)| (k.as_str(), v.as_str())),
+        }
+    }
+}
+
+impl<'a> EventView<'a> {
+    /// A view of an owned event (for inserting owned events through the same code).
+    pub fn of(e: &'a Event) -> Self {
+        Self {
+            ts_ns: e.ts_ns,
+            decky: &e.decky,
+            service: &e.service,
+            kind: &e.kind,
+            severity: e.severity,
+            src_ip: e.src_ip,
+            src_port: e.src_port,
+            dst_ip: e.dst_ip,
+            dst_port: e.dst_port,
+            fields: Fields::Owned(e.fields()),
+            raw: e.raw(),
+            truncated: e.truncated,
+        }
+    }
+
+    pub fn fields(&self) -> FieldIter<'a> {
+        FieldIter {
+            inner: match &self.fields {
+                Fields::Encoded { bytes, count } => FieldsInner::Encoded {
+                    reader: Reader { buf: bytes },
+                    left: *count,
+                },
+                Fields::Owned(f) => FieldsInner::Owned(f.iter()),
+            },
+        }
+    }
+
+    /// The owned event [`decode`] returns for the same bytes.
+    pub fn to_event(&self) -> Event {
+        let mut event = Event::new(
+            self.ts_ns,
+            self.decky,
+            self.service,
+            self.kind,
+            self.severity,
+        );
+        event.src_ip = self.src_ip;
+        event.src_port = self.src_port;
+        event.dst_ip = self.dst_ip;
+        event.dst_port = self.dst_port;
+        for (k, v) in self.fields() {
+            // Keys were checked by `decode_view` (or by the owned event), and there are at
+            // most MAX_FIELDS of them: this cannot fail.
+            let _ = event.push_field(k, v);
+        }
+        event.set_raw(self.raw);
+        event.truncated = self.truncated;
+        event
+    }
+}
+
+/// Read one encoded event occupying all of `bytes`, in place (see [`EventView`]).
+pub fn decode_view(bytes: &[u8]) -> Result<EventView<'_>, DecodeError> {
     let mut r = Reader { buf: bytes };
     let version = r.u8("version")?;
     if version != VERSION {
@@ -105,32 +229,47 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let decky = r.string("decky")?;
     let service = r.string("service")?;
     let kind = r.string("kind")?;
-    let mut event = Event::new(ts_ns, decky, service, kind, severity);
-    event.src_ip = src_ip;
-    event.src_port = src_port;
-    event.dst_ip = dst_ip;
-    event.dst_port = dst_port;
     let count = r.varint("field count")?;
     if count > MAX_FIELDS as u64 {
         return Err(DecodeError::Invalid("field count"));
     }
+    let fields_start = r.buf;
     for _ in 0..count {
         let key = r.string("field name")?;
-        let value = r.string("field value")?;
-        event
-            .push_field(key, value)
-            .map_err(|_| DecodeError::Invalid("field name"))?;
+        r.string("field value")?;
+        // What `Event::push_field` refuses.
+        if key.is_empty() || key.len() > 64 {
+            return Err(DecodeError::Invalid("field name"));
+        }
     }
+    let fields = Fields::Encoded {
+        bytes: fields_start
+            .get(..fields_start.len() - r.buf.len())
+            .unwrap_or_default(),
+        // At most MAX_FIELDS, checked above.
+        count: count as usize,
+    };
     let raw = r.bytes("raw")?;
     if raw.len() > MAX_RAW_BYTES {
         return Err(DecodeError::Invalid("raw length"));
     }
-    event.set_raw(raw);
-    event.truncated = flags & TRUNCATED != 0;
     if !r.buf.is_empty() {
         return Err(DecodeError::Trailing(r.buf.len()));
     }
-    Ok(event)
+    Ok(EventView {
+        ts_ns,
+        decky,
+        service,
+        kind,
+        severity,
+        src_ip,
+        src_port,
+        dst_ip,
+        dst_port,
+        fields,
+        raw,
+        truncated: flags & TRUNCATED != 0,
+    })
 }
 
 fn put_varint(mut v: u64, out: &mut Vec<u8>) {
@@ -163,6 +302,7 @@ fn put_addr(ip: Option<IpAddr>, port: Option<u16>, out: &mut Vec<u8>) {
     }
 }
 
+#[derive(Debug, Clone)]
 struct Reader<'a> {
     buf: &'a [u8],
 }
@@ -269,10 +409,76 @@ mod tests {
         assert_eq!(decode(&other), Err(DecodeError::Version(9)));
     }
 
+    /// Every column a view yields, fields included, for comparing two views.
+    fn columns(v: &EventView<'_>) -> String {
+        let fields: Vec<_> = v.fields().collect();
+        format!(
+            "{} {} {} {} {:?} {:?} {:?} {:?} {:?} {fields:?} {:?} {}",
+            v.ts_ns,
+            v.decky,
+            v.service,
+            v.kind,
+            v.severity,
+            v.src_ip,
+            v.src_port,
+            v.dst_ip,
+            v.dst_port,
+            v.raw,
+            v.truncated
+        )
+    }
+
+    #[test]
+    fn a_view_reads_what_the_owned_event_holds() {
+        let mut e = sample();
+        e.push_field("username", "second").unwrap();
+        e.dst_port = Some(22);
+        let bytes = to_bytes(&e);
+        let view = decode_view(&bytes).unwrap();
+        assert_eq!(columns(&view), columns(&EventView::of(&e)));
+        assert_eq!(view.fields().count(), 3);
+        assert_eq!(view.to_event(), e);
+    }
+
+    #[test]
+    fn a_view_refuses_what_decode_refuses() {
+        // A field key Event::push_field would refuse (empty), encoded by hand.
+        let mut e = Event::new(1, "d", "s", "k", Severity::Info);
+        e.push_field("k", "v").unwrap();
+        let mut bytes = to_bytes(&e);
+        let at = bytes
+            .windows(4)
+            .position(|w| w == [1, b'k', 1, b'v'])
+            .unwrap();
+        bytes.splice(at..at + 2, [0]);
+        assert_eq!(decode(&bytes), Err(DecodeError::Invalid("field name")));
+        assert!(decode_view(&bytes).is_err());
+    }
+
     proptest! {
+        #[test]
+        fn views_match_owned_events(
+            names in proptest::collection::vec(("[a-z_]{1,12}", ".{0,40}"), 0..10),
+            raw in proptest::collection::vec(any::<u8>(), 0..300),
+            src in proptest::option::of(any::<std::net::IpAddr>()),
+        ) {
+            let mut e = Event::new(-5, "décky", "s", "k", Severity::Alert);
+            e.src_ip = src;
+            for (k, v) in &names {
+                e.push_field(k, v).unwrap();
+            }
+            e.set_raw(&raw);
+            let bytes = to_bytes(&e);
+            let view = decode_view(&bytes).unwrap();
+            prop_assert_eq!(columns(&view), columns(&EventView::of(&e)));
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode(&bytes);
+            if let Ok(v) = decode_view(&bytes) {
+                let _ = columns(&v);
+            }
         }
 
         #[test]

@@ -158,6 +158,11 @@ impl Event {
     }
 }
 
+/// A field value as [`Event::push_field`] keeps it.
+pub(crate) fn truncate_field_value(value: &str) -> &str {
+    truncate_on_char_boundary(value, MAX_FIELD_BYTES)
+}
+
 fn truncate_on_char_boundary(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;

@@ -373,23 +373,12 @@ fn flush_one<R: Repository>(
 ) {
     let mut backoff = Duration::from_millis(100);
     for attempt in 1..=MAX_FLUSH_ATTEMPTS {
-        let outcome = segment::read_sealed(&sealed.path)
+        let outcome = segment::SealedSegment::open(&sealed.path)
             .map_err(|e| e.to_string())
-            .and_then(|(id, entries)| {
-                let mut rows = Vec::with_capacity(entries.len());
-                let mut bad = 0;
-                for (seq, entry) in entries {
-                    match entry {
-                        Ok(event) => rows.push((seq, event)),
-                        Err(e) => {
-                            bad += 1;
-                            tracing::warn!(segment = id, seq, error = %e, "undecodable segment entry");
-                        }
-                    }
-                }
+            .and_then(|segment| {
                 runtime
-                    .block_on(repo.insert_segment(id, &rows))
-                    .map(|n| (n, bad))
+                    .block_on(repo.insert_sealed(&segment))
+                    .map(|f| (f.inserted, f.undecodable))
                     .map_err(|e| e.to_string())
             });
         match outcome {

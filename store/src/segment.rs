@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
 use crate::{Event, codec};
 
@@ -188,6 +188,27 @@ impl SegmentWriter {
         }
     }
 
+    /// Append `bytes` as the next entry as they are (tests write damaged entries with it).
+    #[cfg(test)]
+    pub(crate) fn append_bytes(&mut self, bytes: &[u8]) -> Result<(), SegmentError> {
+        let path = &self.path;
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| SegmentError::db(path, e))?;
+        {
+            let mut table = txn
+                .open_table(EVENTS)
+                .map_err(|e| SegmentError::db(path, e))?;
+            table
+                .insert(self.next_seq, bytes)
+                .map_err(|e| SegmentError::db(path, e))?;
+        }
+        txn.commit().map_err(|e| SegmentError::db(path, e))?;
+        self.next_seq += 1;
+        Ok(())
+    }
+
     fn mark_durable(&mut self) -> u64 {
         self.window_start = Instant::now();
         std::mem::take(&mut self.pending)
@@ -248,27 +269,129 @@ pub type Entry = (u64, Result<Event, codec::DecodeError>);
 /// decode are returned as errors with their sequence number (counted by the flusher, never
 /// silently skipped).
 pub fn read_sealed(path: &Path) -> Result<(u64, Vec<Entry>), SegmentError> {
-    let db = Database::open(path).map_err(|e| SegmentError::db(path, e))?;
-    let txn = db.begin_read().map_err(|e| SegmentError::db(path, e))?;
-    let meta = txn
-        .open_table(META)
-        .map_err(|e| SegmentError::db(path, e))?;
-    let id = meta
-        .get("segment_id")
-        .map_err(|e| SegmentError::db(path, e))?
-        .map(|g| g.value())
-        .ok_or_else(|| SegmentError::NoId {
-            path: path.to_owned(),
-        })?;
-    let table = txn
-        .open_table(EVENTS)
-        .map_err(|e| SegmentError::db(path, e))?;
+    let segment = SealedSegment::open(path)?;
     let mut out = Vec::new();
-    for entry in table.iter().map_err(|e| SegmentError::db(path, e))? {
-        let (seq, bytes) = entry.map_err(|e| SegmentError::db(path, e))?;
-        out.push((seq.value(), codec::decode(bytes.value())));
+    segment.for_each(|seq, entry| {
+        out.push((seq, entry.map(|v| v.to_event())));
+        Ok::<_, SegmentError>(())
+    })?;
+    Ok((segment.id, out))
+}
+
+/// A sealed segment open for reading. [`Self::for_each`] streams its entries decoded in place,
+/// so flushing one holds a page of it at a time instead of every event as an owned [`Event`].
+#[derive(Debug)]
+pub struct SealedSegment {
+    db: Database,
+    path: PathBuf,
+    id: u64,
+    entries: u64,
+}
+
+impl SealedSegment {
+    pub fn open(path: &Path) -> Result<Self, SegmentError> {
+        let db = Database::open(path).map_err(|e| SegmentError::db(path, e))?;
+        let txn = db.begin_read().map_err(|e| SegmentError::db(path, e))?;
+        let meta = txn
+            .open_table(META)
+            .map_err(|e| SegmentError::db(path, e))?;
+        let id = meta
+            .get("segment_id")
+            .map_err(|e| SegmentError::db(path, e))?
+            .map(|g| g.value())
+            .ok_or_else(|| SegmentError::NoId {
+                path: path.to_owned(),
+            })?;
+        let entries = txn
+            .open_table(EVENTS)
+            .and_then(|t| Ok(t.len()?))
+            .map_err(|e| SegmentError::db(path, e))?;
+        drop(meta);
+        drop(txn);
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+            id,
+            entries,
+        })
     }
-    Ok((id, out))
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Entries in the segment, decodable or not.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Call `f` with every entry in sequence order: its sequence number and the event read in
+    /// place, or why it does not decode. Stops at the first error `f` returns.
+    pub fn for_each<E: From<SegmentError>>(
+        &self,
+        mut f: impl FnMut(u64, Result<codec::EventView<'_>, codec::DecodeError>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut entries = self.iter()?;
+        while let Some(r) = entries.next_with(&mut f) {
+            r??;
+        }
+        Ok(())
+    }
+
+    /// The entries in sequence order, one at a time.
+    pub fn iter(&self) -> Result<Entries<'_>, SegmentError> {
+        let path = &self.path;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| SegmentError::db(path, e))?;
+        let table = txn
+            .open_table(EVENTS)
+            .map_err(|e| SegmentError::db(path, e))?;
+        let range = table
+            .range::<u64>(..)
+            .map_err(|e| SegmentError::db(path, e))?;
+        Ok(Entries {
+            range,
+            _table: table,
+            _txn: txn,
+            path,
+        })
+    }
+}
+
+/// A sealed segment's entries in sequence order ([`SealedSegment::iter`]).
+pub struct Entries<'s> {
+    range: redb::Range<'static, u64, &'static [u8]>,
+    _table: redb::ReadOnlyTable<u64, &'static [u8]>,
+    _txn: redb::ReadTransaction,
+    path: &'s Path,
+}
+
+impl std::fmt::Debug for Entries<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entries")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Entries<'_> {
+    /// Call `f` with the next entry (its sequence number and the event read in place, valid
+    /// only during the call); `None` after the last.
+    pub fn next_with<R>(
+        &mut self,
+        f: impl FnOnce(u64, Result<codec::EventView<'_>, codec::DecodeError>) -> R,
+    ) -> Option<Result<R, SegmentError>> {
+        Some(match self.range.next()? {
+            Ok((seq, bytes)) => Ok(f(seq.value(), codec::decode_view(bytes.value()))),
+            Err(e) => Err(SegmentError::db(self.path, e)),
+        })
+    }
 }
 
 /// What a directory of segments holds after a restart.

@@ -7,10 +7,12 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{
-    RepoError, Repository, SqlRepository, q,
+    RepoError, Repository, SegmentFlush, SqlRepository, count_undecodable, insert_sealed_owned, q,
     sql::{Arg, Backend, Sql, clean_text, clip_chars},
+    sqlite_flush::{self, Row as FlushRow, RowSource},
+    undecodable,
 };
-use crate::{Event, Severity};
+use crate::{Event, Severity, codec::EventView, segment::SealedSegment};
 
 /// Rows per multi-row INSERT: 15 parameters each stays under every backend's limit
 /// (SQLite 32,766; PostgreSQL and MySQL 65,535).
@@ -196,17 +198,21 @@ impl EventQuery {
 /// [`Event::field`] returns), so every backend's JSON functions agree.
 fn fields_json(event: &Event) -> String {
     let mut out = Vec::new();
-    write_fields_json(event, &mut out);
+    write_fields_json(EventView::of(event).fields(), &mut out);
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// [`fields_json`] appended to `out` (UTF-8) without allocating per field.
-pub(super) fn write_fields_json(event: &Event, out: &mut Vec<u8>) {
+/// [`fields_json`] of an event's fields appended to `out` (UTF-8) without allocating per
+/// field.
+pub(super) fn write_fields_json<'a>(
+    fields: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    out: &mut Vec<u8>,
+) {
     out.push(b'{');
-    let fields = event.fields();
     let mut first = true;
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if fields[..i].iter().any(|(seen, _)| seen == k) {
+    let all = fields.clone();
+    for (i, (k, v)) in fields.enumerate() {
+        if all.clone().take(i).any(|(seen, _)| seen == k) {
             continue;
         }
         if !first {
@@ -271,13 +277,17 @@ impl RowValues {
     }
 }
 
-/// [`Repository::insert_segment`] over the native SQLite connection: sqlx begins, marks and
-/// commits; the rows go through [`super::sqlite_flush`] on the raw handle.
-async fn insert_segment_sqlite(
+/// A segment insert over the native SQLite connection: sqlx begins, marks and commits; the
+/// rows of `source` go through [`super::sqlite_flush`] on the raw handle. `entries` is the
+/// segment's entry count, recorded in its marker less `skipped(source)` (entries the source
+/// skipped as undecodable). Returns rows inserted, `None` when the segment was flushed before.
+async fn insert_segment_sqlite<S: RowSource + Send>(
     pool: &sqlx::SqlitePool,
     segment: i64,
-    rows: &[(u64, Event)],
-) -> Result<u64, RepoError> {
+    entries: u64,
+    source: &mut S,
+    skipped: impl FnOnce(&S) -> u64,
+) -> Result<Option<u64>, RepoError> {
     let mut tx = pool
         .begin()
         .await
@@ -287,7 +297,7 @@ async fn insert_segment_sqlite(
          ON CONFLICT DO NOTHING",
     )
     .bind(segment)
-    .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+    .bind(i64::try_from(entries).unwrap_or(i64::MAX))
     .bind(super::now_ns())
     .execute(&mut *tx)
     .await
@@ -297,7 +307,7 @@ async fn insert_segment_sqlite(
         tx.rollback()
             .await
             .map_err(q("ending a replayed segment's insert"))?;
-        return Ok(0);
+        return Ok(None);
     }
     let inserted = {
         let mut handle = tx
@@ -306,14 +316,63 @@ async fn insert_segment_sqlite(
             .map_err(q("locking the SQLite connection"))?;
         // SAFETY: the handle lock keeps sqlx's worker off this connection until it drops,
         // and the transaction begun above is open on it.
-        unsafe { super::sqlite_flush::insert_rows(handle.as_raw_handle(), segment, rows) }
+        unsafe { sqlite_flush::insert_rows(handle.as_raw_handle(), segment, source) }
     };
     // On an error the transaction is dropped here, which rolls it back.
     let inserted = inserted?;
+    let skipped = skipped(source);
+    if skipped > 0 {
+        sqlx::query("UPDATE flushed_segments SET events = ? WHERE segment_id = ?")
+            .bind(i64::try_from(entries.saturating_sub(skipped)).unwrap_or(i64::MAX))
+            .bind(segment)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("marking a segment flushed"))?;
+    }
     tx.commit()
         .await
         .map_err(q("committing a segment's events"))?;
-    Ok(inserted)
+    Ok(Some(inserted))
+}
+
+/// A sealed segment's entries as rows, read in place; undecodable entries are logged,
+/// counted and skipped.
+struct SegmentRows<'s> {
+    id: u64,
+    entries: crate::segment::Entries<'s>,
+    skipped: u64,
+}
+
+impl RowSource for SegmentRows<'_> {
+    fn next_row(&mut self, row: &mut FlushRow) -> Result<bool, RepoError> {
+        loop {
+            let next = self.entries.next_with(|seq, entry| match entry {
+                Ok(view) => {
+                    row.fill(seq, &view);
+                    true
+                }
+                Err(e) => {
+                    undecodable(self.id, seq, &e);
+                    false
+                }
+            });
+            match next {
+                None => return Ok(false),
+                Some(Ok(true)) => return Ok(true),
+                Some(Ok(false)) => self.skipped += 1,
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl SqlRepository {
+    /// After a segment commit on the SQLite writer: checkpoint its WAL in the background.
+    fn checkpoint_later(&self) {
+        if let Some(wal) = &self.wal {
+            wal.request(&self.pool);
+        }
+    }
 }
 
 impl Repository for SqlRepository {
@@ -325,7 +384,11 @@ impl Repository for SqlRepository {
         let segment = i64::try_from(segment_id)
             .map_err(|_| RepoError::Invalid(format!("segment id {segment_id} exceeds i64")))?;
         if let Some(writer) = &self.sqlite_writer {
-            return insert_segment_sqlite(writer, segment, rows).await;
+            let written =
+                insert_segment_sqlite(writer, segment, rows.len() as u64, &mut rows.iter(), |_| 0)
+                    .await?;
+            self.checkpoint_later();
+            return Ok(written.unwrap_or(0));
         }
         let mut tx = self
             .pool
@@ -402,6 +465,37 @@ impl Repository for SqlRepository {
             .await
             .map_err(q("committing a segment's events"))?;
         Ok(inserted)
+    }
+
+    async fn insert_sealed(&self, sealed: &SealedSegment) -> Result<SegmentFlush, RepoError> {
+        let Some(writer) = &self.sqlite_writer else {
+            return insert_sealed_owned(self, sealed).await;
+        };
+        let segment = i64::try_from(sealed.id())
+            .map_err(|_| RepoError::Invalid(format!("segment id {} exceeds i64", sealed.id())))?;
+        // Streamed: each entry is read in place from the segment's page and inserted before
+        // the next is read: no owned event is built and the segment is never in memory whole.
+        let mut source = SegmentRows {
+            id: sealed.id(),
+            entries: sealed.iter()?,
+            skipped: 0,
+        };
+        let written = insert_segment_sqlite(writer, segment, sealed.entries(), &mut source, |s| {
+            s.skipped
+        })
+        .await?;
+        self.checkpoint_later();
+        Ok(match written {
+            Some(inserted) => SegmentFlush {
+                inserted,
+                undecodable: source.skipped,
+            },
+            // Flushed before: count its undecodable entries as a first flush would.
+            None => SegmentFlush {
+                inserted: 0,
+                undecodable: count_undecodable(sealed)?,
+            },
+        })
     }
 
     async fn max_segment_id(&self) -> Result<u64, RepoError> {

@@ -12,7 +12,9 @@ mod lease;
 pub mod schema;
 pub mod sql;
 mod sqlite_flush;
+mod sqlite_rows;
 mod tables;
+mod wal;
 
 use std::{future::Future, str::FromStr, time::Duration};
 
@@ -21,7 +23,7 @@ use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
 };
 
-use crate::Event;
+use crate::{Event, segment::SealedSegment};
 
 pub use events::{EventQuery, HistogramBucket, MAX_PAGE, Stats, StoredEvent, Token, parse_search};
 pub use intel::{AttackerUpdate, BehaviorRow, IdentityGroup, IntelCommit, SessionRow};
@@ -84,6 +86,8 @@ pub enum RepoError {
         code: i32,
         message: String,
     },
+    #[error(transparent)]
+    Segment(#[from] crate::segment::SegmentError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -143,8 +147,26 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// What flushing one sealed segment did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentFlush {
+    /// Rows newly inserted (0 for a segment flushed before).
+    pub inserted: u64,
+    /// Entries that did not decode, logged and skipped.
+    pub undecodable: u64,
+}
+
 /// What the flusher needs: insert a sealed segment's events exactly once.
 pub trait Repository: Send + Sync {
+    /// Insert every decodable entry of `sealed` as [`Self::insert_segment`] does; entries that
+    /// do not decode are logged, counted and skipped (never silently).
+    fn insert_sealed(
+        &self,
+        sealed: &SealedSegment,
+    ) -> impl Future<Output = Result<SegmentFlush, RepoError>> + Send {
+        insert_sealed_owned(self, sealed)
+    }
+
     /// Insert `(seq, event)` rows of segment `segment_id` in one transaction; rows already
     /// present (a segment replayed after a crash) are skipped. Returns rows newly inserted.
     fn insert_segment(
@@ -158,6 +180,47 @@ pub trait Repository: Send + Sync {
     fn max_segment_id(&self) -> impl Future<Output = Result<u64, RepoError>> + Send;
 }
 
+/// [`Repository::insert_sealed`] through owned events: the whole segment decoded, then
+/// [`Repository::insert_segment`].
+async fn insert_sealed_owned<R: Repository + ?Sized>(
+    repo: &R,
+    sealed: &SealedSegment,
+) -> Result<SegmentFlush, RepoError> {
+    let mut rows = Vec::with_capacity(usize::try_from(sealed.entries()).unwrap_or(0));
+    let mut skipped = 0;
+    sealed.for_each(|seq, entry| {
+        match entry {
+            Ok(view) => rows.push((seq, view.to_event())),
+            Err(e) => {
+                skipped += 1;
+                undecodable(sealed.id(), seq, &e);
+            }
+        }
+        Ok::<_, RepoError>(())
+    })?;
+    Ok(SegmentFlush {
+        inserted: repo.insert_segment(sealed.id(), &rows).await?,
+        undecodable: skipped,
+    })
+}
+
+fn undecodable(segment: u64, seq: u64, error: &crate::codec::DecodeError) {
+    tracing::warn!(segment, seq, error = %error, "undecodable segment entry");
+}
+
+/// Entries of `sealed` that do not decode (a replayed segment's, logged again).
+fn count_undecodable(sealed: &SealedSegment) -> Result<u64, RepoError> {
+    let mut skipped = 0;
+    sealed.for_each(|seq, entry| {
+        if let Err(e) = entry {
+            skipped += 1;
+            undecodable(sealed.id(), seq, &e);
+        }
+        Ok::<_, RepoError>(())
+    })?;
+    Ok(skipped)
+}
+
 /// The repository over one SQL database.
 #[derive(Debug, Clone)]
 pub struct SqlRepository {
@@ -169,6 +232,8 @@ pub struct SqlRepository {
     sqlite_writer: Option<sqlx::SqlitePool>,
     /// SQLite only: native connections for [`SqlRepository::event_page_after`].
     sqlite_reader: Option<sqlx::SqlitePool>,
+    /// SQLite only: checkpoints of what `sqlite_writer` commits (see [`wal`]).
+    wal: Option<std::sync::Arc<wal::WalCheckpoints>>,
 }
 
 impl SqlRepository {
@@ -232,6 +297,7 @@ impl SqlRepository {
         Ok(Self {
             pool,
             backend,
+            wal: sqlite_writer.as_ref().map(|_| std::sync::Arc::default()),
             sqlite_writer,
             sqlite_reader,
         })
@@ -364,7 +430,9 @@ async fn sqlite_writer(url: &str) -> Result<sqlx::SqlitePool, RepoError> {
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true)
         .pragma("cache_size", "-65536")
-        .pragma("temp_store", "MEMORY");
+        .pragma("temp_store", "MEMORY")
+        // Checkpoints run in the background instead of inside a commit (see `wal`).
+        .pragma("wal_autocheckpoint", "0");
     SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))

@@ -1,11 +1,14 @@
 //! The SQLite segment insert on the connection's raw handle.
 //!
 //! Through sqlx every row cost a dozen allocations (owned column values, then sqlx's argument
-//! list, then SQLite's own copy of each text and blob with `SQLITE_TRANSIENT`) and a multi-row
-//! statement re-parsed per chunk. Here one prepared statement is bound straight from the
-//! decoded events (`SQLITE_STATIC`: SQLite reads our memory during the step instead of copying
-//! it) and stepped once per row. The rows are written inside the transaction sqlx began, so
-//! sqlx still owns commit and rollback and the marker row keeps its exactly-once guarantee.
+//! list, then SQLite's own copy of each text and blob) and a statement execution of its own:
+//! each execution opens a cursor on the table and on each of its three indexes and seeks every
+//! index from its root. Here a whole segment is one `INSERT … SELECT` from the
+//! `decnet_segment_rows` virtual table ([`super::sqlite_rows`]), which reads the rows from Rust
+//! one at a time: the cursors stay open for the whole segment, so appends to the time and
+//! decky indexes land next to the previous entry instead of being searched for, and no owned
+//! event is built. The rows are written inside the transaction sqlx began, so sqlx still owns
+//! commit and rollback and the marker row keeps its exactly-once guarantee.
 
 use std::{
     ffi::{CStr, c_int},
@@ -19,8 +22,9 @@ use libsqlite3_sys as ffi;
 use super::{
     RepoError,
     events::{EVENT_COLUMNS, write_fields_json},
+    sqlite_rows,
 };
-use crate::Event;
+use crate::codec::EventView;
 
 /// VARCHAR(255) columns count characters; a value of at most this many bytes fits unclipped.
 const KEY_CHARS: usize = 255;
@@ -71,61 +75,35 @@ impl Statement {
     fn int(&self, i: c_int, v: i64) -> Result<(), RepoError> {
         // SAFETY: a live statement; SQLite checks the index.
         let rc = unsafe { ffi::sqlite3_bind_int64(self.stmt.as_ptr(), i, v) };
-        self.check(rc, "binding an event column")
+        self.check(rc, "binding the event insert")
     }
 
-    fn opt_int(&self, i: c_int, v: Option<i64>) -> Result<(), RepoError> {
-        match v {
-            Some(v) => self.int(i, v),
-            // SAFETY: a live statement; SQLite checks the index.
-            None => self.check(
-                unsafe { ffi::sqlite3_bind_null(self.stmt.as_ptr(), i) },
-                "binding an event column",
-            ),
-        }
-    }
-
-    /// # Safety
-    /// `v` must be UTF-8 and stay valid and unchanged until the statement is stepped and
-    /// reset, or rebound: SQLite keeps the pointer, not a copy.
-    unsafe fn text(&self, i: c_int, v: &[u8]) -> Result<(), RepoError> {
-        // SAFETY: the caller keeps `v` alive; a slice pointer is never null, so an empty
-        // string binds '' rather than NULL.
+    /// Run the statement once with `feed` bound as parameter `i`, then unbind everything;
+    /// returns rows changed.
+    fn execute_with(&self, i: c_int, feed: &mut sqlite_rows::Feed<'_>) -> Result<u64, RepoError> {
+        // SAFETY: a live statement; the pointer is only read by the virtual table during the
+        // step below (typed, so no other function can take it), and unbound before `feed`'s
+        // borrow ends.
         let rc = unsafe {
-            ffi::sqlite3_bind_text64(
+            ffi::sqlite3_bind_pointer(
                 self.stmt.as_ptr(),
                 i,
-                v.as_ptr().cast(),
-                v.len() as u64,
-                ffi::SQLITE_STATIC(),
-                ffi::SQLITE_UTF8 as u8,
+                std::ptr::from_mut(feed).cast(),
+                sqlite_rows::FEED_TYPE.as_ptr(),
+                None,
             )
         };
-        self.check(rc, "binding an event column")
-    }
-
-    /// # Safety
-    /// As [`Self::text`].
-    unsafe fn blob(&self, i: c_int, v: &[u8]) -> Result<(), RepoError> {
-        // SAFETY: as `text`; a slice pointer is never null, so an empty blob binds x''.
-        let rc = unsafe {
-            ffi::sqlite3_bind_blob64(
-                self.stmt.as_ptr(),
-                i,
-                v.as_ptr().cast(),
-                v.len() as u64,
-                ffi::SQLITE_STATIC(),
-            )
-        };
-        self.check(rc, "binding an event column")
-    }
-
-    /// Run the statement once; returns rows changed.
-    fn execute(&self) -> Result<u64, RepoError> {
+        self.check(rc, "binding the event insert")?;
         // SAFETY: a live statement on a connection only this thread uses.
         let rc = unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) };
-        // SAFETY: as above; reset drops the statement's read of the bound memory.
+        // SAFETY: as above.
         let reset = unsafe { ffi::sqlite3_reset(self.stmt.as_ptr()) };
+        // SAFETY: as above; drops the statement's copy of the feed pointer.
+        unsafe { ffi::sqlite3_clear_bindings(self.stmt.as_ptr()) };
+        // The row source's own error says more than SQLite's "callback failed".
+        if let Some(e) = feed.error.take() {
+            return Err(e);
+        }
         if rc != ffi::SQLITE_DONE {
             // SAFETY: as above.
             return Err(unsafe { error(self.db, rc, "inserting a segment's events") });
@@ -146,7 +124,11 @@ impl Drop for Statement {
 
 /// # Safety
 /// `db` must be an open connection.
-unsafe fn error(db: NonNull<ffi::sqlite3>, code: c_int, what: &'static str) -> RepoError {
+pub(super) unsafe fn error(
+    db: NonNull<ffi::sqlite3>,
+    code: c_int,
+    what: &'static str,
+) -> RepoError {
     // SAFETY: sqlite3_errmsg returns a NUL-terminated string owned by the connection, valid
     // until the next call on it; it is copied at once.
     let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db.as_ptr())) }
@@ -159,125 +141,119 @@ unsafe fn error(db: NonNull<ffi::sqlite3>, code: c_int, what: &'static str) -> R
     }
 }
 
-/// Where one text value of a row is: in the event itself, or in the row's scratch buffer
-/// (cleaned or clipped copies, JSON, addresses; only ever UTF-8 written from `str`s).
-enum Text<'a> {
-    Borrowed(&'a str),
-    Scratch(Range<usize>),
+/// One row's column values as the virtual table hands them to SQLite: integers, and every
+/// text and blob in one reused buffer (cleaned or clipped keys, addresses, the fields JSON, the
+/// raw bytes), so a row costs no allocation once the buffer has grown.
+#[derive(Debug, Default)]
+pub(super) struct Row {
+    pub(super) seq: i64,
+    pub(super) ts_ns: i64,
+    pub(super) severity: i64,
+    pub(super) src_port: Option<i64>,
+    pub(super) dst_port: Option<i64>,
+    pub(super) truncated: i64,
+    buf: Vec<u8>,
+    decky: Range<usize>,
+    service: Range<usize>,
+    kind: Range<usize>,
+    src_ip: Option<Range<usize>>,
+    dst_ip: Option<Range<usize>>,
+    fields: Range<usize>,
+    raw: Range<usize>,
 }
 
-impl<'a> Text<'a> {
-    fn resolve<'s>(&self, scratch: &'s [u8]) -> &'s [u8]
-    where
-        'a: 's,
-    {
-        match self {
-            Text::Borrowed(s) => s.as_bytes(),
-            Text::Scratch(r) => scratch.get(r.clone()).unwrap_or_default(),
-        }
+impl Row {
+    /// Make this row `e`, sequence number `seq`.
+    pub(super) fn fill(&mut self, seq: u64, e: &EventView<'_>) {
+        self.seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.ts_ns = e.ts_ns;
+        self.severity = i64::from(e.severity.code());
+        self.src_port = e.src_port.map(i64::from);
+        self.dst_port = e.dst_port.map(i64::from);
+        self.truncated = i64::from(e.truncated);
+        let b = &mut self.buf;
+        b.clear();
+        self.decky = key(e.decky, b);
+        self.service = key(e.service, b);
+        self.kind = key(e.kind, b);
+        self.src_ip = e.src_ip.map(|ip| put(b, |b| drop(write!(b, "{ip}"))));
+        self.dst_ip = e.dst_ip.map(|ip| put(b, |b| drop(write!(b, "{ip}"))));
+        self.fields = put(b, |b| write_fields_json(e.fields(), b));
+        self.raw = put(b, |b| b.extend_from_slice(e.raw));
+    }
+
+    fn get(&self, r: &Range<usize>) -> &[u8] {
+        self.buf.get(r.clone()).unwrap_or_default()
+    }
+
+    /// Texts are UTF-8: written from `str`s only.
+    pub(super) fn decky(&self) -> &[u8] {
+        self.get(&self.decky)
+    }
+    pub(super) fn service(&self) -> &[u8] {
+        self.get(&self.service)
+    }
+    pub(super) fn kind(&self) -> &[u8] {
+        self.get(&self.kind)
+    }
+    pub(super) fn src_ip(&self) -> Option<&[u8]> {
+        self.src_ip.as_ref().map(|r| self.get(r))
+    }
+    pub(super) fn dst_ip(&self) -> Option<&[u8]> {
+        self.dst_ip.as_ref().map(|r| self.get(r))
+    }
+    pub(super) fn fields(&self) -> &[u8] {
+        self.get(&self.fields)
+    }
+    pub(super) fn raw(&self) -> &[u8] {
+        self.get(&self.raw)
     }
 }
 
-fn scratch<'a>(scratch: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Text<'a> {
-    let start = scratch.len();
-    write(scratch);
-    Text::Scratch(start..scratch.len())
+fn put(buf: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
+    let start = buf.len();
+    write(buf);
+    start..buf.len()
 }
 
-/// A VARCHAR(255) value as stored: borrowed when it is already short and NUL-free.
-fn key<'a>(s: &'a str, buf: &mut Vec<u8>) -> Text<'a> {
-    if s.len() <= KEY_CHARS && !s.contains('\0') {
-        Text::Borrowed(s)
-    } else {
-        scratch(buf, |b| {
+/// A VARCHAR(255) value as stored: NULs replaced, clipped to 255 characters.
+fn key(s: &str, buf: &mut Vec<u8>) -> Range<usize> {
+    put(buf, |b| {
+        if s.len() <= KEY_CHARS && !s.contains('\0') {
+            b.extend_from_slice(s.as_bytes());
+        } else {
             b.extend_from_slice(super::sql::clip_chars(s, KEY_CHARS).as_bytes());
-        })
-    }
-}
-
-fn ip<'a>(ip: Option<std::net::IpAddr>, buf: &mut Vec<u8>) -> Option<Text<'a>> {
-    ip.map(|ip| {
-        scratch(buf, |b| {
-            let _ = write!(b, "{ip}");
-        })
+        }
     })
 }
 
-const COLUMNS: c_int = 14;
+/// Where a segment insert's rows come from.
+pub(super) trait RowSource {
+    /// Fill `row` with the next row; `false` when there is none left.
+    fn next_row(&mut self, row: &mut Row) -> Result<bool, RepoError>;
+}
 
-/// One row per statement: measured faster than 32-row `VALUES` lists, which SQLite runs as
-/// a co-routine over the list (the flush example: 57–97k vs 37–64k events/s, alternating runs).
-fn insert_text() -> String {
+/// Owned events, as [`super::Repository::insert_segment`] takes them.
+impl RowSource for std::slice::Iter<'_, (u64, crate::Event)> {
+    fn next_row(&mut self, row: &mut Row) -> Result<bool, RepoError> {
+        Ok(self.next().is_some_and(|(seq, e)| {
+            row.fill(*seq, &EventView::of(e));
+            true
+        }))
+    }
+}
+
+/// The segment insert: parameter 1 the segment id, 2 the [`sqlite_rows::Feed`].
+pub(super) fn insert_text() -> String {
     format!(
-        "INSERT INTO events ({EVENT_COLUMNS}) VALUES ({})",
-        ["?"; COLUMNS as usize].join(", ")
+        "INSERT INTO events ({EVENT_COLUMNS}) SELECT ?1, {} FROM {}(?2)",
+        sqlite_rows::COLUMNS,
+        sqlite_rows::MODULE_NAME
     )
 }
 
-/// One row's text values, each borrowed from the event or placed in the scratch buffer.
-struct RowTexts<'a> {
-    decky: Text<'a>,
-    service: Text<'a>,
-    kind: Text<'a>,
-    src_ip: Option<Text<'a>>,
-    dst_ip: Option<Text<'a>>,
-    fields: Text<'a>,
-}
-
-impl<'a> RowTexts<'a> {
-    fn of(e: &'a Event, buf: &mut Vec<u8>) -> Self {
-        Self {
-            decky: key(&e.decky, buf),
-            service: key(&e.service, buf),
-            kind: key(&e.kind, buf),
-            src_ip: ip(e.src_ip, buf),
-            dst_ip: ip(e.dst_ip, buf),
-            fields: scratch(buf, |b| write_fields_json(e, b)),
-        }
-    }
-}
-
-/// Bind one row's 14 parameters.
-///
-/// # Safety
-/// `buf` and `e` must stay unchanged until the statement has been stepped and reset, or
-/// rebound (see [`Statement::text`]).
-unsafe fn bind_row(
-    stmt: &Statement,
-    segment: i64,
-    seq: u64,
-    e: &Event,
-    t: &RowTexts<'_>,
-    buf: &[u8],
-) -> Result<(), RepoError> {
-    stmt.int(1, segment)?;
-    stmt.int(2, i64::try_from(seq).unwrap_or(i64::MAX))?;
-    stmt.int(3, e.ts_ns)?;
-    stmt.int(7, i64::from(e.severity.code()))?;
-    stmt.opt_int(9, e.src_port.map(i64::from))?;
-    stmt.opt_int(11, e.dst_port.map(i64::from))?;
-    stmt.int(14, i64::from(e.truncated))?;
-    // SAFETY: the caller keeps `buf` and `e` unchanged while the statement may read them.
-    unsafe {
-        stmt.text(4, t.decky.resolve(buf))?;
-        stmt.text(5, t.service.resolve(buf))?;
-        stmt.text(6, t.kind.resolve(buf))?;
-        match &t.src_ip {
-            Some(ip) => stmt.text(8, ip.resolve(buf))?,
-            None => stmt.opt_int(8, None)?,
-        }
-        match &t.dst_ip {
-            Some(ip) => stmt.text(10, ip.resolve(buf))?,
-            None => stmt.opt_int(10, None)?,
-        }
-        stmt.text(12, t.fields.resolve(buf))?;
-        stmt.blob(13, e.raw())?;
-    }
-    Ok(())
-}
-
-/// Insert `rows` of `segment` on `db`, inside the caller's open transaction. Returns rows
-/// inserted.
+/// Insert every row of `source` as rows of `segment` on `db`, inside the caller's open
+/// transaction. Returns rows inserted.
 ///
 /// # Safety
 /// `db` must be an open connection in a transaction, used by no other thread until this
@@ -285,23 +261,19 @@ unsafe fn bind_row(
 pub(super) unsafe fn insert_rows(
     db: NonNull<ffi::sqlite3>,
     segment: i64,
-    rows: &[(u64, Event)],
+    source: &mut dyn RowSource,
 ) -> Result<u64, RepoError> {
-    // Declared before the statement so it is dropped after it: bound pointers into it stay
-    // valid for as long as the statement exists.
-    let mut buf = Vec::with_capacity(1024);
-    // SAFETY: the caller vouches for `db`.
-    let stmt = unsafe { Statement::prepare(db, &insert_text()) }?;
-    let mut inserted = 0;
-    for (seq, e) in rows {
-        // Every text of the row goes into `buf` before any is bound: binding keeps pointers
-        // into it, which a later push could move.
-        buf.clear();
-        let texts = RowTexts::of(e, &mut buf);
-        // SAFETY: `buf` and the event are not touched again until `execute` has stepped and
-        // reset the statement; the next row rebinds every parameter.
-        unsafe { bind_row(&stmt, segment, *seq, e, &texts, &buf) }?;
-        inserted += stmt.execute()?;
-    }
-    Ok(inserted)
+    let text = insert_text();
+    // SAFETY: the caller vouches for `db`. The module is registered once per connection, the
+    // first time the statement does not prepare.
+    let stmt = match unsafe { Statement::prepare(db, &text) } {
+        Ok(stmt) => stmt,
+        Err(_) => unsafe {
+            sqlite_rows::register(db)?;
+            Statement::prepare(db, &text)?
+        },
+    };
+    stmt.int(1, segment)?;
+    let mut feed = sqlite_rows::Feed::new(source);
+    stmt.execute_with(2, &mut feed)
 }
