@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::event::{Event, MAX_FIELDS, MAX_RAW_BYTES, Severity};
+use crate::event::{Event, MAX_FIELD_BYTES, MAX_FIELDS, MAX_RAW_BYTES, Severity};
 
 const VERSION: u8 = 1;
 const TRUNCATED: u8 = 1;
@@ -234,13 +234,17 @@ pub fn decode_view(bytes: &[u8]) -> Result<EventView<'_>, DecodeError> {
         return Err(DecodeError::Invalid("field count"));
     }
     let fields_start = r.buf;
+    // A value longer than this build keeps (written by a build with a larger limit) is cut
+    // when read, as `Event::push_field` cuts it, and the event says so.
+    let mut cut = false;
     for _ in 0..count {
         let key = r.string("field name")?;
-        r.string("field value")?;
+        let value = r.string("field value")?;
         // What `Event::push_field` refuses.
         if key.is_empty() || key.len() > 64 {
             return Err(DecodeError::Invalid("field name"));
         }
+        cut |= value.len() > MAX_FIELD_BYTES;
     }
     let fields = Fields::Encoded {
         bytes: fields_start
@@ -268,7 +272,7 @@ pub fn decode_view(bytes: &[u8]) -> Result<EventView<'_>, DecodeError> {
         dst_port,
         fields,
         raw,
-        truncated: flags & TRUNCATED != 0,
+        truncated: cut || flags & TRUNCATED != 0,
     })
 }
 

@@ -231,7 +231,22 @@ unsafe fn advance(c: &mut Cursor) -> c_int {
     // SAFETY: the caller vouches for the pointer; nothing else touches the feed during the
     // step.
     let feed = unsafe { &mut *c.feed.cast::<Feed<'_>>() };
-    match feed.source.next_row(&mut feed.row) {
+    // A panic must not unwind into SQLite (it would abort the process, and the segment would
+    // be retried, and abort it again, at every start): it fails this flush like any error.
+    let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        feed.source.next_row(&mut feed.row)
+    }))
+    .unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(RepoError::Invalid(format!(
+            "reading the segment's rows panicked ({why}); the segment is kept for a retry"
+        )))
+    });
+    match next {
         Ok(more) => {
             c.eof = !more;
             c.rowid += 1;

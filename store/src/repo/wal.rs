@@ -18,7 +18,15 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
+use std::time::Duration;
+
 use sqlx::AnyPool;
+
+/// First pause before retrying a checkpoint that readers kept from finishing; it doubles.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// Past this pause the checkpoint waits for the readers instead (RESTART), so a WAL that
+/// readers always overlap cannot grow without end.
+const LAST_RETRY: Duration = Duration::from_secs(4);
 
 /// Coalesces checkpoint requests into at most one running task.
 #[derive(Debug, Default)]
@@ -45,12 +53,7 @@ impl WalCheckpoints {
         runtime.spawn(async move {
             loop {
                 while me.wanted.swap(false, Ordering::SeqCst) {
-                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                        .execute(&pool)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; retried after the next commit");
-                    }
+                    checkpoint(&pool).await;
                 }
                 me.running.store(false, Ordering::SeqCst);
                 // A request that came between the last swap and the store above saw the task
@@ -60,5 +63,110 @@ impl WalCheckpoints {
                 }
             }
         });
+    }
+}
+
+/// Copy the WAL into the database file until every frame is copied. A PASSIVE checkpoint
+/// stops at frames that a reader's snapshot still needs, and SQLite writes the WAL from its
+/// start again only once all of it is copied: left there, the WAL would keep growing by a
+/// segment per flush whenever readers overlap the checkpoint. So an unfinished one is retried
+/// with a growing pause, and finally run as RESTART, which waits (the pool's busy timeout)
+/// for those readers to finish.
+async fn checkpoint(pool: &AnyPool) {
+    let mut pause = FIRST_RETRY;
+    loop {
+        let (mode, sql) = if pause > LAST_RETRY {
+            ("RESTART", "PRAGMA wal_checkpoint(RESTART)")
+        } else {
+            ("PASSIVE", "PRAGMA wal_checkpoint(PASSIVE)")
+        };
+        // (busy, frames in the WAL, frames copied); -1 frames when the file is not in WAL mode.
+        match sqlx::query_as::<_, (i64, i64, i64)>(sql)
+            .fetch_one(pool)
+            .await
+        {
+            Ok((_, frames, copied)) if frames < 0 || copied >= frames => return,
+            Ok((_, frames, copied)) => {
+                tracing::debug!(
+                    mode,
+                    frames,
+                    copied,
+                    "WAL checkpoint unfinished; readers hold it"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, mode, "WAL checkpoint failed; retried");
+            }
+        }
+        if mode == "RESTART" {
+            // Readers outlasted the busy timeout: the next commit asks again.
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use sqlx::any::AnyPoolOptions;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_checkpoint_that_a_reader_holds_up_finishes_once_the_reader_is_gone() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let pool = AnyPoolOptions::new()
+            .max_connections(3)
+            .connect(&url)
+            .await
+            .unwrap();
+        for sql in [
+            "PRAGMA journal_mode=WAL",
+            "CREATE TABLE t (v BLOB)",
+            "INSERT INTO t VALUES (zeroblob(100000))",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        let frames = |pool: AnyPool| async move {
+            sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        // A reader's snapshot, then a commit after it: those frames cannot be copied yet.
+        let mut reader = pool.begin().await.unwrap();
+        sqlx::query("SELECT count(*) FROM t")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES (zeroblob(100000))")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let (_, total, copied) = frames(pool.clone()).await;
+        assert!(
+            copied < total,
+            "the reader did not hold the checkpoint up: {copied}/{total}"
+        );
+
+        let task = tokio::spawn({
+            let pool = pool.clone();
+            async move { checkpoint(&pool).await }
+        });
+        tokio::time::sleep(FIRST_RETRY * 2).await;
+        assert!(
+            !task.is_finished(),
+            "gave up while the reader still held the WAL"
+        );
+        reader.commit().await.unwrap();
+        // It returns only once a checkpoint reported every frame copied.
+        tokio::time::timeout(LAST_RETRY * 4, task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
