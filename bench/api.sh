@@ -7,6 +7,11 @@
 #
 #   bench/api.sh [sqlite|postgres] [EVENTS=1000000] [ATTACKERS=10000] [CONNS=1000] [SECS=20]
 #
+# wrk sends the Accept-Encoding a dashboard's browser sends (Chromium's, by default), so the
+# server answers as it would answer the dashboard: gzipped where it keeps a gzip form. Set
+# ACCEPT_ENCODING= (empty) for clients that take only plain bodies; each route's line shows the
+# body size wrk received.
+#
 # postgres needs a server: `eval "$(scripts/databases.sh start)"` exports DECNET_TEST_PG_URL
 # (a fresh database `decnet_bench` is created on it). The filled store is kept in
 # $BENCH_DIR (default /var/tmp/decnet-bench-api/<backend>-<events>) and reused by later runs
@@ -74,8 +79,13 @@ if ! TOKEN=$(login bench-second-pass 2>/dev/null); then
 fi
 export TOKEN
 
+ACCEPT_ENCODING=${ACCEPT_ENCODING-gzip, deflate, br, zstd}
+export ACCEPT_ENCODING
 cat >"$LUA" <<'LUA'
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+if os.getenv("ACCEPT_ENCODING") ~= "" then
+  wrk.headers["Accept-Encoding"] = os.getenv("ACCEPT_ENCODING")
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   local errors = e.connect + e.read + e.write + e.status + e.timeout
@@ -86,13 +96,14 @@ done = function(summary, latency, requests)
 end
 LUA
 ulimit -n $((CONNS * 2 + 1024))
-echo "backend $BACKEND, $EVENTS events, $IPS attacker IPs, $CONNS connections, 2 threads, ${SECS}s per route; $(uptime)"
+echo "backend $BACKEND, $EVENTS events, $IPS attacker IPs, $CONNS connections, 2 threads, ${SECS}s per route, Accept-Encoding: ${ACCEPT_ENCODING:-(none)}; $(uptime)"
 # One request first: the first answer of a cached query is computed, not served.
 # /auth/me is the floor (token check, user row, JSON): the peer the routes are compared with.
 for path in "/auth/me" "/attackers" "/logs" "/stats" "/logs/histogram"; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$BASE$path")
+    read -r code size < <(curl -s -o /dev/null -w '%{http_code} %{size_download}' \
+        -H "Authorization: Bearer $TOKEN" ${ACCEPT_ENCODING:+-H "Accept-Encoding: $ACCEPT_ENCODING"} "$BASE$path")
     [[ $code == 200 ]] || { echo "$path answered $code" >&2; exit 1; }
-    printf '%-16s ' "$path"
+    printf '%-16s %6s B  ' "$path" "$size"
     wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 10s -s "$LUA" "$BASE$path" | tail -1
 done
 echo "api RSS after the runs: $(awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' /proc/$API_PID/status)"

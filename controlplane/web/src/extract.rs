@@ -84,3 +84,72 @@ impl FromRequestParts<AppState> for Admin {
         Ok(Self(who))
     }
 }
+
+/// Whether the client takes a gzip body (`Accept-Encoding`, RFC 9110 §12.5.3): `gzip` (or
+/// `x-gzip`) with a non-zero weight, or else `*` with a non-zero weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptsGzip(pub bool);
+
+impl AcceptsGzip {
+    fn from_headers(headers: &axum::http::HeaderMap) -> Self {
+        let (mut gzip, mut any) = (None, None);
+        for value in headers.get_all(axum::http::header::ACCEPT_ENCODING) {
+            let Ok(value) = value.to_str() else { continue };
+            for item in value.split(',') {
+                let mut parts = item.split(';');
+                let coding = parts.next().unwrap_or("").trim();
+                // A weight that does not parse counts as none given (1), as most servers do.
+                let weight = parts
+                    .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                    gzip = Some(weight);
+                } else if coding == "*" {
+                    any = Some(weight);
+                }
+            }
+        }
+        Self(gzip.or(any).is_some_and(|w| w > 0.0))
+    }
+}
+
+impl<S: Sync> FromRequestParts<S> for AcceptsGzip {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_headers(&parts.headers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use axum::http::{HeaderMap, HeaderValue, header::ACCEPT_ENCODING};
+
+    use super::AcceptsGzip;
+
+    fn accepts(values: &[&str]) -> bool {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        }
+        AcceptsGzip::from_headers(&headers).0
+    }
+
+    #[test]
+    fn gzip_is_taken_only_when_the_client_says_so() {
+        assert!(accepts(&["gzip, deflate, br, zstd"])); // Chromium
+        assert!(accepts(&["br;q=1.0, GZIP;q=0.5"]));
+        assert!(accepts(&["identity", "x-gzip"]));
+        assert!(accepts(&["*"]));
+        assert!(accepts(&["gzip;q=oops"]));
+        assert!(!accepts(&[]));
+        assert!(!accepts(&["identity"]));
+        assert!(!accepts(&["br, deflate"]));
+        assert!(!accepts(&["gzip;q=0"]));
+        assert!(!accepts(&["gzip;q=0.000, *"]));
+        assert!(!accepts(&["*;q=0"]));
+        assert!(!accepts(&["gzipped"]));
+    }
+}

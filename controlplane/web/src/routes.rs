@@ -18,10 +18,8 @@ use crate::{
     ApiError, AppState,
     auth::{self, AUDIENCE, Claims, ISSUER, MAX_PASSWORD, MIN_PASSWORD},
     error::{ApiJson, ApiPath, ApiQuery},
-    extract::{Admin, AnyUser, Viewer},
-    now_secs, openapi,
-    responses::json_bytes,
-    stream,
+    extract::{AcceptsGzip, Admin, AnyUser, Viewer},
+    now_secs, openapi, stream,
 };
 
 pub fn api() -> Router<AppState> {
@@ -343,6 +341,7 @@ fn event_query(p: &LogsParams) -> Result<EventQuery, ApiError> {
 async fn logs(
     State(state): State<AppState>,
     _who: Viewer,
+    gzip: AcceptsGzip,
     ApiQuery(p): ApiQuery<LogsParams>,
 ) -> Result<Response, ApiError> {
     let (limit, offset) = page(p.limit, p.offset, 1000)?;
@@ -366,12 +365,13 @@ async fn logs(
             Ok(json!({"total": total, "limit": limit, "offset": offset, "data": data}))
         })
         .await?;
-    Ok(json_bytes(body))
+    Ok(body.respond(gzip))
 }
 
 async fn histogram(
     State(state): State<AppState>,
     _who: Viewer,
+    gzip: AcceptsGzip,
     ApiQuery(p): ApiQuery<LogsParams>,
 ) -> Result<Response, ApiError> {
     let minutes = p.interval_minutes.unwrap_or(15);
@@ -398,7 +398,7 @@ async fn histogram(
                 .await?)
         })
         .await?;
-    Ok(json_bytes(body))
+    Ok(body.respond(gzip))
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,7 +453,11 @@ pub(crate) async fn event_stats(state: &AppState) -> Result<Value, decnet_store:
         .await
 }
 
-async fn stats(State(state): State<AppState>, _who: Viewer) -> Result<Response, ApiError> {
+async fn stats(
+    State(state): State<AppState>,
+    _who: Viewer,
+    gzip: AcceptsGzip,
+) -> Result<Response, ApiError> {
     let body = state
         .responses
         .get("stats".into(), || async {
@@ -475,7 +479,7 @@ async fn stats(State(state): State<AppState>, _who: Viewer) -> Result<Response, 
             }))
         })
         .await?;
-    Ok(json_bytes(body))
+    Ok(body.respond(gzip))
 }
 
 // ---------------------------------------------------------------- fleet
@@ -633,6 +637,7 @@ fn attacker_json(a: &decnet_store::repo::Attacker) -> Value {
 async fn attackers(
     State(state): State<AppState>,
     _who: Viewer,
+    gzip: AcceptsGzip,
     ApiQuery(p): ApiQuery<AttackersParams>,
 ) -> Result<Response, ApiError> {
     let (limit, offset) = page(p.limit, p.offset, 1000)?;
@@ -664,7 +669,7 @@ async fn attackers(
             Ok(json!({"total": total, "limit": limit, "offset": offset, "data": data}))
         })
         .await?;
-    Ok(json_bytes(body))
+    Ok(body.respond(gzip))
 }
 
 fn check_uuid(v: &str) -> Result<(), ApiError> {

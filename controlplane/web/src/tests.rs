@@ -1181,3 +1181,59 @@ async fn metrics_include_registered_sources() {
         );
     }
 }
+
+#[tokio::test]
+async fn heavy_pages_go_gzipped_to_clients_that_take_gzip_and_plain_to_the_rest() {
+    let s = setup().await;
+    let (_, viewer, _) = admin_and_viewer(&s.app).await;
+    let rows: Vec<(u64, Event)> = (0..40u64)
+        .map(|i| (i, event(1_700_000_000, "web01", "10.0.0.9", "auth_attempt")))
+        .collect();
+    s.state.repo.insert_segment(1, &rows).await.unwrap();
+    let get = |encoding: Option<&'static str>| {
+        let mut req = Request::builder()
+            .uri("/api/v1/logs")
+            .header("authorization", format!("Bearer {viewer}"));
+        if let Some(e) = encoding {
+            req = req.header("accept-encoding", e);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let app = s.app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let headers = resp.headers().clone();
+            (
+                headers,
+                resp.into_body().collect().await.unwrap().to_bytes(),
+            )
+        }
+    };
+    let (plain_headers, plain) = get(None).await;
+    assert!(plain_headers.get("content-encoding").is_none());
+    assert_eq!(plain_headers["vary"], "accept-encoding");
+    let page: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(page["total"], 40);
+
+    let (headers, zipped) = get(Some("gzip, deflate, br")).await;
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert!(
+        zipped.len() < plain.len() / 2,
+        "{} vs {}",
+        zipped.len(),
+        plain.len()
+    );
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&zipped[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, plain);
+
+    let (refused, body) = get(Some("gzip;q=0")).await;
+    assert!(refused.get("content-encoding").is_none());
+    assert_eq!(body, plain);
+}
