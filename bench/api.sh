@@ -100,7 +100,7 @@ echo "backend $BACKEND, $EVENTS events, $IPS attacker IPs, $CONNS connections, 2
 # One request first: the first answer of a cached query is computed, not served.
 # /auth/me is the floor (token check, user row, JSON): the peer the routes are compared with.
 for path in "/auth/me" "/attackers" "/logs" "/stats" "/logs/histogram"; do
-    read -r code size < <(curl -s -o /dev/null -w '%{http_code} %{size_download}' \
+    read -r code size < <(curl -s -o /dev/null -w '%{http_code} %{size_download}\n' \
         -H "Authorization: Bearer $TOKEN" ${ACCEPT_ENCODING:+-H "Accept-Encoding: $ACCEPT_ENCODING"} "$BASE$path")
     [[ $code == 200 ]] || { echo "$path answered $code" >&2; exit 1; }
     printf '%-16s %6s B  ' "$path" "$size"

@@ -113,7 +113,7 @@ pub async fn metrics(State(state): State<AppState>, _who: Viewer) -> Result<Resp
     let m = &state.metrics;
     let (stats, bounties) = tokio::try_join!(
         crate::routes::event_stats(&state),
-        state.repo.count_bounties(None, None),
+        crate::routes::bounty_total(&state),
     )?;
     let count = |key: &str| stats[key].as_i64().unwrap_or(0);
     let mut out = String::new();

@@ -1157,7 +1157,7 @@ async fn metrics_include_registered_sources() {
         "{text}"
     );
     // Event counts are cached until the next event; bounties (added by the profiler without
-    // new events) are counted at every scrape.
+    // new events) are counted again whenever one is added or removed.
     let rows: Vec<(u64, Event)> = (0..3u64)
         .map(|i| (i, event(1_700_000_000, "web01", "10.0.0.9", "auth_attempt")))
         .collect();
@@ -1180,6 +1180,11 @@ async fn metrics_include_registered_sources() {
             "{text}"
         );
     }
+    // Retention removes the oldest bounties without adding one: the count follows.
+    s.state.repo.delete_events_before(2).await.unwrap();
+    let (_, v) = call(&s.app, "GET", "/metrics", Some(&viewer), None).await;
+    let text = v.as_str().unwrap();
+    assert!(text.contains("\ndecnet_bounties 0\n"), "{text}");
 }
 
 #[tokio::test]

@@ -371,6 +371,19 @@ impl SqlRepository {
             .map_err(q("counting bounties"))
     }
 
+    /// `(lowest, highest)` bounty id, 0 when there is none: two index lookups. Bounties are
+    /// only added (higher ids) or deleted oldest first (retention, purge), so a count is
+    /// unchanged as long as both are.
+    pub async fn bounty_id_range(&self) -> Result<(i64, i64), RepoError> {
+        // Two subqueries: SQLite uses the index for a lone MIN or MAX, not for both at once.
+        let (low, high): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT (SELECT MIN(id) FROM bounties), (SELECT MAX(id) FROM bounties)")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(q("reading the bounty id range"))?;
+        Ok((low.unwrap_or(0), high.unwrap_or(0)))
+    }
+
     /// Insert or replace the aggregate row of `a.ip`; its uuid is kept when the row exists.
     /// Returns the attacker's uuid.
     pub async fn upsert_attacker(&self, a: &Attacker) -> Result<String, RepoError> {
