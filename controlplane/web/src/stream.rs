@@ -35,7 +35,7 @@ const READ_LIMIT: i64 = 1000;
 /// How often the feeder refreshes the stats frame while events arrive.
 const STATS_EVERY: Duration = Duration::from_secs(5);
 /// How often it refreshes it when no event arrived (the profiler's last commit after the last
-/// event still shows up): a stats query scans the events table, too much to repeat idle.
+/// event still shows up). The event counts are then cached; the bounty count may be re-read.
 const STATS_IDLE_EVERY: Duration = Duration::from_secs(60);
 
 /// One broadcast batch of newly flushed events, oldest first.
@@ -111,8 +111,15 @@ pub async fn run_feeder(state: AppState) {
         if last_stats.elapsed() >= due {
             last_stats = tokio::time::Instant::now();
             stats_cursor = Some(cursor);
-            match state.repo.stats().await {
-                Ok(s) => {
+            // The counts `/stats` shares (scanned once per new event, not once per frame) and
+            // the bounty total, which the profiler changes without new events.
+            let counts = tokio::try_join!(
+                crate::routes::event_stats(&state),
+                crate::routes::bounty_total(&state),
+            );
+            match counts {
+                Ok((mut s, bounties)) => {
+                    s["bounties"] = serde_json::json!(bounties);
                     let v = serde_json::json!({"type": "stats", "data": s});
                     state.live.stats.send_replace(Some(Arc::new(v)));
                 }
