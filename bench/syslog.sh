@@ -5,11 +5,17 @@
 #
 #   bench/syslog.sh [MESSAGES] [RUNS]      (defaults: 300000 messages, 3 runs; needs root for apt)
 #   DECNET_ARGS="--flusher-nice 0" bench/syslog.sh …   (extra flags for `decnet collect`)
+#   DECNET_BIN=/path/to/decnet bench/syslog.sh …      (another decnet binary, e.g. for before/after)
 #
 # Each run sends MESSAGES messages of 400 bytes with dataplane/examples/syslog_flood.rs over a
 # unix datagram socket (lossless: the sender waits when the receiver's queue is full) and over
-# UDP (the sender blasts; what the receiver cannot take is dropped by the kernel and shows up as
-# loss). Throughput = messages processed / seconds from the first send until the receiver has
+# UDP with `sendmmsg`, 32 datagrams per call (`udp-batch`: the sender blasts faster than either
+# receiver takes them; what the receiver cannot take is dropped by the kernel, shows up as loss
+# and is counted in the `udp drops` column: the delta of the kernel's Udp InErrors in
+# /proc/net/snmp over the run, system-wide; it includes RcvbufErrors, the full-buffer drops).
+# TRANSPORTS="unix udp" selects others (`udp` = one `send` per datagram, which tops out below
+# either receiver's capacity); SYSTEMS="decnet" measures one receiver; SKIP_FLUSH=1 skips the
+# flush benchmark; SKIP_BUILD=1 uses the binaries already in CARGO_TARGET_DIR. Throughput = messages processed / seconds from the first send until the receiver has
 # processed the last one (decnet: made durable in a segment; rsyslog: written to its output file,
 # not fsynced). CPU = receiver's user+system seconds over the same interval. Medians of RUNS.
 set -euo pipefail
@@ -23,12 +29,14 @@ TICKS=$(getconf CLK_TCK)
 if ! command -v rsyslogd >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog >/dev/null
 fi
-echo "building release binaries…" >&2
-# Two commands: with --example, cargo builds only that example, not the decnet binary.
-cargo build -q --release -p decnet --bin decnet </dev/null
-cargo build -q --release -p decnet-dataplane --example syslog_flood </dev/null
-cargo build -q --release -p decnet-store --example flush_rate </dev/null
-DECNET=$CARGO_TARGET_DIR/release/decnet
+if [[ -z ${SKIP_BUILD:-} ]]; then
+    echo "building release binaries…" >&2
+    # Separate commands: with --example, cargo builds only that example, not the decnet binary.
+    cargo build -q --release -p decnet --bin decnet </dev/null
+    cargo build -q --release -p decnet-dataplane --example syslog_flood </dev/null
+    cargo build -q --release -p decnet-store --example flush_rate </dev/null
+fi
+DECNET=${DECNET_BIN:-$CARGO_TARGET_DIR/release/decnet}
 FLOOD=$CARGO_TARGET_DIR/release/examples/syslog_flood
 FLUSH=$CARGO_TARGET_DIR/release/examples/flush_rate
 
@@ -41,6 +49,11 @@ cleanup() {
 trap cleanup EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Kernel UDP receive errors so far (InErrors, which counts every RcvbufErrors drop too),
+# system-wide.
+udp_drops() {
+    awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) col[$i] = i; h = 1 } else { print $col["InErrors"] } }' /proc/net/snmp
+}
 
 # wait_settled COUNT_COMMAND: poll until the count stops growing for 1 s; prints
 # "count seconds_until_last_growth".
@@ -103,45 +116,50 @@ stop_receiver() {
     wait "$RECEIVER" 2>/dev/null || true
 }
 
-# measure SYSTEM TRANSPORT → "rate cpu_percent loss_percent"
+# measure SYSTEM TRANSPORT → "rate cpu_percent loss_percent kernel_udp_drops"
 measure() {
     local system=$1 transport=$2 target
     "start_$system"
     target=$SOCK
-    [[ $transport == udp ]] && target=$UDP
-    local t0 c0 settled count secs c1
+    [[ $transport == udp* ]] && target=$UDP
+    local t0 c0 settled count secs c1 d0 d1
+    d0=$(udp_drops)
     c0=$(cpu_ticks "$RECEIVER")
     t0=$(date +%s.%N)
     "$FLOOD" "$transport" "$target" "$MESSAGES" >/dev/null
     settled=$(wait_settled "$t0" "$COUNT")
     c1=$(cpu_ticks "$RECEIVER")
+    d1=$(udp_drops)
     stop_receiver
     count=${settled% *}
     secs=${settled#* }
-    echo "$(echo "$count / $secs" | bc) $(echo "100 * ($c1 - $c0) / $TICKS / $secs" | bc) $(echo "100 * ($MESSAGES - $count) / $MESSAGES" | bc)"
+    echo "$(echo "$count / $secs" | bc) $(echo "100 * ($c1 - $c0) / $TICKS / $secs" | bc) $(echo "100 * ($MESSAGES - $count) / $MESSAGES" | bc) $((d1 - d0))"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf "%-8s %-5s %12s %8s %7s\n" system via "msgs/s" "cpu%" "loss%"
+printf "%-8s %-9s %12s %8s %7s %10s  %s\n" system via "msgs/s" "cpu%" "loss%" "udp drops" "runs (msgs/s)"
 declare -A RATE
-for transport in unix udp; do
-    for system in decnet rsyslog; do
-        rates=() cpus=() losses=()
+for transport in ${TRANSPORTS:-unix udp-batch}; do
+    for system in ${SYSTEMS:-decnet rsyslog}; do
+        rates=() cpus=() losses=() drops=()
         for _ in $(seq 1 "$RUNS"); do
-            read -r r c l < <(measure "$system" "$transport")
-            rates+=("$r") cpus+=("$c") losses+=("$l")
+            read -r r c l d < <(measure "$system" "$transport")
+            rates+=("$r") cpus+=("$c") losses+=("$l") drops+=("$d")
         done
         rate=$(printf "%s\n" "${rates[@]}" | median)
         RATE[$system-$transport]=$rate
-        printf "%-8s %-5s %12s %8s %7s\n" "$system" "$transport" "$rate" \
-            "$(printf "%s\n" "${cpus[@]}" | median)" "$(printf "%s\n" "${losses[@]}" | median)"
+        printf "%-8s %-9s %12s %8s %7s %10s  %s\n" "$system" "$transport" "$rate" \
+            "$(printf "%s\n" "${cpus[@]}" | median)" "$(printf "%s\n" "${losses[@]}" | median)" \
+            "$(printf "%s\n" "${drops[@]}" | median)" "${rates[*]}"
     done
+    [[ -n ${RATE[decnet-$transport]:-} && -n ${RATE[rsyslog-$transport]:-} ]] || continue
     echo "ratio decnet/rsyslog over $transport: $(echo "scale=2; ${RATE[decnet-$transport]} / ${RATE[rsyslog-$transport]}" | bc)"
 done
 
+[[ ${SKIP_FLUSH:-} ]] && exit 0
 flush=()
 for _ in $(seq 1 "$RUNS"); do
     flush+=("$("$FLUSH" 200000 2>/dev/null | sed -n 's/.*rate=\([0-9]*\).*/\1/p')")
 done
-echo "redb → SQLite flush: $(printf "%s\n" "${flush[@]}" | median) events/s (median of $RUNS, 200000 events)"
+echo "redb → SQLite flush: $(printf "%s\n" "${flush[@]}" | median) events/s (median of $RUNS, 200000 events in segments of the pipeline's size)"

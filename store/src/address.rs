@@ -41,26 +41,33 @@ pub struct FieldAddresses {
     pub dst_port: Option<u16>,
 }
 
+impl FieldAddresses {
+    /// The addresses in the fields `field` looks up (the first value of a key): the first
+    /// usable of [`SRC_IP_FIELDS`], `dst_ip`, and `src_port`/`dst_port` (or the port of an
+    /// `ip:port` value).
+    pub fn find<'f>(field: impl Fn(&str) -> Option<&'f str>) -> Self {
+        let src = SRC_IP_FIELDS
+            .iter()
+            .find_map(|key| field(key).and_then(parse_address));
+        let dst = field("dst_ip").and_then(parse_address);
+        Self {
+            src_ip: src.map(|(ip, _)| ip),
+            src_port: field("src_port")
+                .and_then(parse_port)
+                .or(src.and_then(|(_, p)| p)),
+            dst_ip: dst.map(|(ip, _)| ip),
+            dst_port: field("dst_port")
+                .and_then(parse_port)
+                .or(dst.and_then(|(_, p)| p)),
+        }
+    }
+}
+
 impl Event {
     /// The addresses the fields carry: the first usable of [`SRC_IP_FIELDS`], `dst_ip`, and
     /// `src_port`/`dst_port` (or the port of an `ip:port` value).
     pub fn field_addresses(&self) -> FieldAddresses {
-        let src = SRC_IP_FIELDS
-            .iter()
-            .find_map(|key| self.field(key).and_then(parse_address));
-        let dst = self.field("dst_ip").and_then(parse_address);
-        FieldAddresses {
-            src_ip: src.map(|(ip, _)| ip),
-            src_port: self
-                .field("src_port")
-                .and_then(parse_port)
-                .or(src.and_then(|(_, p)| p)),
-            dst_ip: dst.map(|(ip, _)| ip),
-            dst_port: self
-                .field("dst_port")
-                .and_then(parse_port)
-                .or(dst.and_then(|(_, p)| p)),
-        }
+        FieldAddresses::find(|key| self.field(key))
     }
 
     /// Set the address members from the fields (what the intake does with every message).

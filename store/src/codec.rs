@@ -35,33 +35,58 @@ pub enum DecodeError {
 
 /// Append the encoding of `event` to `out`.
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
+    encode_view(&EventView::of(event), out);
+}
+
+/// Append the encoding of `view` to `out`: the same bytes as [`encode`] of the event
+/// [`EventView::to_event`] returns, so a producer can encode what it borrows without building
+/// an owned [`Event`].
+pub fn encode_view(view: &EventView<'_>, out: &mut Vec<u8>) {
     out.push(VERSION);
-    out.extend_from_slice(&event.ts_ns.to_le_bytes());
-    out.push(event.severity.code());
+    out.extend_from_slice(&view.ts_ns.to_le_bytes());
+    out.push(view.severity.code());
     let mut flags = 0;
     for (present, bit) in [
-        (event.truncated, TRUNCATED),
-        (event.src_ip.is_some(), SRC_IP),
-        (event.src_port.is_some(), SRC_PORT),
-        (event.dst_ip.is_some(), DST_IP),
-        (event.dst_port.is_some(), DST_PORT),
+        (view.truncated, TRUNCATED),
+        (view.src_ip.is_some(), SRC_IP),
+        (view.src_port.is_some(), SRC_PORT),
+        (view.dst_ip.is_some(), DST_IP),
+        (view.dst_port.is_some(), DST_PORT),
     ] {
         if present {
             flags |= bit;
         }
     }
     out.push(flags);
-    put_addr(event.src_ip, event.src_port, out);
-    put_addr(event.dst_ip, event.dst_port, out);
-    put_bytes(event.decky.as_bytes(), out);
-    put_bytes(event.service.as_bytes(), out);
-    put_bytes(event.kind.as_bytes(), out);
-    put_varint(event.fields().len() as u64, out);
-    for (k, v) in event.fields() {
+    put_addr(view.src_ip, view.src_port, out);
+    put_addr(view.dst_ip, view.dst_port, out);
+    put_bytes(view.decky.as_bytes(), out);
+    put_bytes(view.service.as_bytes(), out);
+    put_bytes(view.kind.as_bytes(), out);
+    put_varint(view.field_count() as u64, out);
+    for (k, v) in view.fields() {
         put_bytes(k.as_bytes(), out);
         put_bytes(v.as_bytes(), out);
     }
-    put_bytes(event.raw(), out);
+    put_bytes(view.raw, out);
+}
+
+/// An event's encoding made by this module (so it always decodes), ready to be stored as it
+/// is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded(Vec<u8>);
+
+impl Encoded {
+    /// The encoding of `view`.
+    pub fn of(view: &EventView<'_>) -> Self {
+        let mut out = Vec::with_capacity(64 + view.raw.len() + view.decky.len());
+        encode_view(view, &mut out);
+        Self(out)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// The encoding of `event` as a new buffer.
@@ -91,20 +116,22 @@ pub struct EventView<'a> {
     pub src_port: Option<u16>,
     pub dst_ip: Option<IpAddr>,
     pub dst_port: Option<u16>,
-    fields: Fields<'a>,
+    pub(crate) fields: Fields<'a>,
     pub raw: &'a [u8],
     pub truncated: bool,
 }
 
-/// The fields of an [`EventView`]: still encoded, or those of an owned event.
+/// The fields of an [`EventView`]: still encoded, those of an owned event, or those of a
+/// [`crate::EventDraft`] (already cut to their caps).
 #[derive(Debug, Clone)]
-enum Fields<'a> {
+pub(crate) enum Fields<'a> {
     /// `count` validated (key, value) pairs.
     Encoded {
         bytes: &'a [u8],
         count: usize,
     },
     Owned(&'a [(String, String)]),
+    Borrowed(&'a [(&'a str, std::borrow::Cow<'a, str>)]),
 }
 
 /// The fields of an [`EventView`] in producer order, values cut to
@@ -118,6 +145,7 @@ pub struct FieldIter<'a> {
 enum FieldsInner<'a> {
     Encoded { reader: Reader<'a>, left: usize },
     Owned(std::slice::Iter<'a, (String, String)>),
+    Borrowed(std::slice::Iter<'a, (&'a str, std::borrow::Cow<'a, str>)>),
 }
 
 impl<'a> Iterator for FieldIter<'a> {
@@ -136,6 +164,7 @@ impl<'a> Iterator for FieldIter<'a> {
                 Some((key, crate::event::truncate_field_value(value)))
             }
             FieldsInner::Owned(it) => it.next().map(|(k, v)| (k.as_str(), v.as_str())),
+            FieldsInner::Borrowed(it) => it.next().map(|(k, v)| (*k, v.as_ref())),
         }
     }
 }
@@ -167,7 +196,17 @@ impl<'a> EventView<'a> {
                     left: *count,
                 },
                 Fields::Owned(f) => FieldsInner::Owned(f.iter()),
+                Fields::Borrowed(f) => FieldsInner::Borrowed(f.iter()),
             },
+        }
+    }
+
+    /// How many fields [`Self::fields`] yields.
+    pub fn field_count(&self) -> usize {
+        match &self.fields {
+            Fields::Encoded { count, .. } => *count,
+            Fields::Owned(f) => f.len(),
+            Fields::Borrowed(f) => f.len(),
         }
     }
 

@@ -10,6 +10,7 @@
 mod address;
 pub mod codec;
 pub mod datadir;
+mod draft;
 mod event;
 pub mod metrics;
 pub mod pipeline;
@@ -18,4 +19,5 @@ pub mod rfc5424;
 pub mod segment;
 
 pub use address::{FieldAddresses, SRC_IP_FIELDS, parse_address};
+pub use draft::EventDraft;
 pub use event::{Event, EventError, MAX_FIELD_BYTES, MAX_FIELDS, MAX_RAW_BYTES, Severity};

@@ -22,10 +22,29 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounde
 
 use crate::{
     Event,
+    codec::Encoded,
     metrics::StoreMetrics,
     repo::Repository,
-    segment::{self, Sealed, SegmentError, SegmentPolicy, SegmentWriter},
+    segment::{self, Encodable, Sealed, SegmentError, SegmentPolicy, SegmentWriter},
 };
+
+/// An event waiting for a writer: owned, or already encoded by its producer (the syslog
+/// intake encodes what it parsed in place, so no owned event is built, sent and freed on
+/// another thread per message).
+#[derive(Debug)]
+enum Queued {
+    Event(Event),
+    Encoded(Encoded),
+}
+
+impl Encodable for Queued {
+    fn encoded<'s>(&'s self, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+        match self {
+            Self::Event(e) => e.encoded(scratch),
+            Self::Encoded(e) => e.encoded(scratch),
+        }
+    }
+}
 
 /// Consecutive failed inserts after which a segment is set aside as `*.failed` (kept on disk,
 /// named in the log) so one poisoned segment cannot stop every later event.
@@ -79,7 +98,7 @@ pub enum PipelineError {
 /// Where producers put events.
 #[derive(Debug, Clone)]
 pub struct EventSender {
-    tx: Sender<Event>,
+    tx: Sender<Queued>,
     metrics: Arc<StoreMetrics>,
 }
 
@@ -91,6 +110,15 @@ pub struct Closed;
 impl EventSender {
     /// Queue an event, waiting while the queue is full (backpressure).
     pub fn send(&self, event: Event) -> Result<(), Closed> {
+        self.send_queued(Queued::Event(event))
+    }
+
+    /// [`Self::send`] for an event its producer has encoded already.
+    pub fn send_encoded(&self, event: Encoded) -> Result<(), Closed> {
+        self.send_queued(Queued::Encoded(event))
+    }
+
+    fn send_queued(&self, event: Queued) -> Result<(), Closed> {
         self.metrics.received.inc();
         match self.tx.try_send(event) {
             Ok(()) => Ok(()),
@@ -102,7 +130,7 @@ impl EventSender {
     /// Queue an event unless the queue is full; a refused event is counted as discarded.
     pub fn try_send(&self, event: Event) -> Result<bool, Closed> {
         self.metrics.received.inc();
-        match self.tx.try_send(event) {
+        match self.tx.try_send(Queued::Event(event)) {
             Ok(()) => Ok(true),
             Err(TrySendError::Full(_)) => {
                 self.metrics.discarded_queue_full.inc();
@@ -165,7 +193,7 @@ impl Pipeline {
                 .map_err(|e| PipelineError::Thread("flusher", e))?
         };
 
-        let (tx, rx) = bounded::<Event>(config.queue_capacity.max(1));
+        let (tx, rx) = bounded::<Queued>(config.queue_capacity.max(1));
         let mut writers = Vec::new();
         for n in 0..config.writers.max(1) {
             let w = Writer {
@@ -217,7 +245,7 @@ impl Pipeline {
 }
 
 struct Writer {
-    rx: Receiver<Event>,
+    rx: Receiver<Queued>,
     sealed: Sender<Sealed>,
     ids: Arc<AtomicU64>,
     config: PipelineConfig,
@@ -228,7 +256,7 @@ impl Writer {
     fn run(self) {
         let policy = &self.config.policy;
         let mut open: Option<SegmentWriter> = None;
-        let mut batch: Vec<Event> = Vec::with_capacity(self.config.batch_max);
+        let mut batch: Vec<Queued> = Vec::with_capacity(self.config.batch_max);
         let mut closing = false;
         while !closing {
             let wait = match &open {
@@ -263,7 +291,7 @@ impl Writer {
 
     /// Append the batch (durably when the window is over); on failure keep the batch and retry,
     /// so an I/O hiccup delays events instead of losing them.
-    fn commit(&self, open: &mut Option<SegmentWriter>, batch: &mut Vec<Event>) {
+    fn commit(&self, open: &mut Option<SegmentWriter>, batch: &mut Vec<Queued>) {
         let policy = &self.config.policy;
         let mut backoff = Duration::from_millis(50);
         loop {

@@ -93,6 +93,26 @@ pub struct SegmentWriter {
     window_start: Instant,
 }
 
+/// What a segment stores: an event, or its encoding made ahead of time by the producer.
+pub trait Encodable {
+    /// The encoding, written into `scratch` when it has to be made now.
+    fn encoded<'s>(&'s self, scratch: &'s mut Vec<u8>) -> &'s [u8];
+}
+
+impl Encodable for Event {
+    fn encoded<'s>(&'s self, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+        scratch.clear();
+        codec::encode(self, scratch);
+        scratch
+    }
+}
+
+impl Encodable for codec::Encoded {
+    fn encoded<'s>(&'s self, _: &'s mut Vec<u8>) -> &'s [u8] {
+        self.as_bytes()
+    }
+}
+
 /// A sealed segment ready for the flusher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
@@ -150,7 +170,11 @@ impl SegmentWriter {
 
     /// Append `events` in one non-durable commit (durable when `durable`). Returns how many
     /// events became durable with this call (0 for a non-durable commit).
-    pub fn append(&mut self, events: &[Event], durable: bool) -> Result<u64, SegmentError> {
+    pub fn append<T: Encodable>(
+        &mut self,
+        events: &[T],
+        durable: bool,
+    ) -> Result<u64, SegmentError> {
         let path = &self.path;
         let mut txn = self
             .db
@@ -170,13 +194,12 @@ impl SegmentWriter {
                 .map_err(|e| SegmentError::db(path, e))?;
             let mut buf = Vec::with_capacity(512);
             for event in events {
-                buf.clear();
-                codec::encode(event, &mut buf);
+                let bytes = event.encoded(&mut buf);
                 table
-                    .insert(self.next_seq, buf.as_slice())
+                    .insert(self.next_seq, bytes)
                     .map_err(|e| SegmentError::db(path, e))?;
                 self.next_seq += 1;
-                self.bytes += buf.len() as u64 + 16;
+                self.bytes += bytes.len() as u64 + 16;
             }
         }
         txn.commit().map_err(|e| SegmentError::db(path, e))?;
@@ -229,7 +252,7 @@ impl SegmentWriter {
         if self.pending == 0 {
             return Ok(0);
         }
-        self.append(&[], true)
+        self.append::<Event>(&[], true)
     }
 
     /// Whether the policy says this segment should be sealed now.

@@ -228,13 +228,33 @@ impl Ingest {
     }
 
     /// Handle one message; `false` once the store has shut down.
+    ///
+    /// The event is built borrowing from `bytes` and encoded here into the segment's form
+    /// (the same bytes [`Self::message_with`]'s owned event encodes to), so the writer
+    /// thread stores it as it is.
     pub(crate) fn message(&mut self, bytes: &[u8]) -> bool {
-        self.message_with(bytes, |_| {})
+        let Some((parsed, now_ns)) = self.parse(bytes) else {
+            return true;
+        };
+        let limiter = &mut self.limiter;
+        let encoded = parsed.message.with_draft(now_ns, |d| {
+            limiter
+                .admit_parts(d.src_ip, d.decky, d.service, d.kind, Instant::now())
+                .then(|| d.encode())
+        });
+        let Some(encoded) = encoded else {
+            self.metrics.rate_limited.inc();
+            return true;
+        };
+        if self.sender.send_encoded(encoded).is_err() {
+            return false;
+        }
+        self.metrics.sent.inc();
+        true
     }
 
-    /// [`Self::message`], with `annotate` adding what the transport knows to the event before
-    /// the limiter sees it.
-    pub(crate) fn message_with(&mut self, bytes: &[u8], annotate: impl FnOnce(&mut Event)) -> bool {
+    /// Count and parse one message; `None` when the parser refused it (counted).
+    fn parse<'m>(&self, bytes: &'m [u8]) -> Option<(syslog::Parsed<'m>, i64)> {
         self.metrics.received_messages.inc();
         self.metrics.received_bytes.add(bytes.len() as u64);
         let now_ns = SystemTime::now()
@@ -245,12 +265,21 @@ impl Ingest {
             Err(e) => {
                 self.metrics.parse_errors.inc();
                 tracing::debug!(error = %e, "syslog message refused");
-                return true;
+                return None;
             }
         };
         if parsed.degraded.is_some() {
             self.metrics.degraded.inc();
         }
+        Some((parsed, now_ns))
+    }
+
+    /// [`Self::message`], with `annotate` adding what the transport knows to the event before
+    /// the limiter sees it.
+    pub(crate) fn message_with(&mut self, bytes: &[u8], annotate: impl FnOnce(&mut Event)) -> bool {
+        let Some((parsed, now_ns)) = self.parse(bytes) else {
+            return true;
+        };
         let mut event = parsed.message.to_event(now_ns);
         annotate(&mut event);
         if !self.limiter.admit(&event, Instant::now()) {

@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     time::{Duration, Instant},
 };
 
@@ -34,16 +35,23 @@ impl RateLimiter {
 
     /// Whether `event` should be kept, as of `now`.
     pub fn admit(&mut self, event: &Event, now: Instant) -> bool {
-        if self.window.is_zero() || !self.kinds.contains(&event.kind) {
+        self.admit_parts(event.src_ip, &event.decky, &event.service, &event.kind, now)
+    }
+
+    /// [`Self::admit`] for an event given by its key parts.
+    pub fn admit_parts(
+        &mut self,
+        src_ip: Option<IpAddr>,
+        decky: &str,
+        service: &str,
+        kind: &str,
+        now: Instant,
+    ) -> bool {
+        if self.window.is_zero() || !self.kinds.iter().any(|k| k == kind) {
             return true;
         }
-        let ip = event.src_ip.map(|i| i.to_string()).unwrap_or_default();
-        let key = (
-            ip,
-            event.decky.clone(),
-            event.service.clone(),
-            event.kind.clone(),
-        );
+        let ip = src_ip.map(|i| i.to_string()).unwrap_or_default();
+        let key = (ip, decky.to_owned(), service.to_owned(), kind.to_owned());
         if let Some(last) = self.seen.get(&key)
             && now.saturating_duration_since(*last) < self.window
         {
