@@ -404,18 +404,9 @@ fn dedicated_af_packet_sees_handshakes_fingerprints_scans_and_keeps_pcaps() {
     assert_eq!(field_set(&replayed, "ssh_kexinit", "hassh"), hassh);
 }
 
-/// AF_XDP in mirror mode on the serving interface: the services keep answering (the mirror
-/// is a copy) and the fingerprints equal what tcpdump's capture of the same traffic gives.
-#[test]
-fn mirror_af_xdp_captures_a_copy_while_the_interface_keeps_serving() {
-    if skip("mirror_af_xdp_captures_a_copy_while_the_interface_keeps_serving") {
-        return;
-    }
-    let net = Net::new();
-    let host = net.host_ip();
-    let peer = net.peer_ip();
-    let _https = Service::start("https", &host, 8443);
-    let _ssh = Service::start("ssh", &host, 2222);
+/// One round of the mirror scenario: tcpdump and the sniffer capture the same handshakes.
+/// Returns the sniffer's events, the events of tcpdump's capture, and tcpdump's own report.
+fn mirror_round(net: &Net, host: &str) -> (Vec<Event>, Vec<Event>, String) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let dump = tmp.path().join("tcpdump.pcap");
@@ -450,7 +441,7 @@ fn mirror_af_xdp_captures_a_copy_while_the_interface_keeps_serving() {
         ],
     );
     std::thread::sleep(Duration::from_millis(300));
-    curl(&net, &format!("https://{host}:8443/"));
+    curl(net, &format!("https://{host}:8443/"));
     let out = net.exec(&[
         "openssl",
         "s_client",
@@ -486,6 +477,39 @@ fn mirror_af_xdp_captures_a_copy_while_the_interface_keeps_serving() {
 
     let live = sniffer_events(&data);
     let offline = decnet_dataplane::pcapfile::analyze_pcap(&dump, HashMap::new()).unwrap();
+    let tcpdump_said = std::fs::read_to_string(&tcpdump_log).unwrap_or_default();
+    (live, offline, tcpdump_said)
+}
+
+/// AF_XDP in mirror mode on the serving interface: the services keep answering (the mirror
+/// is a copy) and the fingerprints equal what tcpdump's capture of the same traffic gives.
+#[test]
+fn mirror_af_xdp_captures_a_copy_while_the_interface_keeps_serving() {
+    if skip("mirror_af_xdp_captures_a_copy_while_the_interface_keeps_serving") {
+        return;
+    }
+    let net = Net::new();
+    let host = net.host_ip();
+    let peer = net.peer_ip();
+    let _https = Service::start("https", &host, 8443);
+    let _ssh = Service::start("ssh", &host, 2222);
+    // tcpdump is only the reference here; on a loaded machine it has missed a handshake
+    // the sniffer saw. Its report is printed and the round repeated (at most twice), so a
+    // reference that saw less than the sniffer never passes and never fails the test silently.
+    let mut round = 0;
+    let (live, offline) = loop {
+        round += 1;
+        let (live, offline, tcpdump_said) = mirror_round(&net, &host);
+        let seen = field_set(&live, "tls_client_hello", "ja3").len();
+        let reference = field_set(&offline, "tls_client_hello", "ja3").len();
+        if reference >= seen || round == 3 {
+            break (live, offline);
+        }
+        eprintln!(
+            "!!! round {round}: tcpdump's reference capture holds {reference} ClientHello \
+             fingerprint(s), the sniffer {seen}; repeating. tcpdump said: {tcpdump_said}"
+        );
+    };
     let k = kinds(&live);
     let ja3 = field_set(&live, "tls_client_hello", "ja3");
     assert_eq!(ja3.len(), 2, "curl and openssl differ: {k:?}");
