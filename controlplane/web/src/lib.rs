@@ -143,6 +143,8 @@ pub struct Inner {
     pub responses: responses::ResponseCache,
     /// User rows behind tokens.
     pub users: users::UserCache,
+    /// The event counts of `/stats`, `/metrics` and the live feed, updated from new rows only.
+    pub tally: tokio::sync::Mutex<decnet_store::repo::EventTally>,
 }
 
 impl std::ops::Deref for AppState {
@@ -178,6 +180,7 @@ impl AppState {
             queries: cache::QueryCache::default(),
             responses: responses::ResponseCache::new(config.cache_fresh),
             users: users::UserCache::new(config.cache_fresh),
+            tally: tokio::sync::Mutex::default(),
             repo,
             config,
         }));

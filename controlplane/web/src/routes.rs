@@ -440,15 +440,15 @@ async fn bounty(
     ))
 }
 
-/// The event counts (`Stats` as JSON), shared by `/stats` and `/metrics` until the next event:
-/// they scan the events table. Its `bounties` is as of that event; callers count bounties
-/// themselves (the profiler adds them without new events).
+/// The event counts (`Stats` as JSON), shared by `/stats`, `/metrics` and the live feed until
+/// the next event, and then brought up to date from the new rows alone (`EventTally`).
 pub(crate) async fn event_stats(state: &AppState) -> Result<Value, decnet_store::repo::RepoError> {
     let generation = state.repo.max_event_id().await?;
     state
         .queries
         .get("stats".into(), generation, || async {
-            Ok(serde_json::to_value(state.repo.stats().await?).unwrap_or(Value::Null))
+            let stats = state.tally.lock().await.refresh(&state.repo).await?;
+            Ok(serde_json::to_value(stats).unwrap_or(Value::Null))
         })
         .await
 }

@@ -57,7 +57,6 @@ pub struct Stats {
     pub total_events: i64,
     pub unique_attackers: i64,
     pub deckies_seen: i64,
-    pub bounties: i64,
 }
 
 /// One parsed search token.
@@ -658,7 +657,8 @@ impl SqlRepository {
             .map_err(q("reading the histogram"))
     }
 
-    /// Totals for the dashboard's stat cards.
+    /// Totals for the dashboard's stat cards, scanning the whole table; the web keeps them
+    /// with an [`super::EventTally`] instead, which reads only what changed.
     pub async fn stats(&self) -> Result<Stats, RepoError> {
         let one = |text: &'static str| {
             let pool = self.pool.clone();
@@ -673,7 +673,6 @@ impl SqlRepository {
             total_events: one("SELECT COUNT(*) FROM events").await?,
             unique_attackers: one("SELECT COUNT(DISTINCT src_ip) FROM events").await?,
             deckies_seen: one("SELECT COUNT(DISTINCT decky) FROM events").await?,
-            bounties: one("SELECT COUNT(*) FROM bounties").await?,
         })
     }
 

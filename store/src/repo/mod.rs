@@ -14,6 +14,7 @@ pub mod sql;
 mod sqlite_flush;
 mod sqlite_rows;
 mod tables;
+mod tally;
 mod wal;
 
 use std::{future::Future, str::FromStr, time::Duration};
@@ -30,6 +31,7 @@ pub use intel::{AttackerUpdate, BehaviorRow, IdentityGroup, IntelCommit, Session
 pub use lease::LeaseHeld;
 pub use sql::Backend;
 pub use tables::{Attacker, Bounty, DeckyRecord, NewBounty, User, bounty_dedup_key};
+pub use tally::EventTally;
 
 /// Environment variable choosing the backend (`sqlite`, `postgres`, `mysql`/`mariadb`).
 pub const DB_TYPE_ENV: &str = "DECNET_DB_TYPE";

@@ -106,8 +106,64 @@ async fn suite(repo: &SqlRepository) {
     leases(repo).await;
     intel_tables(repo).await;
     sealed_segments_stream_in(repo).await;
+    event_tally_follows_the_table(repo).await;
     // Migrating again is a no-op.
     repo.migrate().await.unwrap();
+}
+
+/// The running tally equals a full count of the table after appends (new addresses, a new
+/// decky, an event without an address) and after a deletion that moves the lowest id; a tally
+/// that may remember only two addresses falls back to the database's distinct count.
+async fn event_tally_follows_the_table(repo: &SqlRepository) {
+    let mut tally = EventTally::default();
+    let mut capped = EventTally::new(std::time::Duration::from_secs(600), 2);
+    let late = 9_000_000_000;
+    let batches = [
+        vec![
+            event(late, "tally-a", "ssh", "k", "10.77.0.1", &[]),
+            event(late, "tally-a", "ssh", "k", "2001:db8::77", &[]),
+            event(late + 1, "tally-b", "http", "k", "10.77.0.1", &[]),
+        ],
+        vec![
+            event(late + 2, "tally-c", "ssh", "k", "10.77.0.2", &[]),
+            event(late + 3, "tally-a", "ssh", "k", "10.77.0.3", &[]),
+        ],
+    ];
+    let mut no_address = event(late + 1, "tally-b", "http", "k", "10.77.0.9", &[]);
+    no_address.src_ip = None;
+    let check = async |tally: &mut EventTally, when: &str| {
+        let full = repo.stats().await.unwrap();
+        assert_eq!(tally.refresh(repo).await.unwrap(), full, "{when}");
+    };
+    check(&mut tally, "before").await;
+    check(&mut capped, "before").await;
+    let mut first = batches[0].clone();
+    first.push(no_address);
+    repo.insert_segment(8_800_001, &rows(first)).await.unwrap();
+    check(&mut tally, "after an append").await;
+    check(&mut capped, "after an append").await;
+    // Everything older than the batches goes: the lowest id moves, the tally starts over.
+    let deleted = repo
+        .delete_events_before(late * 1_000_000_000)
+        .await
+        .unwrap();
+    assert!(deleted > 0);
+    check(&mut tally, "after a deletion").await;
+    check(&mut capped, "after a deletion").await;
+    repo.insert_segment(8_800_002, &rows(batches[1].clone()))
+        .await
+        .unwrap();
+    check(&mut tally, "after a second append").await;
+    check(&mut capped, "after a second append").await;
+    let stats = repo.stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.total_events,
+            stats.unique_attackers,
+            stats.deckies_seen
+        ),
+        (6, 4, 3)
+    );
 }
 
 /// A sealed segment flushed as the flusher does it: every decodable entry inserted exactly
