@@ -120,7 +120,13 @@ unsafe extern "C" fn connect(
     _err: *mut *mut c_char,
 ) -> c_int {
     // SAFETY: SQLite passes its open connection; the schema is a static C string.
-    let rc = unsafe { ffi::sqlite3_declare_vtab(db, SCHEMA.as_ptr()) };
+    let mut rc = unsafe { ffi::sqlite3_declare_vtab(db, SCHEMA.as_ptr()) };
+    if rc == ffi::SQLITE_OK {
+        // Only statements the flusher prepares may read it: a view or trigger in a database
+        // file someone altered cannot (it would see no rows without the feed pointer anyway).
+        // SAFETY: called from xConnect on SQLite's connection, as the option requires.
+        rc = unsafe { ffi::sqlite3_vtab_config(db, ffi::SQLITE_VTAB_DIRECTONLY) };
+    }
     if rc == ffi::SQLITE_OK {
         let table = Box::new(ffi::sqlite3_vtab {
             pModule: std::ptr::null(),

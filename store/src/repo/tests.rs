@@ -884,7 +884,8 @@ async fn sqlite_passes_the_repository_suite() {
 
 /// The segment insert streams: SQLite runs the virtual table as a co-routine feeding the
 /// insert row by row, never copying the segment into a temporary table first (which would
-/// hold a whole segment in memory, with `temp_store=MEMORY`).
+/// hold a whole segment in memory, with `temp_store=MEMORY`); and the row source cannot be
+/// read from a view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sqlite_segment_insert_streams_without_a_temporary_copy() {
     let dir = tempfile::tempdir().unwrap();
@@ -902,6 +903,18 @@ async fn the_sqlite_segment_insert_streams_without_a_temporary_copy() {
         .collect();
     assert!(plan.iter().any(|op| op == "VFilter"), "{plan:?}");
     assert!(!plan.iter().any(|op| op == "OpenEphemeral"), "{plan:?}");
+    // A view in the database file may not read the row source (SQLITE_VTAB_DIRECTONLY).
+    let writer = repo.sqlite_writer.as_ref().unwrap();
+    sqlx::query("CREATE VIEW rows_view AS SELECT seq FROM decnet_segment_rows")
+        .execute(writer)
+        .await
+        .unwrap();
+    let refused = sqlx::query("SELECT * FROM rows_view")
+        .fetch_all(writer)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("unsafe use"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
