@@ -15,6 +15,7 @@ use decnet_store::{
     Event,
     repo::{Attacker, AttackerUpdate, BehaviorRow, NewBounty, SessionRow},
 };
+use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -147,8 +148,78 @@ pub struct SessionCredential {
     pub ts_ns: i64,
 }
 
+/// A capped list kept as the JSON array text its row column stores: appending serializes one
+/// element, and writing the row copies the text, where serializing the whole list again on
+/// every batch that touched the session was the engine's largest cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonList {
+    text: String,
+    len: usize,
+}
+
+impl Default for JsonList {
+    fn default() -> Self {
+        Self {
+            text: "[]".to_owned(),
+            len: 0,
+        }
+    }
+}
+
+impl JsonList {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The JSON array text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    fn push<T: Serialize + ?Sized>(&mut self, v: &T) {
+        self.text.pop();
+        if self.len > 0 {
+            self.text.push(',');
+        }
+        self.text.push_str(&json_text(v));
+        self.text.push(']');
+        self.len += 1;
+    }
+
+    fn commands(commands: &[String]) -> Self {
+        let mut list = Self::default();
+        for c in commands {
+            list.push(c);
+        }
+        list
+    }
+
+    fn credentials(credentials: &[SessionCredential]) -> Self {
+        let mut list = Self::default();
+        for c in credentials {
+            list.push(&CredentialJson::of(c));
+        }
+        list
+    }
+
+    /// States saved before open sessions became rows still carry them, as lists.
+    fn of_commands<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::commands(&Vec::<String>::deserialize(d)?))
+    }
+
+    fn of_credentials<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::credentials(&Vec::<SessionCredential>::deserialize(
+            d,
+        )?))
+    }
+}
+
 /// A session not yet ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct OpenSession {
     pub id: String,
     pub decky: String,
@@ -158,12 +229,24 @@ pub struct OpenSession {
     pub end_ns: i64,
     pub event_count: u64,
     pub flow_count: u64,
-    pub commands: Vec<String>,
-    pub credentials: Vec<SessionCredential>,
+    /// The session's commands (strings), as its row stores them.
+    #[serde(deserialize_with = "JsonList::of_commands")]
+    pub commands: JsonList,
+    /// The session's credentials ([`CredentialJson`]s), as its row stores them.
+    #[serde(deserialize_with = "JsonList::of_credentials")]
+    pub credentials: JsonList,
     pub auth_success: bool,
     /// Changed since the last [`Profiler::take_changes`]: its row must be written.
     #[serde(skip)]
     pub dirty: bool,
+    /// [`session_key`] of `decky` and `service`: finding an event's session compares this
+    /// first instead of two strings per open session.
+    #[serde(skip)]
+    key: u64,
+}
+
+fn session_key(decky: &str, service: &str) -> u64 {
+    fnv1a(&[decky, service])
 }
 
 // The stored JSON columns were built through `serde_json::Value`, whose objects sort their
@@ -302,9 +385,11 @@ pub struct Changes {
 #[derive(Debug)]
 pub struct Profiler {
     config: Config,
-    states: HashMap<IpAddr, AttackerState>,
-    dirty: HashSet<IpAddr>,
-    with_open_sessions: HashSet<IpAddr>,
+    // Three lookups per event: foldhash (randomly seeded, so still no chosen-collision
+    // flooding) instead of SipHash.
+    states: HashMap<IpAddr, AttackerState, RandomState>,
+    dirty: HashSet<IpAddr, RandomState>,
+    with_open_sessions: HashSet<IpAddr, RandomState>,
     closed_sessions: Vec<SessionRow>,
     bounties: Vec<NewBounty>,
     /// Latest event time seen: the clock sessions end by (event time, so replays agree).
@@ -325,14 +410,18 @@ fn fnv1a(parts: &[&str]) -> u64 {
 }
 
 fn clip(s: &str) -> String {
+    clipped(s).to_owned()
+}
+
+fn clipped(s: &str) -> &str {
     if s.len() <= MAX_TEXT {
-        return s.to_owned();
+        return s;
     }
     let mut end = MAX_TEXT;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_owned()
+    &s[..end]
 }
 
 fn hex_id(parts: &[&str], len: usize) -> String {
@@ -598,11 +687,17 @@ impl OpenSession {
             end_ns: r.end_ns,
             event_count: count(r.event_count),
             flow_count: count(r.flow_count),
-            commands: serde_json::from_str(&r.commands).map_err(|e| bad("commands", &e))?,
-            credentials: serde_json::from_str(&r.credentials)
-                .map_err(|e| bad("credentials", &e))?,
+            commands: JsonList::commands(
+                &serde_json::from_str::<Vec<String>>(&r.commands)
+                    .map_err(|e| bad("commands", &e))?,
+            ),
+            credentials: JsonList::credentials(
+                &serde_json::from_str::<Vec<SessionCredential>>(&r.credentials)
+                    .map_err(|e| bad("credentials", &e))?,
+            ),
             auth_success: r.auth_success,
             dirty: false,
+            key: session_key(&r.decky, &r.service),
         })
     }
 
@@ -617,14 +712,8 @@ impl OpenSession {
             end_ns: self.end_ns,
             event_count: i64::try_from(self.event_count).unwrap_or(i64::MAX),
             flow_count: i64::try_from(self.flow_count).unwrap_or(i64::MAX),
-            commands: json_text(&self.commands),
-            credentials: json_text(
-                &self
-                    .credentials
-                    .iter()
-                    .map(CredentialJson::of)
-                    .collect::<Vec<_>>(),
-            ),
+            commands: self.commands.as_str().to_owned(),
+            credentials: self.credentials.as_str().to_owned(),
             auth_success: self.auth_success,
             closed,
         }
@@ -635,9 +724,9 @@ impl Profiler {
     pub fn new(config: Config) -> Self {
         Self {
             config,
-            states: HashMap::new(),
-            dirty: HashSet::new(),
-            with_open_sessions: HashSet::new(),
+            states: HashMap::default(),
+            dirty: HashSet::default(),
+            with_open_sessions: HashSet::default(),
             closed_sessions: Vec::new(),
             bounties: Vec::new(),
             watermark_ns: i64::MIN,
@@ -690,6 +779,9 @@ impl Profiler {
                 .into_iter()
                 .map(OpenSession::from_row)
                 .collect::<Result<_, _>>()?;
+        }
+        for s in &mut state.sessions {
+            s.key = session_key(&s.decky, &s.service);
         }
         if !state.sessions.is_empty() {
             self.with_open_sessions.insert(addr);
@@ -895,7 +987,9 @@ impl Profiler {
         // Fingerprints and tool guesses.
         if let Some(ua) = user_agent {
             for t in profile::tools_from_headers(&ua) {
-                st.tools.insert(t.to_owned());
+                if !st.tools.contains(t) {
+                    st.tools.insert(t.to_owned());
+                }
             }
             st.fingerprint("http_useragent", &ua);
         }
@@ -996,10 +1090,11 @@ impl Profiler {
             return;
         }
         // At most one open session per (decky, service).
+        let key = session_key(&e.decky, &e.service);
         let mut found = st
             .sessions
             .iter()
-            .position(|s| s.service == e.service && s.decky == e.decky);
+            .position(|s| s.key == key && s.service == e.service && s.decky == e.decky);
         if let Some(i) = found
             && e.ts_ns.saturating_sub(st.sessions[i].end_ns) > gap
         {
@@ -1021,17 +1116,19 @@ impl Profiler {
                     let old = st.sessions.remove(oldest);
                     self.closed_sessions.push(old.row(&st.ip, true));
                 }
+                let (decky, service) = (clip(&e.decky), clip(&e.service));
                 st.sessions.push(OpenSession {
                     id: hex_id(&[&st.ip, &e.decky, &e.service, &e.ts_ns.to_string()], 32),
-                    decky: clip(&e.decky),
-                    service: clip(&e.service),
+                    key: session_key(&decky, &service),
+                    decky,
+                    service,
                     dst_port: e.dst_port,
                     start_ns: e.ts_ns,
                     end_ns: e.ts_ns,
                     event_count: 0,
                     flow_count: 0,
-                    commands: Vec::new(),
-                    credentials: Vec::new(),
+                    commands: JsonList::default(),
+                    credentials: JsonList::default(),
                     auth_success: false,
                     dirty: true,
                 });
@@ -1049,7 +1146,7 @@ impl Profiler {
         if let Some(cmd) = command
             && s.commands.len() < MAX_SESSION_COMMANDS
         {
-            s.commands.push(cmd);
+            s.commands.push(&cmd);
         }
         if success && (credential.is_some() || AUTH_KINDS.contains(&kind)) {
             s.auth_success = true;
@@ -1057,12 +1154,12 @@ impl Profiler {
         if let Some(c) = credential
             && s.credentials.len() < MAX_SESSION_CREDENTIALS
         {
-            s.credentials.push(SessionCredential {
-                shape: c.shape.to_owned(),
-                username: clip(&c.username),
-                secret: clip(&c.secret),
+            s.credentials.push(&CredentialJson {
+                secret: clipped(&c.secret),
+                shape: c.shape,
                 success,
                 ts_ns: e.ts_ns,
+                username: clipped(&c.username),
             });
         }
         s.dirty = true;
@@ -1258,6 +1355,42 @@ mod tests {
             }]),
             json!([{ "type": "ja3", "value": "x" }]).to_string()
         );
+    }
+
+    #[test]
+    fn json_lists_hold_the_text_of_the_whole_list() {
+        let commands = vec!["ls ü".to_owned(), "a\"b\n".to_owned()];
+        assert_eq!(JsonList::default().as_str(), "[]");
+        let list = JsonList::commands(&commands);
+        assert_eq!(list.as_str(), json!(commands).to_string());
+        assert_eq!(list.len(), 2);
+        let creds = vec![
+            SessionCredential {
+                shape: "password".into(),
+                username: "root".into(),
+                secret: "a\nb".into(),
+                success: true,
+                ts_ns: 7,
+            },
+            SessionCredential {
+                shape: "password".into(),
+                username: "ü".into(),
+                secret: String::new(),
+                success: false,
+                ts_ns: -1,
+            },
+        ];
+        let list = JsonList::credentials(&creds);
+        assert_eq!(list.as_str(), json!(creds).to_string());
+        // A state saved with its open sessions inside (older builds) reads the same lists.
+        let legacy = json!({
+            "id": "s", "decky": "d", "service": "ssh", "dst_port": 22, "start_ns": 1,
+            "end_ns": 2, "event_count": 3, "flow_count": 0, "commands": commands,
+            "credentials": creds, "auth_success": true
+        });
+        let open: OpenSession = serde_json::from_value(legacy).unwrap();
+        assert_eq!(open.commands, JsonList::commands(&commands));
+        assert_eq!(open.credentials, list);
     }
 
     #[test]

@@ -59,6 +59,17 @@ async fn restore(
     Ok(())
 }
 
+/// Commit `commit` on a blocking thread: on SQLite the rows are written on the calling thread,
+/// which would otherwise hold up the feeding of the next batch (and a runtime thread) for the
+/// whole commit.
+async fn commit_aside(repo: SqlRepository, commit: IntelCommit) -> Result<(), IntelError> {
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || rt.block_on(repo.commit_intel_owned(commit)))
+        .await
+        .map_err(|e| IntelError::BadState(format!("profiler commit stopped: {e}")))?
+        .map_err(IntelError::from)
+}
+
 impl Worker {
     /// Resume from the saved cursor; attackers with open sessions are reloaded so their
     /// sessions keep ending on time.
@@ -102,7 +113,7 @@ impl Worker {
         }
         let changes = self.changes(fed);
         let (commit, step) = self.or_reset(changes).await?;
-        let committed = self.repo.commit_intel(&commit).await;
+        let committed = self.repo.commit_intel_owned(commit).await;
         self.or_reset(committed.map_err(IntelError::from)).await?;
         self.cursor = step.cursor;
         self.engine.evict();
@@ -220,15 +231,13 @@ impl Worker {
             let (fed, committed) = match pending.take() {
                 None => (self.feed_batch(read_to).await, None),
                 Some((commit, step)) => {
-                    let repo = self.repo.clone();
-                    let (fed, done) = tokio::join!(self.feed_batch(read_to), async move {
-                        repo.commit_intel(&commit).await.map(|()| step)
-                    });
-                    (fed, Some(done))
+                    let committing = commit_aside(self.repo.clone(), commit);
+                    let (fed, done) = tokio::join!(self.feed_batch(read_to), committing);
+                    (fed, Some(done.map(|()| step)))
                 }
             };
             if let Some(done) = committed {
-                let step = self.or_reset(done.map_err(IntelError::from)).await?;
+                let step = self.or_reset(done).await?;
                 self.cursor = step.cursor;
                 total += step.events as u64;
                 tracing::debug!(?step, "profiled a batch");

@@ -7,7 +7,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{
     Attacker, NewBounty, RepoError, SqlRepository, now_ns, q,
-    sql::{Arg, Sql, clean_text, clip_chars},
+    sql::{Arg, Sql, clean_owned, clip_chars, clip_owned},
     tables::{ATTACKER_COLS, bounty_dedup_key},
 };
 
@@ -114,22 +114,197 @@ const SESSION_COLS: [&str; 14] = [
     "updated_ns",
 ];
 
+/// One table's upsert: `cols` inserted, `updated` (less `key`) rewritten on a key conflict.
+pub(super) struct Upsert {
+    pub(super) table: &'static str,
+    pub(super) cols: &'static [&'static str],
+    pub(super) key: &'static str,
+    pub(super) updated: &'static [&'static str],
+    pub(super) what: &'static str,
+}
+
+pub(super) const BOUNTY_COLS: [&str; 7] = [
+    "ts_ns",
+    "decky",
+    "service",
+    "attacker_ip",
+    "bounty_type",
+    "payload",
+    "dedup_key",
+];
+
+/// The uuid of an existing row is kept (it is not among the updated columns).
+pub(super) const ATTACKERS: Upsert = Upsert {
+    table: "attackers",
+    cols: &ATTACKER_COLS,
+    key: "ip",
+    updated: ATTACKER_COLS.split_at(1).1,
+    what: "upserting attackers",
+};
+
+pub(super) const BEHAVIOR: Upsert = Upsert {
+    table: "attacker_behavior",
+    cols: &BEHAVIOR_COLS,
+    key: "attacker_uuid",
+    updated: &BEHAVIOR_COLS,
+    what: "upserting attacker behaviour",
+};
+
+pub(super) const STATE: Upsert = Upsert {
+    table: "attacker_state",
+    cols: &["ip", "identity_key", "state", "updated_ns"],
+    key: "ip",
+    updated: &["identity_key", "state", "updated_ns"],
+    what: "saving profiler state",
+};
+
+/// A session's id is derived from its IP, decky and service: rewriting those columns would
+/// only make SQLite rewrite the `sessions_ip` index entry each time.
+pub(super) const SESSIONS: Upsert = Upsert {
+    table: "sessions",
+    cols: &SESSION_COLS,
+    key: "id",
+    updated: SESSION_COLS.split_at(4).1,
+    what: "upserting sessions",
+};
+
+pub(super) const CURSOR: Upsert = Upsert {
+    table: "state",
+    cols: &["state_key", "value"],
+    key: "state_key",
+    updated: &["value"],
+    what: "saving the profiler cursor",
+};
+
+/// One batch's rows per table as bound values, the same for every backend.
+pub(super) struct IntelRows {
+    pub(super) bounties: Vec<Vec<Arg>>,
+    pub(super) attackers: Vec<Vec<Arg>>,
+    /// Each attacker's (clipped) IP, and its behaviour row without the leading uuid.
+    pub(super) behavior: Vec<(Arg, Vec<Arg>)>,
+    pub(super) state: Vec<Vec<Arg>>,
+    pub(super) sessions: Vec<Vec<Arg>>,
+    pub(super) cursor: Option<Vec<Arg>>,
+}
+
+impl IntelRows {
+    /// The rows of `c`, its strings moved into them (copied only to clean or clip them).
+    fn of(c: IntelCommit, now: i64) -> Self {
+        let bounties = c
+            .bounties
+            .into_iter()
+            .map(|b| {
+                let key = bounty_dedup_key(&b);
+                vec![
+                    Arg::I64(b.ts_ns),
+                    Arg::Text(clip_owned(b.decky, 255)),
+                    Arg::Text(clip_owned(b.service, 255)),
+                    Arg::Text(clip_owned(b.attacker_ip, 45)),
+                    Arg::Text(clip_owned(b.bounty_type, 255)),
+                    Arg::Text(clean_owned(b.payload)),
+                    Arg::Text(key),
+                ]
+            })
+            .collect();
+        let mut attackers = Vec::with_capacity(c.attackers.len());
+        let mut behavior = Vec::with_capacity(c.attackers.len());
+        let mut state = Vec::with_capacity(c.attackers.len());
+        for u in c.attackers {
+            let a = u.attacker;
+            let ip = clip_owned(a.ip, 45);
+            attackers.push(vec![
+                Arg::Text(a.uuid),
+                Arg::Text(ip.clone()),
+                Arg::I64(a.first_seen_ns),
+                Arg::I64(a.last_seen_ns),
+                Arg::I64(a.event_count),
+                Arg::I64(a.service_count),
+                Arg::I64(a.decky_count),
+                Arg::Text(clean_owned(a.services)),
+                Arg::Text(clean_owned(a.deckies)),
+                Arg::Text(clean_owned(a.fingerprints)),
+                Arg::Text(clean_owned(a.commands)),
+                Arg::Text(clean_owned(a.traversal_path)),
+                Arg::I64(i64::from(a.is_traversal)),
+                Arg::I64(a.bounty_count),
+                Arg::I64(a.credential_count),
+                Arg::I64(a.score),
+                Arg::I64(now),
+            ]);
+            let b = u.behavior;
+            behavior.push((
+                Arg::Text(ip.clone()),
+                vec![
+                    Arg::OptText(b.os_guess.map(|s| clip_owned(s, 255))),
+                    Arg::OptI64(b.hop_distance),
+                    Arg::Text(clean_owned(b.tcp_fingerprint)),
+                    Arg::I64(b.retransmit_count),
+                    Arg::Text(clip_owned(b.behavior_class, 255)),
+                    Arg::OptF64(b.beacon_interval_s),
+                    Arg::OptF64(b.beacon_jitter_pct),
+                    Arg::Text(clean_owned(b.tool_guesses)),
+                    Arg::Text(clean_owned(b.timing_stats)),
+                    Arg::Text(clean_owned(b.phase_sequence)),
+                    Arg::I64(now),
+                ],
+            ));
+            state.push(vec![
+                Arg::Text(ip),
+                Arg::OptText(u.identity_key.map(|s| clip_owned(s, 64))),
+                Arg::Text(clean_owned(u.state)),
+                Arg::I64(now),
+            ]);
+        }
+        let sessions = c
+            .sessions
+            .into_iter()
+            .map(|s| {
+                vec![
+                    Arg::Text(clip_owned(s.id, 64)),
+                    Arg::Text(clip_owned(s.attacker_ip, 45)),
+                    Arg::Text(clip_owned(s.decky, 255)),
+                    Arg::Text(clip_owned(s.service, 255)),
+                    Arg::OptI64(s.dst_port),
+                    Arg::I64(s.start_ns),
+                    Arg::I64(s.end_ns),
+                    Arg::I64(s.event_count),
+                    Arg::I64(s.flow_count),
+                    Arg::Text(clean_owned(s.commands)),
+                    Arg::Text(clean_owned(s.credentials)),
+                    Arg::I64(i64::from(s.auth_success)),
+                    Arg::I64(i64::from(s.closed)),
+                    Arg::I64(now),
+                ]
+            })
+            .collect();
+        let cursor = c
+            .cursor
+            .map(|(key, id)| vec![Arg::Text(key), Arg::Text(id.to_string())]);
+        Self {
+            bounties,
+            attackers,
+            behavior,
+            state,
+            sessions,
+            cursor,
+        }
+    }
+}
+
 impl SqlRepository {
     /// Multi-row `INSERT … ON CONFLICT (key) DO UPDATE` of `rows` (keys unique within `rows`).
     async fn upsert_rows(
         &self,
         tx: &mut Transaction<'static, Any>,
-        table: &str,
-        cols: &[&str],
-        (key, updated): (&str, &[&str]),
+        u: &Upsert,
         rows: Vec<Vec<Arg>>,
-        what: &'static str,
     ) -> Result<(), RepoError> {
         let mut rows = rows.into_iter().peekable();
+        let updated: Vec<&str> = u.updated.iter().copied().filter(|c| *c != u.key).collect();
         while rows.peek().is_some() {
             let mut sql = Sql::new(
                 self.backend,
-                &format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")),
+                &format!("INSERT INTO {} ({}) VALUES ", u.table, u.cols.join(", ")),
             );
             for (i, row) in rows.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
@@ -141,38 +316,71 @@ impl SqlRepository {
                 }
                 sql.push(")");
             }
-            let updated: Vec<&str> = updated.iter().copied().filter(|c| *c != key).collect();
-            sql.push(&self.backend.upsert(key, &updated));
-            sql.query().execute(&mut **tx).await.map_err(q(what))?;
+            sql.push(&self.backend.upsert(u.key, &updated));
+            sql.query().execute(&mut **tx).await.map_err(q(u.what))?;
         }
         Ok(())
     }
 
     /// Write one profiler batch — bounties (deduplicated by their unique key), attacker rows,
     /// behaviour, streaming state, sessions and the cursor — in one transaction.
+    ///
+    /// On SQLite the rows are written through the native handle on the calling thread
+    /// (see [`super::sqlite_intel`]): callers that must not block a runtime thread for the
+    /// batch's duration run it on a blocking thread.
     pub async fn commit_intel(&self, c: &IntelCommit) -> Result<(), RepoError> {
-        let now = now_ns();
+        self.commit_intel_owned(c.clone()).await
+    }
+
+    /// [`Self::commit_intel`] taking the batch by value: its strings move into the statement
+    /// arguments instead of being copied.
+    pub async fn commit_intel_owned(&self, c: IntelCommit) -> Result<(), RepoError> {
+        let rows = IntelRows::of(c, now_ns());
+        let Some(native) = &self.sqlite_intel else {
+            return self.commit_intel_any(rows).await;
+        };
+        // IMMEDIATE: the write lock up front, waiting out (busy timeout) a writer on another
+        // connection, instead of failing when a deferred transaction upgrades.
+        let mut tx = native
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(q("starting an intelligence batch"))?;
+        let written = {
+            let mut handle = tx
+                .lock_handle()
+                .await
+                .map_err(q("locking the SQLite connection"))?;
+            // SAFETY: the handle lock keeps sqlx's worker off this connection until it drops,
+            // and the transaction begun above is open on it.
+            unsafe { super::sqlite_intel::write(handle.as_raw_handle(), &rows) }
+        };
+        // On an error the transaction is dropped here, which rolls it back.
+        written?;
+        tx.commit()
+            .await
+            .map_err(q("committing an intelligence batch"))
+    }
+
+    async fn commit_intel_any(&self, rows: IntelRows) -> Result<(), RepoError> {
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(q("starting an intelligence batch"))?;
 
-        let mut bounties = c.bounties.iter().peekable();
+        let mut bounties = rows.bounties.into_iter().peekable();
         while bounties.peek().is_some() {
             let mut sql = Sql::new(self.backend, self.backend.insert_ignore());
-            sql.push(" bounties (ts_ns, decky, service, attacker_ip, bounty_type, payload, dedup_key) VALUES ");
-            for (i, b) in bounties.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
+            sql.push(&format!(" bounties ({}) VALUES ", BOUNTY_COLS.join(", ")));
+            for (i, row) in bounties.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
-                sql.bind(Arg::I64(b.ts_ns)).push(", ");
-                sql.bind(Arg::Text(clip_chars(&b.decky, 255))).push(", ");
-                sql.bind(Arg::Text(clip_chars(&b.service, 255))).push(", ");
-                sql.bind(Arg::Text(clip_chars(&b.attacker_ip, 45)))
-                    .push(", ");
-                sql.bind(Arg::Text(clip_chars(&b.bounty_type, 255)))
-                    .push(", ");
-                sql.bind(Arg::Text(clean_text(&b.payload))).push(", ");
-                sql.bind(Arg::Text(bounty_dedup_key(b))).push(")");
+                for (j, arg) in row.into_iter().enumerate() {
+                    if j > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(arg);
+                }
+                sql.push(")");
             }
             sql.push(self.backend.on_conflict_ignore());
             sql.query()
@@ -181,52 +389,14 @@ impl SqlRepository {
                 .map_err(q("recording bounties"))?;
         }
 
-        let attacker_rows = c
-            .attackers
-            .iter()
-            .map(|u| {
-                let a = &u.attacker;
-                vec![
-                    Arg::Text(a.uuid.clone()),
-                    Arg::Text(clip_chars(&a.ip, 45)),
-                    Arg::I64(a.first_seen_ns),
-                    Arg::I64(a.last_seen_ns),
-                    Arg::I64(a.event_count),
-                    Arg::I64(a.service_count),
-                    Arg::I64(a.decky_count),
-                    Arg::Text(clean_text(&a.services)),
-                    Arg::Text(clean_text(&a.deckies)),
-                    Arg::Text(clean_text(&a.fingerprints)),
-                    Arg::Text(clean_text(&a.commands)),
-                    Arg::Text(clean_text(&a.traversal_path)),
-                    Arg::I64(i64::from(a.is_traversal)),
-                    Arg::I64(a.bounty_count),
-                    Arg::I64(a.credential_count),
-                    Arg::I64(a.score),
-                    Arg::I64(now),
-                ]
-            })
-            .collect();
-        // The uuid of an existing row is kept (it is not among the updated columns).
-        self.upsert_rows(
-            &mut tx,
-            "attackers",
-            &ATTACKER_COLS,
-            ("ip", &ATTACKER_COLS[1..]),
-            attacker_rows,
-            "upserting attackers",
-        )
-        .await?;
+        self.upsert_rows(&mut tx, &ATTACKERS, rows.attackers)
+            .await?;
 
         // The behaviour row hangs off the stored uuid, which predates this batch for known IPs.
         let mut uuids = std::collections::HashMap::new();
-        for chunk in c.attackers.chunks(ROWS_PER_STATEMENT) {
+        for chunk in rows.behavior.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(self.backend, "SELECT ip, uuid FROM attackers WHERE ip IN (");
-            sql.bind_list(
-                chunk
-                    .iter()
-                    .map(|u| Arg::Text(clip_chars(&u.attacker.ip, 45))),
-            );
+            sql.bind_list(chunk.iter().map(|(ip, _)| ip.clone()));
             for row in sql
                 .query()
                 .fetch_all(&mut *tx)
@@ -238,98 +408,27 @@ impl SqlRepository {
                 uuids.insert(ip, uuid);
             }
         }
-        let mut behavior_rows = Vec::new();
-        let mut state_rows = Vec::new();
-        for u in &c.attackers {
-            let Some(uuid) = uuids.get(&clip_chars(&u.attacker.ip, 45)) else {
+        let mut behavior_rows = Vec::with_capacity(rows.behavior.len());
+        for (ip, row) in rows.behavior {
+            let uuid = match &ip {
+                Arg::Text(ip) => uuids.get(ip),
+                _ => None,
+            };
+            let Some(uuid) = uuid else {
                 return Err(RepoError::Invalid(format!(
-                    "attacker {} vanished inside its own transaction",
-                    u.attacker.ip
+                    "attacker {ip:?} vanished inside its own transaction"
                 )));
             };
-            let b = &u.behavior;
-            behavior_rows.push(vec![
-                Arg::Text(uuid.clone()),
-                Arg::OptText(b.os_guess.as_deref().map(|s| clip_chars(s, 255))),
-                Arg::OptI64(b.hop_distance),
-                Arg::Text(clean_text(&b.tcp_fingerprint)),
-                Arg::I64(b.retransmit_count),
-                Arg::Text(clip_chars(&b.behavior_class, 255)),
-                Arg::OptF64(b.beacon_interval_s),
-                Arg::OptF64(b.beacon_jitter_pct),
-                Arg::Text(clean_text(&b.tool_guesses)),
-                Arg::Text(clean_text(&b.timing_stats)),
-                Arg::Text(clean_text(&b.phase_sequence)),
-                Arg::I64(now),
-            ]);
-            state_rows.push(vec![
-                Arg::Text(clip_chars(&u.attacker.ip, 45)),
-                Arg::OptText(u.identity_key.as_deref().map(|s| clip_chars(s, 64))),
-                Arg::Text(clean_text(&u.state)),
-                Arg::I64(now),
-            ]);
+            let mut full = Vec::with_capacity(row.len() + 1);
+            full.push(Arg::Text(uuid.clone()));
+            full.extend(row);
+            behavior_rows.push(full);
         }
-        self.upsert_rows(
-            &mut tx,
-            "attacker_behavior",
-            &BEHAVIOR_COLS,
-            ("attacker_uuid", &BEHAVIOR_COLS),
-            behavior_rows,
-            "upserting attacker behaviour",
-        )
-        .await?;
-        self.upsert_rows(
-            &mut tx,
-            "attacker_state",
-            &["ip", "identity_key", "state", "updated_ns"],
-            ("ip", &["identity_key", "state", "updated_ns"]),
-            state_rows,
-            "saving profiler state",
-        )
-        .await?;
-        let session_rows = c
-            .sessions
-            .iter()
-            .map(|s| {
-                vec![
-                    Arg::Text(clip_chars(&s.id, 64)),
-                    Arg::Text(clip_chars(&s.attacker_ip, 45)),
-                    Arg::Text(clip_chars(&s.decky, 255)),
-                    Arg::Text(clip_chars(&s.service, 255)),
-                    Arg::OptI64(s.dst_port),
-                    Arg::I64(s.start_ns),
-                    Arg::I64(s.end_ns),
-                    Arg::I64(s.event_count),
-                    Arg::I64(s.flow_count),
-                    Arg::Text(clean_text(&s.commands)),
-                    Arg::Text(clean_text(&s.credentials)),
-                    Arg::I64(i64::from(s.auth_success)),
-                    Arg::I64(i64::from(s.closed)),
-                    Arg::I64(now),
-                ]
-            })
-            .collect();
-        self.upsert_rows(
-            &mut tx,
-            "sessions",
-            &SESSION_COLS,
-            // A session's id is derived from its IP, decky and service: rewriting those
-            // columns would only make SQLite rewrite the `sessions_ip` index entry each time.
-            ("id", &SESSION_COLS[4..]),
-            session_rows,
-            "upserting sessions",
-        )
-        .await?;
-        if let Some((key, id)) = &c.cursor {
-            self.upsert_rows(
-                &mut tx,
-                "state",
-                &["state_key", "value"],
-                ("state_key", &["value"]),
-                vec![vec![Arg::Text(key.clone()), Arg::Text(id.to_string())]],
-                "saving the profiler cursor",
-            )
-            .await?;
+        self.upsert_rows(&mut tx, &BEHAVIOR, behavior_rows).await?;
+        self.upsert_rows(&mut tx, &STATE, rows.state).await?;
+        self.upsert_rows(&mut tx, &SESSIONS, rows.sessions).await?;
+        if let Some(cursor) = rows.cursor {
+            self.upsert_rows(&mut tx, &CURSOR, vec![cursor]).await?;
         }
         tx.commit()
             .await

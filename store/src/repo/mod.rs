@@ -12,6 +12,7 @@ mod lease;
 pub mod schema;
 pub mod sql;
 mod sqlite_flush;
+mod sqlite_intel;
 mod sqlite_rows;
 mod tables;
 mod tally;
@@ -234,6 +235,8 @@ pub struct SqlRepository {
     sqlite_writer: Option<sqlx::SqlitePool>,
     /// SQLite only: native connections for [`SqlRepository::event_page_after`].
     sqlite_reader: Option<sqlx::SqlitePool>,
+    /// SQLite only: the native connection profiler batches are written through.
+    sqlite_intel: Option<sqlx::SqlitePool>,
     /// SQLite only: checkpoints of what `sqlite_writer` commits (see [`wal`]).
     wal: Option<std::sync::Arc<wal::WalCheckpoints>>,
 }
@@ -288,13 +291,14 @@ impl SqlRepository {
                 backend: backend.name(),
                 source,
             })?;
-        let (sqlite_writer, sqlite_reader) = if backend == Backend::Sqlite {
+        let (sqlite_writer, sqlite_reader, sqlite_intel) = if backend == Backend::Sqlite {
             (
                 Some(sqlite_writer(url).await?),
                 Some(event_pages::sqlite_reader(url).await?),
+                Some(sqlite_intel::pool(url).await?),
             )
         } else {
-            (None, None)
+            (None, None, None)
         };
         Ok(Self {
             pool,
@@ -302,6 +306,7 @@ impl SqlRepository {
             wal: sqlite_writer.as_ref().map(|_| std::sync::Arc::default()),
             sqlite_writer,
             sqlite_reader,
+            sqlite_intel,
         })
     }
 
@@ -401,7 +406,7 @@ impl SqlRepository {
 
     /// Close every pooled connection.
     pub async fn close(&self) {
-        for native in [&self.sqlite_writer, &self.sqlite_reader]
+        for native in [&self.sqlite_writer, &self.sqlite_reader, &self.sqlite_intel]
             .into_iter()
             .flatten()
         {

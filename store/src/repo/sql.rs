@@ -223,6 +223,20 @@ pub fn clean_text(s: &str) -> String {
     }
 }
 
+/// [`clean_text`] of an owned string: no copy when it holds no NUL.
+pub fn clean_owned(s: String) -> String {
+    if s.contains('\0') { clean_text(&s) } else { s }
+}
+
+/// [`clip_chars`] of an owned string: no copy when it fits and holds no NUL.
+pub fn clip_owned(s: String, max: usize) -> String {
+    let mut cleaned = clean_owned(s);
+    if let Some((end, _)) = cleaned.char_indices().nth(max) {
+        cleaned.truncate(end);
+    }
+    cleaned
+}
+
 /// At most `max` characters of `s` (VARCHAR(n) columns count characters).
 pub fn clip_chars(s: &str, max: usize) -> String {
     let cleaned = clean_text(s);
