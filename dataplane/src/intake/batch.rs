@@ -7,10 +7,13 @@ use std::{
     time::Duration,
 };
 
+use decnet_store::{codec::EncodedBatch, pipeline::BATCH_EVENTS};
+
 use super::Ingest;
 
-/// Messages per system call.
+/// Messages per system call; the events of one call go to the writers as one batch.
 const BATCH: usize = 32;
+const _: () = assert!(BATCH <= BATCH_EVENTS);
 /// Room per message: the largest datagram (a longer one is reported truncated and refused).
 const SLOT: usize = 64 * 1024;
 /// Kernel receive buffer asked for, so bursts wait in the kernel rather than being dropped.
@@ -79,6 +82,13 @@ pub(crate) fn receive_loop(sock: &impl AsRawFd, ingest: &mut Ingest, stop: &Atom
             continue;
         }
         let received = usize::try_from(n).unwrap_or(0).min(BATCH);
+        let bytes: usize = headers
+            .iter()
+            .take(received)
+            .map(|h| (h.msg_len as usize).min(SLOT))
+            .sum();
+        // An encoding is the message's raw bytes plus its parsed fields: about twice its size.
+        let mut batch = EncodedBatch::with_capacity(received, 2 * bytes + 64 * received);
         for (i, hdr) in headers.iter().take(received).enumerate() {
             let len = (hdr.msg_len as usize).min(SLOT);
             if hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
@@ -86,9 +96,10 @@ pub(crate) fn receive_loop(sock: &impl AsRawFd, ingest: &mut Ingest, stop: &Atom
                 ingest.metrics.parse_errors.inc();
                 continue;
             }
-            if !ingest.message(&buffers[i * SLOT..i * SLOT + len]) {
-                return;
-            }
+            ingest.message_into(&buffers[i * SLOT..i * SLOT + len], &mut batch);
+        }
+        if !ingest.send_batch(batch) {
+            return;
         }
     }
 }
