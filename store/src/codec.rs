@@ -89,6 +89,50 @@ impl Encoded {
     }
 }
 
+/// The encodings of several events in one buffer, made by this module (so each always
+/// decodes). A producer that reads many events at once (the syslog intake, one `recvmmsg`
+/// batch at a time) hands them on as one allocation and one queue operation instead of one
+/// per event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EncodedBatch {
+    bytes: Vec<u8>,
+    /// Where each encoding ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl EncodedBatch {
+    /// An empty batch with room for `events` encodings of about `bytes` bytes in all.
+    pub fn with_capacity(events: usize, bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(events),
+        }
+    }
+
+    /// Append the encoding of `view`.
+    pub fn push(&mut self, view: &EventView<'_>) {
+        encode_view(view, &mut self.bytes);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Each event's encoding, in the order pushed.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| self.bytes.get(start..end).unwrap_or_default())
+    }
+}
+
 /// The encoding of `event` as a new buffer.
 pub fn to_bytes(event: &Event) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + event.raw().len());

@@ -6,7 +6,7 @@ use std::{borrow::Cow, net::IpAddr};
 
 use crate::{
     Event, EventError, FieldAddresses, MAX_FIELDS, MAX_RAW_BYTES, Severity,
-    codec::{Encoded, EventView, Fields},
+    codec::{Encoded, EncodedBatch, EventView, Fields},
     event::truncate_field_value,
 };
 
@@ -129,6 +129,11 @@ impl<'a> EventDraft<'a> {
         Encoded::of(&self.view())
     }
 
+    /// Append the segment encoding of this event to `batch`.
+    pub fn encode_into(&self, batch: &mut EncodedBatch) {
+        batch.push(&self.view());
+    }
+
     /// The owned event.
     pub fn to_event(&self) -> Event {
         self.view().to_event()
@@ -178,6 +183,18 @@ mod tests {
         e.lift_addresses();
         assert!(d.truncated && e.truncated);
         assert_eq!(d.encode().as_bytes(), codec::to_bytes(&e));
+        let mut batch = EncodedBatch::default();
+        d.encode_into(&mut batch);
+        EventDraft::new(1, "", "", "", Severity::Debug).encode_into(&mut batch);
+        d.encode_into(&mut batch);
+        let encodings: Vec<_> = batch.iter().collect();
+        assert_eq!(batch.len(), 3);
+        assert_eq!(encodings[0], codec::to_bytes(&e));
+        assert_eq!(
+            encodings[1],
+            codec::to_bytes(&Event::new(1, "", "", "", Severity::Debug))
+        );
+        assert_eq!(encodings[2], codec::to_bytes(&e));
         assert_eq!(d.to_event(), e);
     }
 }

@@ -18,33 +18,54 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded, never, select};
 
 use crate::{
     Event,
-    codec::Encoded,
+    codec::{Encoded, EncodedBatch},
     metrics::StoreMetrics,
     repo::Repository,
     segment::{self, Encodable, Sealed, SegmentError, SegmentPolicy, SegmentWriter},
 };
 
-/// An event waiting for a writer: owned, or already encoded by its producer (the syslog
-/// intake encodes what it parsed in place, so no owned event is built, sent and freed on
-/// another thread per message).
+/// Events waiting for a writer: an owned event, one already encoded by its producer (the
+/// syslog intake encodes what it parsed in place, so no owned event is built, sent and freed on
+/// another thread per message), or a batch of those (a datagram listener's `recvmmsg` batch:
+/// one queue operation and one allocation for up to [`BATCH_EVENTS`] events).
 #[derive(Debug)]
 enum Queued {
     Event(Event),
     Encoded(Encoded),
+    Batch(EncodedBatch),
 }
 
-impl Encodable for Queued {
-    fn encoded<'s>(&'s self, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+impl Queued {
+    fn events(&self) -> usize {
         match self {
-            Self::Event(e) => e.encoded(scratch),
-            Self::Encoded(e) => e.encoded(scratch),
+            Self::Event(_) | Self::Encoded(_) => 1,
+            Self::Batch(b) => b.len(),
         }
     }
 }
+
+impl Encodable for Queued {
+    fn each_encoded(
+        &self,
+        scratch: &mut Vec<u8>,
+        store: &mut dyn FnMut(&[u8]) -> Result<(), SegmentError>,
+    ) -> Result<(), SegmentError> {
+        match self {
+            Self::Event(e) => e.each_encoded(scratch, store),
+            Self::Encoded(e) => e.each_encoded(scratch, store),
+            Self::Batch(b) => b.each_encoded(scratch, store),
+        }
+    }
+}
+
+/// Most events one [`EventSender::send_batch`] takes. Batches wait in their own queue of
+/// `queue_capacity / BATCH_EVENTS` places, so the events queued stay bounded by about twice
+/// `queue_capacity` whatever mix producers send.
+pub const BATCH_EVENTS: usize = 64;
 
 /// Consecutive failed inserts after which a segment is set aside as `*.failed` (kept on disk,
 /// named in the log) so one poisoned segment cannot stop every later event.
@@ -99,7 +120,17 @@ pub enum PipelineError {
 #[derive(Debug, Clone)]
 pub struct EventSender {
     tx: Sender<Queued>,
+    batches: Sender<Queued>,
     metrics: Arc<StoreMetrics>,
+}
+
+/// A batch over [`BATCH_EVENTS`] events was refused (nothing was queued).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Closed(#[from] Closed),
+    #[error("a batch holds at most {BATCH_EVENTS} events, not {0}")]
+    TooLarge(usize),
 }
 
 /// The pipeline has shut down and takes no more events.
@@ -118,13 +149,22 @@ impl EventSender {
         self.send_queued(Queued::Encoded(event))
     }
 
+    /// Queue the events of `batch` (at most [`BATCH_EVENTS`]) as one item, waiting while the
+    /// batch queue is full (backpressure).
+    pub fn send_batch(&self, batch: EncodedBatch) -> Result<(), BatchError> {
+        if batch.len() > BATCH_EVENTS {
+            return Err(BatchError::TooLarge(batch.len()));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.metrics.received.add(batch.len() as u64);
+        send_or_wait(&self.batches, Queued::Batch(batch)).map_err(BatchError::from)
+    }
+
     fn send_queued(&self, event: Queued) -> Result<(), Closed> {
         self.metrics.received.inc();
-        match self.tx.try_send(event) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(event)) => self.tx.send(event).map_err(|_| Closed),
-            Err(TrySendError::Disconnected(_)) => Err(Closed),
-        }
+        send_or_wait(&self.tx, event)
     }
 
     /// Queue an event unless the queue is full; a refused event is counted as discarded.
@@ -140,9 +180,17 @@ impl EventSender {
         }
     }
 
-    /// Events waiting for a writer.
+    /// Queue items (events and batches) waiting for a writer.
     pub fn queued(&self) -> usize {
-        self.tx.len()
+        self.tx.len() + self.batches.len()
+    }
+}
+
+fn send_or_wait(tx: &Sender<Queued>, item: Queued) -> Result<(), Closed> {
+    match tx.try_send(item) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(item)) => tx.send(item).map_err(|_| Closed),
+        Err(TrySendError::Disconnected(_)) => Err(Closed),
     }
 }
 
@@ -194,10 +242,12 @@ impl Pipeline {
         };
 
         let (tx, rx) = bounded::<Queued>(config.queue_capacity.max(1));
+        let (batch_tx, batch_rx) = bounded::<Queued>((config.queue_capacity / BATCH_EVENTS).max(1));
         let mut writers = Vec::new();
         for n in 0..config.writers.max(1) {
             let w = Writer {
                 rx: rx.clone(),
+                batches: batch_rx.clone(),
                 sealed: sealed_tx.clone(),
                 ids: Arc::clone(&ids),
                 config: config.clone(),
@@ -213,6 +263,7 @@ impl Pipeline {
         Ok(Self {
             sender: Some(EventSender {
                 tx,
+                batches: batch_tx,
                 metrics: Arc::clone(&metrics),
             }),
             writers,
@@ -246,6 +297,7 @@ impl Pipeline {
 
 struct Writer {
     rx: Receiver<Queued>,
+    batches: Receiver<Queued>,
     sealed: Sender<Sealed>,
     ids: Arc<AtomicU64>,
     config: PipelineConfig,
@@ -257,6 +309,11 @@ impl Writer {
         let policy = &self.config.policy;
         let mut open: Option<SegmentWriter> = None;
         let mut batch: Vec<Queued> = Vec::with_capacity(self.config.batch_max);
+        // A queue whose senders are all gone is replaced by one that never delivers, so the
+        // other is still drained; the writer closes once both are gone.
+        let mut events = self.rx.clone();
+        let mut batches = self.batches.clone();
+        let (mut events_open, mut batches_open) = (true, true);
         let mut closing = false;
         while !closing {
             let wait = match &open {
@@ -266,19 +323,33 @@ impl Writer {
                     .max(Duration::from_millis(1)),
                 _ => policy.max_age,
             };
-            match self.rx.recv_timeout(wait) {
-                Ok(event) => {
-                    batch.push(event);
-                    while batch.len() < self.config.batch_max {
-                        match self.rx.try_recv() {
-                            Ok(event) => batch.push(event),
-                            Err(_) => break,
+            let first = select! {
+                recv(events) -> item => item.map_err(|_| events_open = false),
+                recv(batches) -> item => item.map_err(|_| batches_open = false),
+                default(wait) => Err(()),
+            };
+            if let Ok(item) = first {
+                let mut taken = item.events();
+                batch.push(item);
+                for rx in [&batches, &events] {
+                    while taken < self.config.batch_max {
+                        match rx.try_recv() {
+                            Ok(item) => {
+                                taken += item.events();
+                                batch.push(item);
+                            }
+                            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                         }
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => closing = true,
             }
+            if !events_open {
+                events = never();
+            }
+            if !batches_open {
+                batches = never();
+            }
+            closing = !events_open && !batches_open;
             self.commit(&mut open, &mut batch);
             let rotate = open
                 .as_ref()
@@ -316,7 +387,8 @@ impl Writer {
             })();
             match result {
                 Ok(durable) => {
-                    self.metrics.written.add(batch.len() as u64);
+                    let written: usize = batch.iter().map(Queued::events).sum();
+                    self.metrics.written.add(written as u64);
                     batch.clear();
                     if durable > 0 {
                         self.metrics.durable.add(durable);
@@ -487,6 +559,70 @@ mod tests {
         assert_eq!(metrics.durable.get(), 5_000);
         assert_eq!(metrics.flushed.get(), 5_000);
         assert!(metrics.segments_sealed.get() >= 1);
+        assert_eq!(fs::read_dir(&segs).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn batches_and_single_events_flow_to_sql_exactly_once() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let segs = dir.path().join("segments");
+        fs::create_dir(&segs).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let repo = rt.block_on(SqlRepository::connect(&url)).unwrap();
+        let mut config = PipelineConfig::new(segs.clone());
+        config.policy.max_age = Duration::from_millis(50);
+        // Two batches fit: producers wait on the writers most of the time.
+        config.queue_capacity = 2 * BATCH_EVENTS;
+        config.batch_max = 100;
+        let metrics = Arc::new(StoreMetrics::default());
+        let p = Pipeline::start(
+            &config,
+            repo.clone(),
+            rt.handle().clone(),
+            Arc::clone(&metrics),
+        )
+        .unwrap();
+        let tx = p.sender().unwrap();
+        let event = |i: i64| {
+            let mut e = Event::new(i, "d", "s", "k", Severity::Info);
+            e.push_field("n", &i.to_string()).unwrap();
+            e
+        };
+        let mut too_big = EncodedBatch::default();
+        for i in 0..=BATCH_EVENTS as i64 {
+            too_big.push(&crate::codec::EventView::of(&event(i)));
+        }
+        assert!(matches!(
+            tx.send_batch(too_big),
+            Err(BatchError::TooLarge(n)) if n == BATCH_EVENTS + 1
+        ));
+        let mut sent = 0i64;
+        for round in 0..200 {
+            let mut batch = EncodedBatch::default();
+            for _ in 0..(round % BATCH_EVENTS) {
+                batch.push(&crate::codec::EventView::of(&event(sent)));
+                sent += 1;
+            }
+            tx.send_batch(batch).unwrap();
+            tx.send(event(sent)).unwrap();
+            sent += 1;
+        }
+        drop(tx);
+        p.shutdown();
+        let count = rt
+            .block_on(repo.count_events(&EventQuery::default()))
+            .unwrap();
+        assert_eq!(count, sent);
+        let expected = u64::try_from(sent).unwrap();
+        assert_eq!(metrics.received.get(), expected);
+        assert_eq!(metrics.written.get(), expected);
+        assert_eq!(metrics.durable.get(), expected);
+        assert_eq!(metrics.flushed.get(), expected);
         assert_eq!(fs::read_dir(&segs).unwrap().count(), 0);
     }
 }

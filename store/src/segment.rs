@@ -93,23 +93,47 @@ pub struct SegmentWriter {
     window_start: Instant,
 }
 
-/// What a segment stores: an event, or its encoding made ahead of time by the producer.
+/// What a segment stores: an event, or encodings made ahead of time by the producer (one
+/// event's, or a batch's).
 pub trait Encodable {
-    /// The encoding, written into `scratch` when it has to be made now.
-    fn encoded<'s>(&'s self, scratch: &'s mut Vec<u8>) -> &'s [u8];
+    /// Hand each event's encoding to `store`, in order; an encoding that has to be made now is
+    /// written into `scratch`. Stops at `store`'s first error.
+    fn each_encoded(
+        &self,
+        scratch: &mut Vec<u8>,
+        store: &mut dyn FnMut(&[u8]) -> Result<(), SegmentError>,
+    ) -> Result<(), SegmentError>;
 }
 
 impl Encodable for Event {
-    fn encoded<'s>(&'s self, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+    fn each_encoded(
+        &self,
+        scratch: &mut Vec<u8>,
+        store: &mut dyn FnMut(&[u8]) -> Result<(), SegmentError>,
+    ) -> Result<(), SegmentError> {
         scratch.clear();
         codec::encode(self, scratch);
-        scratch
+        store(scratch)
     }
 }
 
 impl Encodable for codec::Encoded {
-    fn encoded<'s>(&'s self, _: &'s mut Vec<u8>) -> &'s [u8] {
-        self.as_bytes()
+    fn each_encoded(
+        &self,
+        _: &mut Vec<u8>,
+        store: &mut dyn FnMut(&[u8]) -> Result<(), SegmentError>,
+    ) -> Result<(), SegmentError> {
+        store(self.as_bytes())
+    }
+}
+
+impl Encodable for codec::EncodedBatch {
+    fn each_encoded(
+        &self,
+        _: &mut Vec<u8>,
+        store: &mut dyn FnMut(&[u8]) -> Result<(), SegmentError>,
+    ) -> Result<(), SegmentError> {
+        self.iter().try_for_each(store)
     }
 }
 
@@ -176,6 +200,7 @@ impl SegmentWriter {
         durable: bool,
     ) -> Result<u64, SegmentError> {
         let path = &self.path;
+        let first_seq = self.next_seq;
         let mut txn = self
             .db
             .begin_write()
@@ -193,17 +218,21 @@ impl SegmentWriter {
                 .open_table(EVENTS)
                 .map_err(|e| SegmentError::db(path, e))?;
             let mut buf = Vec::with_capacity(512);
-            for event in events {
-                let bytes = event.encoded(&mut buf);
+            let (next_seq, bytes) = (&mut self.next_seq, &mut self.bytes);
+            let mut store = |encoded: &[u8]| {
                 table
-                    .insert(self.next_seq, bytes)
+                    .insert(*next_seq, encoded)
                     .map_err(|e| SegmentError::db(path, e))?;
-                self.next_seq += 1;
-                self.bytes += bytes.len() as u64 + 16;
+                *next_seq += 1;
+                *bytes += encoded.len() as u64 + 16;
+                Ok(())
+            };
+            for event in events {
+                event.each_encoded(&mut buf, &mut store)?;
             }
         }
         txn.commit().map_err(|e| SegmentError::db(path, e))?;
-        self.pending += events.len() as u64;
+        self.pending += self.next_seq - first_seq;
         if durable {
             Ok(self.mark_durable())
         } else {

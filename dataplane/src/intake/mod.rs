@@ -29,7 +29,12 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use decnet_store::{Event, metrics::Counter, pipeline::EventSender};
+use decnet_store::{
+    Event,
+    codec::EncodedBatch,
+    metrics::Counter,
+    pipeline::{BatchError, EventSender},
+};
 
 use crate::syslog::{self, Limits};
 use docker::{DockerFollower, DockerLogsConfig};
@@ -251,6 +256,45 @@ impl Ingest {
         }
         self.metrics.sent.inc();
         true
+    }
+
+    /// [`Self::message`] for one message of a batch: its encoding is appended to `batch`,
+    /// which [`Self::send_batch`] hands on.
+    pub(crate) fn message_into(&mut self, bytes: &[u8], batch: &mut EncodedBatch) {
+        let Some((parsed, now_ns)) = self.parse(bytes) else {
+            return;
+        };
+        let limiter = &mut self.limiter;
+        let admitted = parsed.message.with_draft(now_ns, |d| {
+            let admit = limiter.admit_parts(d.src_ip, d.decky, d.service, d.kind, Instant::now());
+            if admit {
+                d.encode_into(batch);
+            }
+            admit
+        });
+        if !admitted {
+            self.metrics.rate_limited.inc();
+        }
+    }
+
+    /// Queue the events [`Self::message_into`] collected; `false` once the store has shut
+    /// down.
+    pub(crate) fn send_batch(&mut self, batch: EncodedBatch) -> bool {
+        let n = batch.len() as u64;
+        match self.sender.send_batch(batch) {
+            Ok(()) => {
+                self.metrics.sent.add(n);
+                true
+            }
+            Err(BatchError::Closed(_)) => false,
+            Err(e @ BatchError::TooLarge(_)) => {
+                // Unreachable while the listeners' batches are within the limit (checked at
+                // compile time); the events are counted rather than lost silently.
+                tracing::error!(error = %e, "intake batch refused");
+                self.metrics.socket_errors.add(n);
+                true
+            }
+        }
     }
 
     /// Count and parse one message; `None` when the parser refused it (counted).

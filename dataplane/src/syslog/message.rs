@@ -71,6 +71,9 @@ pub struct SyslogMessage<'a> {
     pub msg: &'a [u8],
     /// Whether MSG started with a UTF-8 BOM (RFC 5424 MSG-UTF8).
     pub bom: bool,
+    /// MSG as text when it is valid UTF-8: the parser checks it once and keeps the result, so
+    /// [`Self::msg_text`] does not check it again.
+    pub msg_utf8: Option<&'a str>,
     /// Whether a parameter value or MSG was not valid UTF-8 and had to be read lossily.
     pub invalid_utf8: bool,
     /// The whole message as received.
@@ -80,7 +83,12 @@ pub struct SyslogMessage<'a> {
 impl<'a> SyslogMessage<'a> {
     /// MSG as text, invalid UTF-8 replaced by U+FFFD.
     pub fn msg_text(&self) -> Cow<'a, str> {
-        String::from_utf8_lossy(self.msg)
+        match self.msg_utf8 {
+            // The check is on the pointer, not the bytes: a hand-built message whose `msg_utf8`
+            // is not `msg` itself falls back to reading `msg`.
+            Some(text) if std::ptr::eq(text.as_bytes(), self.msg) => Cow::Borrowed(text),
+            _ => String::from_utf8_lossy(self.msg),
+        }
     }
 
     /// Every SD parameter of every element, in message order.
@@ -103,11 +111,23 @@ pub(crate) fn split_pri(pri: u8) -> (u8, Severity) {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// MSG as both grammars read it.
+pub(crate) struct Msg<'a> {
+    pub body: &'a [u8],
+    pub bom: bool,
+    /// `body` as text, `None` when it is not valid UTF-8.
+    pub text: Option<&'a str>,
+}
+
 /// Splits off a leading BOM and checks MSG's UTF-8, the two things both grammars ask of MSG.
-pub(crate) fn read_msg(msg: &[u8]) -> (&[u8], bool, bool) {
+pub(crate) fn read_msg(msg: &[u8]) -> Msg<'_> {
     let (body, bom) = match msg.strip_prefix(BOM) {
         Some(body) => (body, true),
         None => (msg, false),
     };
-    (body, bom, std::str::from_utf8(body).is_err())
+    Msg {
+        body,
+        bom,
+        text: std::str::from_utf8(body).ok(),
+    }
 }

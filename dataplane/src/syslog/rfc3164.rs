@@ -54,7 +54,7 @@ pub fn parse<'a>(
         Some((tag, pid, content)) => (Some(tag), pid, content),
         None => (None, None, rest),
     };
-    let (msg, bom, invalid_utf8) = read_msg(content);
+    let msg = read_msg(content);
     Ok(SyslogMessage {
         format: Format::Rfc3164,
         facility,
@@ -65,9 +65,10 @@ pub fn parse<'a>(
         proc_id,
         msg_id: None,
         structured_data: Vec::new(),
-        msg,
-        bom,
-        invalid_utf8,
+        msg: msg.body,
+        bom: msg.bom,
+        msg_utf8: msg.text,
+        invalid_utf8: msg.text.is_none(),
         raw: input,
     })
 }

@@ -28,10 +28,11 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<SyslogMessage<'a>, 
         [other, ..] => return Err(ParseError::NoSpaceBeforeMsg(*other)),
     };
     message.structured_data = sd.elements;
-    let (msg, bom, msg_invalid) = read_msg(msg);
-    message.msg = msg;
-    message.bom = bom;
-    message.invalid_utf8 = sd.invalid_utf8 | msg_invalid;
+    let msg = read_msg(msg);
+    message.msg = msg.body;
+    message.bom = msg.bom;
+    message.msg_utf8 = msg.text;
+    message.invalid_utf8 = sd.invalid_utf8 | msg.text.is_none();
     Ok(message)
 }
 
@@ -39,10 +40,11 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<SyslogMessage<'a>, 
 /// becomes MSG, so decky, service and kind survive a broken or truncated SD.
 pub(crate) fn parse_header_only(input: &[u8]) -> Option<SyslogMessage<'_>> {
     let (mut message, rest) = header(input).ok()?;
-    let (msg, bom, invalid_utf8) = read_msg(rest);
-    message.msg = msg;
-    message.bom = bom;
-    message.invalid_utf8 = invalid_utf8;
+    let msg = read_msg(rest);
+    message.msg = msg.body;
+    message.bom = msg.bom;
+    message.msg_utf8 = msg.text;
+    message.invalid_utf8 = msg.text.is_none();
     Some(message)
 }
 
@@ -91,6 +93,7 @@ fn header(input: &[u8]) -> Result<(SyslogMessage<'_>, &[u8]), ParseError> {
         structured_data: Vec::new(),
         msg: &[],
         bom: false,
+        msg_utf8: None,
         invalid_utf8: false,
         raw: input,
     };

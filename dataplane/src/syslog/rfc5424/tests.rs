@@ -264,3 +264,16 @@ fn detection() {
     assert!(!looks_like(b"<0>1990 Oct 22"));
     assert!(!looks_like(b"Use the BFG!"));
 }
+
+#[test]
+fn msg_text_reuses_the_parsers_utf8_check() {
+    let m = parse_ok(b"<134>1 - d s - k - caf\xc3\xa9");
+    assert_eq!(m.msg_utf8, Some("café"));
+    assert!(matches!(m.msg_text(), Cow::Borrowed("café")));
+    // A hand-built message whose `msg_utf8` is not its `msg` is read from `msg`.
+    let mut other = m.clone();
+    other.msg = b"bad \xff";
+    assert_eq!(other.msg_text(), "bad \u{fffd}");
+    other.msg = b"cafe";
+    assert_eq!(other.msg_text(), "cafe");
+}
