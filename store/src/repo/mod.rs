@@ -420,26 +420,37 @@ impl SqlRepository {
 /// pragmas, except `synchronous=FULL`, because the flusher deletes a segment file as soon as
 /// its transaction commits — under NORMAL a WAL commit is only durable at the next
 /// checkpoint, and a power loss in between would lose events that no segment holds any more.
-/// One fsync per segment (thousands of events) is the whole cost.
+/// One fsync per segment (thousands of events) is the whole cost. Checkpoints run in the
+/// background instead of inside a commit (see `wal`).
 async fn sqlite_writer(url: &str) -> Result<sqlx::SqlitePool, RepoError> {
-    use sqlx::sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-    };
+    native_sqlite_writer(url, sqlx::sqlite::SqliteSynchronous::Full, false).await
+}
+
+/// One native SQLite write connection (SQLite has one writer at a time anyway) with the
+/// repository's pragmas, the given `synchronous`, and SQLite's own checkpoint after commits
+/// unless `auto_checkpoint` is false.
+pub(super) async fn native_sqlite_writer(
+    url: &str,
+    synchronous: sqlx::sqlite::SqliteSynchronous,
+    auto_checkpoint: bool,
+) -> Result<sqlx::SqlitePool, RepoError> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
     let fail = |source| RepoError::Connect {
         backend: "sqlite",
         source,
     };
-    let options = SqliteConnectOptions::from_str(url)
+    let mut options = SqliteConnectOptions::from_str(url)
         .map_err(fail)?
         .page_size(16384)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
+        .synchronous(synchronous)
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true)
         .pragma("cache_size", "-65536")
-        .pragma("temp_store", "MEMORY")
-        // Checkpoints run in the background instead of inside a commit (see `wal`).
-        .pragma("wal_autocheckpoint", "0");
+        .pragma("temp_store", "MEMORY");
+    if !auto_checkpoint {
+        options = options.pragma("wal_autocheckpoint", "0");
+    }
     SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))

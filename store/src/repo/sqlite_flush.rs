@@ -39,28 +39,9 @@ impl Statement {
     /// # Safety
     /// `db` must be an open connection no other thread uses while the statement lives.
     unsafe fn prepare(db: NonNull<ffi::sqlite3>, text: &str) -> Result<Self, RepoError> {
-        let len = c_int::try_from(text.len()).map_err(|_| RepoError::Sqlite {
-            what: "preparing the event insert",
-            code: ffi::SQLITE_TOOBIG,
-            message: "statement too long".to_owned(),
-        })?;
-        let mut stmt = std::ptr::null_mut();
-        // SAFETY: `text` outlives the call and `len` is its exact length; the caller vouches
-        // for `db`.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v2(
-                db.as_ptr(),
-                text.as_ptr().cast(),
-                len,
-                &raw mut stmt,
-                std::ptr::null_mut(),
-            )
-        };
-        match NonNull::new(stmt) {
-            Some(stmt) if rc == ffi::SQLITE_OK => Ok(Self { db, stmt }),
-            // SAFETY: as above.
-            _ => Err(unsafe { error(db, rc, "preparing the event insert") }),
-        }
+        // SAFETY: the caller vouches for `db`.
+        let stmt = unsafe { prepare(db, text, "preparing the event insert") }?;
+        Ok(Self { db, stmt })
     }
 
     fn check(&self, rc: c_int, what: &'static str) -> Result<(), RepoError> {
@@ -119,6 +100,40 @@ impl Drop for Statement {
     fn drop(&mut self) {
         // SAFETY: the statement is live and finalized exactly once.
         unsafe { ffi::sqlite3_finalize(self.stmt.as_ptr()) };
+    }
+}
+
+/// Prepare `text` on `db`; `what` names the step in an error. The caller finalizes the
+/// statement.
+///
+/// # Safety
+/// `db` must be an open connection no other thread uses during the call.
+pub(super) unsafe fn prepare(
+    db: NonNull<ffi::sqlite3>,
+    text: &str,
+    what: &'static str,
+) -> Result<NonNull<ffi::sqlite3_stmt>, RepoError> {
+    let len = c_int::try_from(text.len()).map_err(|_| RepoError::Sqlite {
+        what,
+        code: ffi::SQLITE_TOOBIG,
+        message: "statement too long".to_owned(),
+    })?;
+    let mut stmt = std::ptr::null_mut();
+    // SAFETY: `text` outlives the call and `len` is its exact length; the caller vouches for
+    // `db`.
+    let rc = unsafe {
+        ffi::sqlite3_prepare_v2(
+            db.as_ptr(),
+            text.as_ptr().cast(),
+            len,
+            &raw mut stmt,
+            std::ptr::null_mut(),
+        )
+    };
+    match NonNull::new(stmt) {
+        Some(stmt) if rc == ffi::SQLITE_OK => Ok(stmt),
+        // SAFETY: as above.
+        _ => Err(unsafe { error(db, rc, what) }),
     }
 }
 

@@ -11,8 +11,6 @@
 use std::{
     ffi::{c_char, c_int},
     ptr::NonNull,
-    str::FromStr,
-    time::Duration,
 };
 
 use libsqlite3_sys as ffi;
@@ -21,35 +19,14 @@ use super::{
     RepoError,
     intel::{IntelRows, Upsert},
     sql::Arg,
-    sqlite_flush::error,
+    sqlite_flush::{self, error},
 };
 
 /// The connection profiler batches are written through: the `Any` pool's pragmas (NORMAL is
 /// durable at checkpoints; what the profiler writes is recomputed from the events, which go
 /// through the FULL writer). One connection: SQLite has one writer at a time anyway.
 pub(super) async fn pool(url: &str) -> Result<sqlx::SqlitePool, RepoError> {
-    use sqlx::sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-    };
-    let fail = |source| RepoError::Connect {
-        backend: "sqlite",
-        source,
-    };
-    let options = SqliteConnectOptions::from_str(url)
-        .map_err(fail)?
-        .page_size(16384)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
-        .foreign_keys(true)
-        .pragma("cache_size", "-65536")
-        .pragma("temp_store", "MEMORY");
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options)
-        .await
-        .map_err(fail)
+    super::native_sqlite_writer(url, sqlx::sqlite::SqliteSynchronous::Normal, true).await
 }
 
 /// A prepared statement, finalized on drop.
@@ -67,28 +44,9 @@ impl Stmt {
         text: &str,
         what: &'static str,
     ) -> Result<Self, RepoError> {
-        let len = c_int::try_from(text.len()).map_err(|_| RepoError::Sqlite {
-            what,
-            code: ffi::SQLITE_TOOBIG,
-            message: "statement too long".to_owned(),
-        })?;
-        let mut stmt = std::ptr::null_mut();
-        // SAFETY: `text` outlives the call and `len` is its exact length; the caller vouches
-        // for `db`.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v2(
-                db.as_ptr(),
-                text.as_ptr().cast::<c_char>(),
-                len,
-                &raw mut stmt,
-                std::ptr::null_mut(),
-            )
-        };
-        match NonNull::new(stmt) {
-            Some(stmt) if rc == ffi::SQLITE_OK => Ok(Self { db, stmt, what }),
-            // SAFETY: as above.
-            _ => Err(unsafe { error(db, rc, what) }),
-        }
+        // SAFETY: the caller vouches for `db`.
+        let stmt = unsafe { sqlite_flush::prepare(db, text, what) }?;
+        Ok(Self { db, stmt, what })
     }
 
     fn fail(&self, rc: c_int) -> RepoError {
