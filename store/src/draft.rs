@@ -5,9 +5,9 @@
 use std::{borrow::Cow, net::IpAddr};
 
 use crate::{
-    Event, EventError, FieldAddresses, MAX_FIELDS, MAX_RAW_BYTES, Severity,
+    Event, EventError, FieldAddresses, MAX_RAW_BYTES, Severity,
     codec::{Encoded, EncodedBatch, EventView, Fields},
-    event::truncate_field_value,
+    event::{admit_field, truncate_field_value},
 };
 
 /// An event whose strings borrow from the producer's buffer. Its encoding
@@ -56,13 +56,7 @@ impl<'a> EventDraft<'a> {
 
     /// As [`Event::push_field`].
     pub fn push_field(&mut self, key: &'a str, value: Cow<'a, str>) -> Result<(), EventError> {
-        if key.is_empty() || key.len() > 64 {
-            return Err(EventError::BadFieldName(key.to_owned()));
-        }
-        if self.fields.len() >= MAX_FIELDS {
-            self.truncated = true;
-            return Err(EventError::TooManyFields(key.to_owned()));
-        }
+        admit_field(key, self.fields.len(), &mut self.truncated)?;
         let kept = truncate_field_value(&value).len();
         let value = if kept < value.len() {
             self.truncated = true;
@@ -144,7 +138,7 @@ impl<'a> EventDraft<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::{MAX_FIELD_BYTES, codec};
+    use crate::{MAX_FIELD_BYTES, MAX_FIELDS, codec};
 
     #[test]
     fn encodes_like_the_owned_event_built_the_same_way() {

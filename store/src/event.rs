@@ -119,13 +119,7 @@ impl Event {
 
     /// Append a field, truncating its value to [`MAX_FIELD_BYTES`] on a char boundary.
     pub fn push_field(&mut self, key: &str, value: &str) -> Result<(), EventError> {
-        if key.is_empty() || key.len() > 64 {
-            return Err(EventError::BadFieldName(key.to_owned()));
-        }
-        if self.fields.len() >= MAX_FIELDS {
-            self.truncated = true;
-            return Err(EventError::TooManyFields(key.to_owned()));
-        }
+        admit_field(key, self.fields.len(), &mut self.truncated)?;
         let kept = truncate_on_char_boundary(value, MAX_FIELD_BYTES);
         self.truncated |= kept.len() < value.len();
         self.fields.push((key.to_owned(), kept.to_owned()));
@@ -159,6 +153,19 @@ impl Event {
 }
 
 /// A field value as [`Event::push_field`] keeps it.
+/// Whether a field named `key` may follow `count` others (the rule [`Event::push_field`] and
+/// [`crate::EventDraft::push_field`] share); reaching the cap marks the event `truncated`.
+pub(crate) fn admit_field(key: &str, count: usize, truncated: &mut bool) -> Result<(), EventError> {
+    if key.is_empty() || key.len() > 64 {
+        return Err(EventError::BadFieldName(key.to_owned()));
+    }
+    if count >= MAX_FIELDS {
+        *truncated = true;
+        return Err(EventError::TooManyFields(key.to_owned()));
+    }
+    Ok(())
+}
+
 pub(crate) fn truncate_field_value(value: &str) -> &str {
     truncate_on_char_boundary(value, MAX_FIELD_BYTES)
 }
