@@ -308,13 +308,7 @@ impl SqlRepository {
             );
             for (i, row) in rows.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
-                for (j, arg) in row.into_iter().enumerate() {
-                    if j > 0 {
-                        sql.push(", ");
-                    }
-                    sql.bind(arg);
-                }
-                sql.push(")");
+                sql.bind_list(row);
             }
             sql.push(&self.backend.upsert(u.key, &updated));
             sql.query().execute(&mut **tx).await.map_err(q(u.what))?;
@@ -374,13 +368,7 @@ impl SqlRepository {
             sql.push(&format!(" bounties ({}) VALUES ", BOUNTY_COLS.join(", ")));
             for (i, row) in bounties.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
-                for (j, arg) in row.into_iter().enumerate() {
-                    if j > 0 {
-                        sql.push(", ");
-                    }
-                    sql.bind(arg);
-                }
-                sql.push(")");
+                sql.bind_list(row);
             }
             sql.push(self.backend.on_conflict_ignore());
             sql.query()
