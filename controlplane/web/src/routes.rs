@@ -443,11 +443,11 @@ async fn bounty(
 /// The event counts (`Stats` as JSON), shared by `/stats`, `/metrics` and the live feed until
 /// the next event, and then brought up to date from the new rows alone (`EventTally`).
 pub(crate) async fn event_stats(state: &AppState) -> Result<Value, decnet_store::repo::RepoError> {
-    let generation = state.repo.max_event_id().await?;
+    let range = state.repo.event_id_range().await?;
     state
         .queries
-        .get("stats".into(), generation, || async {
-            let stats = state.tally.lock().await.refresh(&state.repo).await?;
+        .get("stats".into(), range.1, || async {
+            let stats = state.tally.lock().await.refresh(&state.repo, range).await?;
             Ok(serde_json::to_value(stats).unwrap_or(Value::Null))
         })
         .await

@@ -57,10 +57,14 @@ impl EventTally {
         }
     }
 
-    /// The counts as of now (`Stats`), reading only what changed since the last call when it
-    /// can.
-    pub async fn refresh(&mut self, repo: &SqlRepository) -> Result<Stats, RepoError> {
-        let (low, high) = repo.event_id_range().await?;
+    /// The counts as of the event id range `(low, high)` the caller just read
+    /// ([`SqlRepository::event_id_range`]), reading only what changed since the last call when
+    /// it can.
+    pub async fn refresh(
+        &mut self,
+        repo: &SqlRepository,
+        (low, high): (i64, i64),
+    ) -> Result<Stats, RepoError> {
         let reusable = self
             .counted
             .take()
