@@ -30,7 +30,7 @@ use std::{
 };
 
 use decnet_store::{
-    Event,
+    Event, EventDraft,
     codec::EncodedBatch,
     metrics::Counter,
     pipeline::{BatchError, EventSender},
@@ -238,17 +238,9 @@ impl Ingest {
     /// (the same bytes [`Self::message_with`]'s owned event encodes to), so the writer
     /// thread stores it as it is.
     pub(crate) fn message(&mut self, bytes: &[u8]) -> bool {
-        let Some((parsed, now_ns)) = self.parse(bytes) else {
-            return true;
-        };
-        let limiter = &mut self.limiter;
-        let encoded = parsed.message.with_draft(now_ns, |d| {
-            limiter
-                .admit_parts(d.src_ip, d.decky, d.service, d.kind, Instant::now())
-                .then(|| d.encode())
-        });
-        let Some(encoded) = encoded else {
-            self.metrics.rate_limited.inc();
+        // The method path clippy suggests is not general over the draft's lifetime.
+        #[expect(clippy::redundant_closure_for_method_calls)]
+        let Some(encoded) = self.admitted_draft(bytes, |d| d.encode()) else {
             return true;
         };
         if self.sender.send_encoded(encoded).is_err() {
@@ -261,20 +253,27 @@ impl Ingest {
     /// [`Self::message`] for one message of a batch: its encoding is appended to `batch`,
     /// which [`Self::send_batch`] hands on.
     pub(crate) fn message_into(&mut self, bytes: &[u8], batch: &mut EncodedBatch) {
-        let Some((parsed, now_ns)) = self.parse(bytes) else {
-            return;
-        };
+        self.admitted_draft(bytes, |d| d.encode_into(batch));
+    }
+
+    /// Parse `bytes` and hand the borrowed event to `use_it` if the lifecycle limiter admits
+    /// it; `None` (counted) when the parser refused it or the limiter did not admit it.
+    fn admitted_draft<R>(
+        &mut self,
+        bytes: &[u8],
+        use_it: impl FnOnce(&EventDraft<'_>) -> R,
+    ) -> Option<R> {
+        let (parsed, now_ns) = self.parse(bytes)?;
         let limiter = &mut self.limiter;
-        let admitted = parsed.message.with_draft(now_ns, |d| {
-            let admit = limiter.admit_parts(d.src_ip, d.decky, d.service, d.kind, Instant::now());
-            if admit {
-                d.encode_into(batch);
-            }
-            admit
+        let used = parsed.message.with_draft(now_ns, |d| {
+            limiter
+                .admit_parts(d.src_ip, d.decky, d.service, d.kind, Instant::now())
+                .then(|| use_it(d))
         });
-        if !admitted {
+        if used.is_none() {
             self.metrics.rate_limited.inc();
         }
+        used
     }
 
     /// Queue the events [`Self::message_into`] collected; `false` once the store has shut
