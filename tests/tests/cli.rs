@@ -578,12 +578,49 @@ fn bad_flags_give_clear_errors() {
 
 #[test]
 fn later_verbs_say_not_available_and_fail() {
-    for verb in ["mutate", "probe"] {
-        let out = decnet().arg(verb).output().unwrap();
-        assert_eq!(out.status.code(), Some(69), "{verb}");
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert!(err.contains("is not available yet"), "{verb}: {err}");
-    }
+    let out = decnet().arg("probe").output().unwrap();
+    assert_eq!(out.status.code(), Some(69));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("is not available yet"), "{err}");
+}
+
+#[test]
+fn mutate_without_deckies_does_nothing_and_names_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        decnet()
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("DECNET_DB_TYPE")
+            .env_remove("DECNET_DB_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["mutate"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("none is due"),
+        "{out:?}"
+    );
+    let out = run(&["mutate", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("none is running"),
+        "{out:?}"
+    );
+    let out = run(&["--json", "mutate", "--all"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]", "{out:?}");
+    // Docker is never asked about a name the fleet does not have.
+    let out = run(&["mutate", "--decky", "web01"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"web01\"") && err.contains("decnet status"),
+        "{err}"
+    );
+    let out = run(&["mutate", "--all", "--watch"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The fleet engine on a real Docker engine: deploy three deckies from an INI onto a macvlan
 //! network whose parent is a veth end this test creates, check every container through the
 //! Docker API and the kernel, reach services from a peer network namespace and from the host
-//! (through the shim), break the fleet and `redeploy` it, tear it down and prove nothing is
-//! left. Also the bad inputs. Needs root and a Docker engine (`scripts/docker.sh start`);
+//! (through the shim), break the fleet and `redeploy` it, mutate a decky in place (CLI, API
+//! and `serve`'s schedule), tear it down and prove nothing is left. Also the bad inputs. Needs root and a Docker engine (`scripts/docker.sh start`);
 //! without them the tests say SKIPPED loudly and pass.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -374,6 +374,8 @@ fn deploy_check_break_redeploy_teardown() {
             "{name} after redeploy"
         );
     }
+    mutate_web01(&lab);
+
     // An orphan (a decky no record asks for) is removed by redeploy too.
     let out = lab.decnet_ok(&["teardown", "--id", "cache01"]);
     assert!(out.contains("cache01"), "{out}");
@@ -391,6 +393,115 @@ fn deploy_check_break_redeploy_teardown() {
     assert!(!Path::new("/sys/class/net/lanshim0").exists(), "shim left");
     let status = lab.decnet_ok(&["status"]);
     assert!(status.contains("no deckies"), "{status}");
+}
+
+/// What a service answers first on its port, for the ones that speak first or to a line.
+fn banner_of(slug: &str) -> Option<(u16, &'static str, &'static str)> {
+    Some(match slug {
+        "ftp" => (21, "", "220"),
+        "ssh" => (22, "", "SSH-2.0-"),
+        "smtp" | "smtp_relay" => (25, "", "220"),
+        "http" => (80, "GET / HTTP/1.0\\r\\n\\r\\n", "HTTP/1."),
+        "pop3" => (110, "", "+OK"),
+        "imap" => (143, "", "* OK"),
+        "redis" => (6379, "PING\\r\\n", "+PONG"),
+        _ => return None,
+    })
+}
+
+fn sorted(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// `decnet mutate --decky web01`: other services in the same base container (address, MAC,
+/// hostname, network namespace), answering from the LAN; the record holds the new set, so
+/// `redeploy` keeps it; nothing else is due; an unknown name is a usage error.
+fn mutate_web01(lab: &Lab) {
+    let base = inspect("web01");
+    let out = lab.decnet_ok(&["mutate", "--decky", "web01", "--seed", "5", "--json"]);
+    let reports: Value = serde_json::from_str(&out).unwrap();
+    let r = &reports[0];
+    assert_eq!(r["decky"], "web01", "{r}");
+    assert_eq!(r["changed"], true, "{r}");
+    let (before, after) = (sorted(&r["before"]), sorted(&r["after"]));
+    assert_eq!(before, ["ftp", "http", "https"], "{r}");
+    assert_ne!(before, after, "{r}");
+    assert!((1..=3).contains(&after.len()), "{r}");
+    let again = inspect("web01");
+    assert_eq!(again["Id"], base["Id"], "the base container was replaced");
+    assert_eq!(
+        again["NetworkSettings"]["Networks"]["fleet_lan"]["MacAddress"],
+        base["NetworkSettings"]["Networks"]["fleet_lan"]["MacAddress"]
+    );
+    let base_id = base["Id"].as_str().unwrap();
+    for slug in &after {
+        let name = format!("web01-{}", slug.replace('_', "-"));
+        let c = inspect(&name);
+        assert_eq!(c["State"]["Running"], true, "{name}");
+        assert_eq!(
+            c["HostConfig"]["NetworkMode"],
+            format!("container:{base_id}"),
+            "{name}"
+        );
+    }
+    for slug in before.iter().filter(|s| !after.contains(s)) {
+        let name = format!("web01-{slug}");
+        assert!(
+            run("docker", &["inspect", &name]).status.code() != Some(0),
+            "{name} was left running after the mutation"
+        );
+    }
+    let ip = base["NetworkSettings"]["Networks"]["fleet_lan"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (port, send, want) in after.iter().filter_map(|s| banner_of(s)) {
+        let mut got = String::new();
+        for _ in 0..50 {
+            got = lab.ask_from_peer(&ip, port, send);
+            if got.contains(want) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(
+            got.contains(want),
+            "web01 {ip}:{port} after mutation answered {got:?}"
+        );
+    }
+    let status: Value = serde_json::from_str(&lab.decnet_ok(&["status", "--json"])).unwrap();
+    let web = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "web01")
+        .unwrap()
+        .clone();
+    assert_eq!(web["state"], "running", "{web}");
+    assert_eq!(
+        web["containers"].as_array().unwrap().len(),
+        1 + after.len(),
+        "{web}"
+    );
+    let report: Value = serde_json::from_str(&lab.decnet_ok(&["redeploy", "--json"])).unwrap();
+    assert_eq!(report["containers_created"], 0, "{report}");
+    assert_eq!(report["containers_removed"], 0, "{report}");
+    // Deployed a minute ago with the default 30-minute interval: nothing is due.
+    let out = lab.decnet_ok(&["mutate"]);
+    assert!(out.contains("none is due"), "{out}");
+    let out = lab.decnet(&["mutate", "--decky", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nosuch"),
+        "{out:?}"
+    );
 }
 
 fn args(v: &[String]) -> Vec<&str> {
@@ -560,11 +671,11 @@ fn api(port: u16, method: &str, path: &str, token: Option<&str>, body: &Value) -
 }
 
 #[test]
-fn api_deploys_an_ini_through_the_engine() {
+fn serve_deploys_and_mutates_through_the_api_and_on_schedule() {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !docker_ready("api_deploys_an_ini_through_the_engine") {
+    if !docker_ready("serve_deploys_and_mutates_through_the_api_and_on_schedule") {
         return;
     }
     let lab = Lab::new("c");
@@ -573,8 +684,9 @@ fn api_deploys_an_ini_through_the_engine() {
         .local_addr()
         .unwrap()
         .port();
+    // `serve`: the API's fleet engine plus the mutation watcher.
     let child = Command::new(workspace_bin("decnet"))
-        .args(["api", "--port", &port.to_string(), "--data-dir"])
+        .args(["serve", "--port", &port.to_string(), "--data-dir"])
         .arg(lab.data.path())
         .env("DECNET_DECKY_BIN", static_decky())
         .env("DECNET_TEMPLATES", templates())
@@ -641,6 +753,67 @@ fn api_deploys_an_ini_through_the_engine() {
     assert_eq!(st, 200, "{list}");
     assert!(list.to_string().contains("api01"), "{list}");
     assert_eq!(inspect("api01-redis")["State"]["Running"], true);
+    let decky = &list[0];
+    assert_eq!(decky["services"], serde_json::json!(["redis"]), "{decky}");
+    assert_eq!(decky["mutable"], true, "{decky}");
+    assert_eq!(decky["mutate_interval_minutes"], 30, "{decky}");
+
+    // Mutation through the API: the interval is the decky's own, then a re-roll now.
+    let (st, v) = api(
+        port,
+        "PUT",
+        "/api/v1/deckies/api01/mutate-interval",
+        Some(&token),
+        &serde_json::json!({"mutate_interval": "2d"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, r) = api(
+        port,
+        "POST",
+        "/api/v1/deckies/api01/mutate",
+        Some(&token),
+        &Value::Null,
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["changed"], true, "{r}");
+    let (_, list) = api(port, "GET", "/api/v1/deckies", Some(&token), &Value::Null);
+    let decky = &list[0];
+    assert_eq!(decky["mutate_interval_minutes"], 2_880, "{decky}");
+    assert_eq!(decky["mutations"], 1, "{decky}");
+    assert_eq!(decky["services"], r["after"], "{decky} vs {r}");
+    for slug in sorted(&r["after"]) {
+        let name = format!("api01-{}", slug.replace('_', "-"));
+        assert_eq!(inspect(&name)["State"]["Running"], true, "{name}");
+    }
+    if !sorted(&r["after"]).contains(&"redis".to_owned()) {
+        assert!(run("docker", &["inspect", "api01-redis"]).status.code() != Some(0));
+    }
+    // The watcher in `serve` mutates a decky once its interval has passed (the shortest, a
+    // minute, from the mutation above; it looks every 10 s).
+    let (st, v) = api(
+        port,
+        "PUT",
+        "/api/v1/deckies/api01/mutate-interval",
+        Some(&token),
+        &serde_json::json!({"mutate_interval": "1m"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let started = std::time::Instant::now();
+    let mut decky = Value::Null;
+    while started.elapsed() < Duration::from_secs(100) {
+        std::thread::sleep(Duration::from_secs(2));
+        let (_, list) = api(port, "GET", "/api/v1/deckies", Some(&token), &Value::Null);
+        decky = list[0].clone();
+        if decky["mutations"] == 2 && decky["state"] == "running" {
+            break;
+        }
+    }
+    assert_eq!(decky["mutations"], 2, "not mutated on schedule: {decky}");
+    eprintln!("scheduled mutation seen after {:?}", started.elapsed());
+    for slug in sorted(&decky["services"]) {
+        let name = format!("api01-{}", slug.replace('_', "-"));
+        assert_eq!(inspect(&name)["State"]["Running"], true, "{name}");
+    }
 
     // A bad INI is a 400 naming the problem; nothing is created.
     let (st, v) = api(

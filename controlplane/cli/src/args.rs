@@ -64,8 +64,9 @@ pub enum Command {
     Profiler(ProfilerArgs),
     /// Run the active prober alone (not available yet).
     Probe,
-    /// Mutate deckies that are due (not available yet).
-    Mutate,
+    /// Re-roll deckies' services (same address, MAC, hostname and OS): the named ones, all,
+    /// or those whose interval has passed; `--watch` keeps doing it (`decnet serve` does too).
+    Mutate(MutateArgs),
     /// Run the web API and dashboard alone, over the store (until SIGINT/SIGTERM).
     Api(ApiArgs),
 }
@@ -160,6 +161,10 @@ pub struct ServeArgs {
     /// Also run the packet sniffer on this interface (events join the intake's pipeline).
     #[arg(long, value_name = "IF")]
     pub sniff_interface: Option<String>,
+    /// Do not re-roll deckies' services when their mutation interval passes (`decnet mutate`
+    /// still does on demand).
+    #[arg(long)]
+    pub no_mutator: bool,
     /// Sniffer capture options for --sniff-interface.
     #[command(flatten)]
     pub sniff: CaptureArgs,
@@ -426,6 +431,30 @@ pub struct EngineArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MutateArgs {
+    /// Mutate this decky now (repeatable). Without --decky or --all, the deckies whose
+    /// interval has passed are mutated.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["all", "watch"])]
+    pub decky: Vec<String>,
+    /// Mutate every running decky now.
+    #[arg(long, conflicts_with = "watch")]
+    pub all: bool,
+    /// Keep running: mutate each decky when its interval has passed (until SIGINT/SIGTERM).
+    #[arg(long, short = 'w')]
+    pub watch: bool,
+    /// Seconds between looks for due deckies with --watch.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub check_secs: u64,
+    /// Seed of the service draw, for a repeatable mutation.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ use std::{io::IsTerminal as _, path::PathBuf};
 use decnet_engine::{ConvergeOptions, DeckyStatus, Engine, EngineError, ImageSources, Report};
 use decnet_fleet::plan::FleetPlan;
 use decnet_store::{datadir::DataDir, repo::SqlRepository};
-use decnet_web::FleetFailure;
+use decnet_web::{FleetFailure, FleetFuture};
 
 use crate::{
     args::{EngineArgs, RedeployArgs, StatusArgs, StoreArgs, TeardownArgs},
@@ -14,14 +14,15 @@ use crate::{
     listings::{print_json, table},
 };
 
-fn failure(e: &EngineError) -> Failure {
+pub(crate) fn failure(e: &EngineError) -> Failure {
     match e {
         EngineError::ParentMissing(_)
         | EngineError::NoParent
         | EngineError::SubnetClash { .. }
         | EngineError::NotEmulated { .. }
         | EngineError::DeckyBinary { .. }
-        | EngineError::UnknownDecky(_) => Failure::config(e.to_string()),
+        | EngineError::UnknownDecky(_)
+        | EngineError::NotMutable(_) => Failure::config(e.to_string()),
         _ => Failure::runtime(e.to_string()),
     }
 }
@@ -32,7 +33,7 @@ fn beside_exe(rel: &str) -> Option<PathBuf> {
         .and_then(|exe| exe.parent().map(|d| d.join(rel)))
 }
 
-fn options(args: &EngineArgs, json: bool) -> ConvergeOptions {
+pub(crate) fn options(args: &EngineArgs, json: bool) -> ConvergeOptions {
     // An installed appliance has the static `decky` beside `decnet`. In a source tree the
     // `decky` beside it is the dynamic workspace build; the static one
     // (`--target x86_64-unknown-linux-gnu`) lands in the target triple's directory, so that
@@ -85,13 +86,13 @@ fn sink(args: &EngineArgs, dir: &DataDir) -> Option<PathBuf> {
     }
 }
 
-struct Session {
-    rt: tokio::runtime::Runtime,
-    repo: SqlRepository,
-    dir: DataDir,
+pub(crate) struct Session {
+    pub rt: tokio::runtime::Runtime,
+    pub repo: SqlRepository,
+    pub dir: DataDir,
 }
 
-fn session(store: &StoreArgs) -> Result<Session, Failure> {
+pub(crate) fn session(store: &StoreArgs) -> Result<Session, Failure> {
     let rt = runtime()?;
     let (dir, repo) = open_store(store, &rt)?;
     Ok(Session { rt, repo, dir })
@@ -140,43 +141,82 @@ pub struct ApiFleet {
     pub engine: EngineArgs,
 }
 
-impl decnet_web::FleetControl for ApiFleet {
-    fn deploy(
-        &self,
-        ini: String,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<serde_json::Value, FleetFailure>> + Send>,
-    > {
+impl ApiFleet {
+    /// Run `work` with the fleet lock held and an engine connected, on a blocking thread
+    /// driving the current runtime: the engine's futures are not `Send` for every lifetime
+    /// the compiler must prove.
+    fn locked<F, Fut>(&self, work: F) -> FleetFuture
+    where
+        F: FnOnce(Engine, SqlRepository, ConvergeOptions, DataDir) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<serde_json::Value, FleetFailure>>,
+    {
         let data_dir = self.data_dir.clone();
         let repo = self.repo.clone();
         let opts = options(&self.engine, true);
-        let event_sink = self.engine.event_sink.clone();
-        // The engine's futures are not `Send` for every lifetime the compiler must prove, so
-        // the deploy runs on a blocking thread driving the same runtime.
-        let work = move || async move {
-            let as_api = |f: Failure| {
-                if f.code == crate::failure::EXIT_CONFIG {
-                    FleetFailure::Invalid(f.message)
-                } else {
-                    FleetFailure::Failed(f.message)
-                }
-            };
-            let plan = crate::deploy::plan_ini(ini.as_bytes()).map_err(as_api)?;
+        let job = move || async move {
             let dir = DataDir::open(&data_dir).map_err(|e| FleetFailure::Failed(e.to_string()))?;
             let _lock = dir
                 .lock("fleet")
                 .map_err(|e| FleetFailure::Busy(format!("another fleet change is running: {e}")))?;
+            let engine = Engine::connect()
+                .await
+                .map_err(|e| FleetFailure::Busy(e.to_string()))?;
+            work(engine, repo, opts, dir).await
+        };
+        Box::pin(async move {
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || handle.block_on(job()))
+                .await
+                .map_err(|e| FleetFailure::Failed(format!("the fleet task failed: {e}")))?
+        })
+    }
+}
+
+/// An engine error as the API reports it.
+fn as_api(e: &EngineError) -> FleetFailure {
+    match e {
+        EngineError::UnknownDecky(_) => FleetFailure::NotFound(e.to_string()),
+        EngineError::NotMutable(_) => FleetFailure::Busy(e.to_string()),
+        _ => {
+            let f = failure(e);
+            if f.code == crate::failure::EXIT_CONFIG {
+                FleetFailure::Invalid(f.message)
+            } else {
+                FleetFailure::Failed(f.message)
+            }
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, FleetFailure> {
+    serde_json::to_value(value)
+        .map_err(|e| FleetFailure::Failed(format!("cannot render the report: {e}")))
+}
+
+impl decnet_web::FleetControl for ApiFleet {
+    fn deploy(&self, ini: String) -> FleetFuture {
+        // A wrong INI is reported as such even when Docker is down or the fleet is busy.
+        let plan = match crate::deploy::plan_ini(ini.as_bytes()) {
+            Ok(plan) => plan,
+            Err(f) => {
+                let e = if f.code == crate::failure::EXIT_CONFIG {
+                    FleetFailure::Invalid(f.message)
+                } else {
+                    FleetFailure::Failed(f.message)
+                };
+                return Box::pin(std::future::ready(Err(e)));
+            }
+        };
+        let event_sink = self.engine.event_sink.clone();
+        self.locked(move |engine, repo, opts, dir| async move {
             let sink = event_sink.or_else(|| {
                 let default = dir.root().join("intake.sock");
                 default.exists().then_some(default)
             });
-            let engine = Engine::connect()
-                .await
-                .map_err(|e| FleetFailure::Busy(e.to_string()))?;
             let report = engine
                 .deploy(&repo, &plan, sink, &opts)
                 .await
-                .map_err(|e| as_api(failure(&e)))?;
+                .map_err(|e| as_api(&e))?;
             if let Some((name, first)) = report.failed.first() {
                 return Err(FleetFailure::Failed(format!(
                     "{} of {} deckies failed and were rolled back; first: {name}: {first}",
@@ -184,14 +224,28 @@ impl decnet_web::FleetControl for ApiFleet {
                     report.deckies
                 )));
             }
-            serde_json::to_value(&report)
-                .map_err(|e| FleetFailure::Failed(format!("cannot render the report: {e}")))
-        };
-        Box::pin(async move {
-            let handle = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || handle.block_on(work()))
+            to_json(&report)
+        })
+    }
+
+    fn mutate(&self, decky: String) -> FleetFuture {
+        self.locked(move |engine, repo, opts, _dir| async move {
+            let report = engine
+                .mutate(&repo, &decky, None, &opts)
                 .await
-                .map_err(|e| FleetFailure::Failed(format!("the deploy task failed: {e}")))?
+                .map_err(|e| as_api(&e))?;
+            to_json(&report)
+        })
+    }
+
+    fn set_mutate_interval(&self, decky: String, minutes: Option<u32>) -> FleetFuture {
+        let repo = self.repo.clone();
+        // Only the record changes: no Docker, no fleet lock beyond the repository's own write.
+        Box::pin(async move {
+            decnet_engine::mutation::set_interval(&repo, &decky, minutes)
+                .await
+                .map_err(|e| as_api(&e))?;
+            Ok(serde_json::json!({"name": decky, "mutate_interval_minutes": minutes}))
         })
     }
 }

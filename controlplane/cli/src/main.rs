@@ -14,6 +14,7 @@ mod hostnet;
 mod intel;
 mod lease;
 mod listings;
+mod mutator;
 mod sniffer;
 mod web;
 
@@ -74,7 +75,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Correlate(args) => intel::correlate(&args, json),
         Command::Profiler(args) => intel::profiler(&args),
         Command::Probe => Err(Failure::not_yet("probe", "the prober")),
-        Command::Mutate => Err(Failure::not_yet("mutate", "the fleet engine")),
+        Command::Mutate(args) => mutator::mutate(&args, json),
         Command::Api(args) => web::api(&args),
     }
 }

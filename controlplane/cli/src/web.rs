@@ -14,6 +14,9 @@ use crate::{
     failure::Failure,
 };
 
+/// Seconds between the mutation watcher's looks for due deckies in `serve` (the original's).
+const MUTATE_CHECK_SECS: u64 = 10;
+
 /// The web layer running on the runtime: the HTTP server and the one live feeder.
 struct Web {
     server: HttpServer,
@@ -91,7 +94,7 @@ impl Web {
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -189,6 +192,15 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
             return Err(e);
         }
     };
+    let mutator = (!args.no_mutator).then(|| {
+        crate::mutator::spawn_watcher(
+            &rt,
+            repository.clone(),
+            dir.root().to_owned(),
+            args.engine.clone(),
+            Duration::from_secs(MUTATE_CHECK_SECS),
+        )
+    });
     let profiler_stop = Arc::new(tokio::sync::Notify::new());
     let profiler = crate::intel::spawn_in_serve(
         &rt,
@@ -210,6 +222,11 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .is_err()
     {
         eprintln!("serve: the profiler did not stop within 10 s; its open batch is rolled back");
+    }
+    if let Some((thread, stop)) = mutator {
+        // A mutation in progress finishes first (its containers are created or rolled back).
+        stop.notify_one();
+        let _ = thread.join();
     }
     web.stop();
     // The sniffer's events go through the intake's pipeline: stop it first.

@@ -2,14 +2,18 @@
 //! included), plus the network. This is what the repository stores per decky, so `redeploy`
 //! converges on exactly what `deploy` was asked for, with no second copy anywhere.
 
-use std::{collections::HashMap, path::Path};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use bollard::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, HostConfigLogConfig,
     Mount, MountType, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use decnet_fleet::{
-    compose::{self, ComposeService},
+    catalog::Catalog,
+    compose::{self, ComposeService, ServiceHost},
     plan::FleetPlan,
 };
 use indexmap::IndexMap;
@@ -27,6 +31,45 @@ pub struct DesiredDecky {
     pub network: NetworkDesired,
     pub base: ComposeService,
     pub services: Vec<ComposeService>,
+    /// What the mutator needs to re-roll this decky's services; `None` in records written
+    /// before the mutator existed (a redeploy of the INI adds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutation: Option<Mutable>,
+}
+
+/// A decky's persona as its service containers were built from it, and its mutation
+/// schedule. Stored with the decky, so a mutation rebuilds containers exactly as a deploy of
+/// the same host with other services would.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mutable {
+    pub hostname: String,
+    pub distro: String,
+    pub os_family: String,
+    pub archetype: Option<String>,
+    /// Service slug → persona key → value, for every service the INI gave one (kept when a
+    /// mutation drops the service, so it comes back the same if re-drawn).
+    #[serde(default)]
+    pub persona: IndexMap<String, IndexMap<String, String>>,
+    pub log_target: Option<String>,
+    /// The collector's socket on the host, mounted into every service container.
+    pub sink: Option<PathBuf>,
+    /// Minutes between automatic mutations: `Some(0)` never, `None` follows the fleet-wide
+    /// interval (`PUT /config/global-mutation-interval`).
+    pub interval_minutes: Option<u32>,
+    /// When the services last changed (deploy time until the first mutation), Unix ns.
+    pub last_mutated_ns: i64,
+    #[serde(default)]
+    pub mutations: u64,
+}
+
+impl Mutable {
+    /// Whether an automatic mutation is due at `now_ns`, given the fleet-wide interval.
+    pub fn is_due(&self, global_minutes: u32, now_ns: i64) -> bool {
+        let minutes = self.interval_minutes.unwrap_or(global_minutes);
+        minutes > 0
+            && now_ns.saturating_sub(self.last_mutated_ns)
+                >= i64::from(minutes).saturating_mul(60_000_000_000)
+    }
 }
 
 impl DesiredDecky {
@@ -105,27 +148,93 @@ pub fn from_plan(
             .map(String::as_str)
             == Some("base")
         {
+            let mutation = plan.decky(&member).map(|p| Mutable {
+                hostname: p.hostname.clone(),
+                distro: p.distro.to_owned(),
+                os_family: p.os.slug().to_owned(),
+                archetype: p.archetype.map(str::to_owned),
+                persona: p.persona.clone(),
+                log_target: plan.log_target.clone(),
+                sink: sink.map(Path::to_path_buf),
+                interval_minutes: Some(p.mutate_interval),
+                last_mutated_ns: 0,
+                mutations: 0,
+            });
             deckies.insert(
                 member,
                 DesiredDecky {
                     network: network.clone(),
                     base: service,
                     services: Vec::new(),
+                    mutation,
                 },
             );
         } else if let Some(d) = deckies.get_mut(&member) {
-            if let Some(sock) = sink {
-                service
-                    .environment
-                    .insert("EVENT_SINK".to_owned(), format!("unix:{SINK_MOUNT}"));
-                service
-                    .volumes
-                    .push(format!("{}:{SINK_MOUNT}:ro", sock.display()));
-            }
+            attach_sink(&mut service, sink);
             d.services.push(service);
         }
     }
     Ok((network, deckies))
+}
+
+/// Give a service container the collector's socket.
+fn attach_sink(service: &mut ComposeService, sink: Option<&Path>) {
+    if let Some(sock) = sink {
+        service
+            .environment
+            .insert("EVENT_SINK".to_owned(), format!("unix:{SINK_MOUNT}"));
+        service
+            .volumes
+            .push(format!("{}:{SINK_MOUNT}:ro", sock.display()));
+    }
+}
+
+impl DesiredDecky {
+    /// This decky running `slugs` instead of its current services: the same base container
+    /// (address, MAC, hostname, OS), service containers defined as a deploy would define
+    /// them. Fails for a record without mutation data or a slug the catalogue lacks.
+    pub fn with_services(&self, slugs: &[String]) -> Result<Self, EngineError> {
+        let m = self
+            .mutation
+            .as_ref()
+            .ok_or_else(|| EngineError::NotMutable(self.name().to_owned()))?;
+        let catalog = Catalog::builtin();
+        let plan_id = self
+            .base
+            .labels
+            .get(compose::labels::PLAN)
+            .cloned()
+            .unwrap_or_default();
+        let host = ServiceHost {
+            decky: self.name(),
+            hostname: &m.hostname,
+            distro: &m.distro,
+            os_family: &m.os_family,
+            persona: &m.persona,
+        };
+        let mut services = Vec::with_capacity(slugs.len());
+        for slug in slugs {
+            let mut service = compose::service_container(
+                &catalog,
+                &host,
+                slug,
+                &plan_id,
+                m.log_target.as_deref(),
+            )
+            .ok_or_else(|| EngineError::NotEmulated {
+                missing: slug.clone(),
+                available: Catalog::random_pool().join(", "),
+            })?;
+            attach_sink(&mut service, m.sink.as_deref());
+            services.push(service);
+        }
+        Ok(Self {
+            network: self.network.clone(),
+            base: self.base.clone(),
+            services,
+            mutation: self.mutation.clone(),
+        })
+    }
 }
 
 /// Hash of one container's definition, stored as a label: a container whose label differs
@@ -285,6 +394,107 @@ mod tests {
         assert_eq!(parse_bytes("1g"), Some(1 << 30));
         assert_eq!(parse_bytes("512"), Some(512));
         assert_eq!(parse_bytes("x"), None);
+    }
+
+    fn planned(ini: &str) -> FleetPlan {
+        let spec = decnet_fleet::config::load(ini.as_bytes()).unwrap();
+        let options = decnet_fleet::plan::PlanOptions {
+            seed: Some(3),
+            ..Default::default()
+        };
+        decnet_fleet::plan::plan(spec, &options).unwrap()
+    }
+
+    const NET: &str = "[general]\nnet = 10.9.0.0/24\ngw = 10.9.0.1\ninterface = eth9\nlog_target = 10.9.0.1:514\n\n";
+
+    #[test]
+    fn a_mutated_decky_has_the_containers_a_deploy_of_its_new_services_makes() {
+        let sink = Path::new("/var/lib/decnet/intake.sock");
+        let before = planned(&format!(
+            "{NET}[web01]\nservices = ssh, http\nnmap_os = bsd\nmutate_interval = 45\n\n[web01.http]\nserver_header = nginx/1.1\n"
+        ));
+        let (_, deckies) = from_plan(&before, Some(sink)).unwrap();
+        let d = &deckies["web01"];
+        let m = d.mutation.as_ref().unwrap();
+        assert_eq!(m.interval_minutes, Some(45));
+        assert_eq!(m.sink.as_deref(), Some(sink));
+        assert_eq!(m.os_family, "bsd");
+        // The same host deployed with other services: the reference for the mutated one.
+        let after = planned(&format!(
+            "{NET}[web01]\nservices = ftp, http\nnmap_os = bsd\nmutate_interval = 45\n\n[web01.http]\nserver_header = nginx/1.1\n"
+        ));
+        let (_, reference) = from_plan(&after, Some(sink)).unwrap();
+        let reference = &reference["web01"];
+        assert_eq!(
+            reference.base.networks, d.base.networks,
+            "same address and MAC"
+        );
+        let mutated = d.with_services(&["ftp".into(), "http".into()]).unwrap();
+        assert_eq!(mutated.base, d.base, "the base container is kept as it is");
+        assert_eq!(mutated.services.len(), 2);
+        let plan_label = |s: &ComposeService| s.labels.get(compose::labels::PLAN).cloned();
+        for (got, want) in mutated.services.iter().zip(&reference.services) {
+            // Everything but the plan label, which stays the base's.
+            let mut want = want.clone();
+            want.labels.insert(
+                compose::labels::PLAN.to_owned(),
+                plan_label(&d.base).unwrap(),
+            );
+            assert_eq!(got, &want);
+        }
+        // The persona of a kept service survives; the log target and sink are there.
+        let http = &mutated.services[1];
+        assert!(
+            http.environment.values().any(|v| v.contains("nginx/1.1")),
+            "{:?}",
+            http.environment
+        );
+        assert_eq!(
+            http.environment.get("EVENT_SINK").map(String::as_str),
+            Some("unix:/run/dbus/system_bus_socket")
+        );
+        assert!(mutated.services[0].environment.contains_key("LOG_TARGET"));
+        let refused = d
+            .with_services(&["no-such".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("no-such"), "{refused}");
+        let mut old = d.clone();
+        old.mutation = None;
+        assert!(matches!(
+            old.with_services(&["ftp".into()]),
+            Err(EngineError::NotMutable(name)) if name == "web01"
+        ));
+        // Records written before mutation existed still load.
+        let mut json: serde_json::Value = serde_json::to_value(d).unwrap();
+        json.as_object_mut().unwrap().remove("mutation");
+        let loaded: DesiredDecky = serde_json::from_value(json).unwrap();
+        assert_eq!(loaded.mutation, None);
+    }
+
+    #[test]
+    fn due_follows_the_own_or_the_global_interval() {
+        let minute = 60_000_000_000i64;
+        let mut m = Mutable {
+            hostname: "h".into(),
+            distro: "debian".into(),
+            os_family: "linux".into(),
+            archetype: None,
+            persona: IndexMap::new(),
+            log_target: None,
+            sink: None,
+            interval_minutes: Some(5),
+            last_mutated_ns: 1_000 * minute,
+            mutations: 0,
+        };
+        assert!(!m.is_due(30, 1_004 * minute));
+        assert!(m.is_due(30, 1_005 * minute));
+        m.interval_minutes = None;
+        assert!(!m.is_due(30, 1_029 * minute));
+        assert!(m.is_due(30, 1_030 * minute));
+        assert!(!m.is_due(0, i64::MAX), "a global 0 means never");
+        m.interval_minutes = Some(0);
+        assert!(!m.is_due(30, i64::MAX), "0 means never");
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub enum EngineError {
     Shim { command: String, reason: String },
     #[error("no decky named {0:?} in the fleet; `decnet status` lists them")]
     UnknownDecky(String),
+    #[error(
+        "decky {0:?} was deployed before mutation existed, so its persona is not on record; \
+         deploy its INI again (`decnet deploy --config FILE`) to make it mutable"
+    )]
+    NotMutable(String),
     #[error("fleet state in the repository: {0}")]
     Store(#[from] decnet_store::repo::RepoError),
     #[error(

@@ -11,6 +11,7 @@ pub mod desired;
 pub mod docker;
 pub mod error;
 pub mod image;
+pub mod mutation;
 pub mod network;
 
 use std::{
@@ -31,9 +32,10 @@ use futures_util::{StreamExt as _, stream};
 use indexmap::IndexMap;
 use serde::Serialize;
 
-pub use desired::DesiredDecky;
+pub use desired::{DesiredDecky, Mutable};
 pub use error::EngineError;
 pub use image::ImageSources;
+pub use mutation::MutationReport;
 pub use network::NetworkDesired;
 
 use docker::{BodyOverrides, retry};
@@ -150,6 +152,19 @@ fn record(
     })
 }
 
+/// Point a decky's service containers at the built images (slug → content-hash tag).
+fn use_service_images(d: &mut DesiredDecky, tags: &BTreeMap<String, String>) {
+    for s in &mut d.services {
+        if let Some(tag) = s
+            .labels
+            .get(labels::SERVICE)
+            .and_then(|slug| tags.get(slug))
+        {
+            s.image.clone_from(tag);
+        }
+    }
+}
+
 /// Desired state from the repository's records.
 fn desired_from_records(
     records: &[DeckyRecord],
@@ -192,7 +207,12 @@ impl Engine {
         sink: Option<PathBuf>,
         options: &ConvergeOptions,
     ) -> Result<Report, EngineError> {
-        let (network, desired) = desired::from_plan(plan, sink.as_deref())?;
+        let (network, mut desired) = desired::from_plan(plan, sink.as_deref())?;
+        // A deployed decky's mutation clock starts now.
+        let now = now_ns();
+        for m in desired.values_mut().filter_map(|d| d.mutation.as_mut()) {
+            m.last_mutated_ns = now;
+        }
         // Inputs that would fail anyway are checked before anything is created or recorded.
         network::check_parent(&network.parent)?;
         self.converge(repo, desired, true, options).await
@@ -237,15 +257,7 @@ impl Engine {
             if let Some(tag) = tags.get(image::BASE_TEMPLATE) {
                 d.base.image.clone_from(tag);
             }
-            for s in &mut d.services {
-                if let Some(tag) = s
-                    .labels
-                    .get(labels::SERVICE)
-                    .and_then(|slug| tags.get(slug))
-                {
-                    s.image.clone_from(tag);
-                }
-            }
+            use_service_images(d, &tags);
         }
         report.images = tags;
         // 2. Network and shim.

@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    catalog::{FragmentContext, ServiceFragment},
+    catalog::{Catalog, FragmentContext, ServiceFragment},
     plan::{FleetPlan, PlannedDecky},
 };
 
@@ -170,7 +170,7 @@ fn base_service(d: &PlannedDecky, plan_id: &str) -> ComposeService {
 }
 
 fn service_entry(
-    d: &PlannedDecky,
+    decky: &str,
     slug: &str,
     fragment: ServiceFragment,
     plan_id: &str,
@@ -183,19 +183,19 @@ fn service_entry(
     }
     let mut labels = IndexMap::new();
     labels.insert(labels::ROLE.to_owned(), "service".to_owned());
-    labels.insert(labels::MEMBER.to_owned(), d.name.clone());
+    labels.insert(labels::MEMBER.to_owned(), decky.to_owned());
     labels.insert(labels::SERVICE.to_owned(), slug.to_owned());
     labels.insert(labels::PLAN.to_owned(), plan_id.to_owned());
     ComposeService {
         image: fragment.image,
         pull_policy: "never".to_owned(),
-        container_name: service_container_name(&d.name, slug),
+        container_name: service_container_name(decky, slug),
         hostname: None,
         command: fragment.command,
         restart: "unless-stopped".to_owned(),
         networks: IndexMap::new(),
-        network_mode: Some(format!("service:{}", d.name)),
-        depends_on: vec![d.name.clone()],
+        network_mode: Some(format!("service:{decky}")),
+        depends_on: vec![decky.to_owned()],
         sysctls: IndexMap::new(),
         environment,
         cap_drop,
@@ -215,33 +215,65 @@ fn service_entry(
     }
 }
 
+/// The host a service container is defined for: what its fragment may depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceHost<'a> {
+    pub decky: &'a str,
+    pub hostname: &'a str,
+    pub distro: &'a str,
+    pub os_family: &'a str,
+    /// Service slug → persona key → value.
+    pub persona: &'a IndexMap<String, IndexMap<String, String>>,
+}
+
+/// One service container of a host, as the composer defines it (before compose's `$`
+/// escaping); `None` when the catalogue has no such service. The mutator builds a re-rolled
+/// decky's containers with it, so they are the ones a fresh deploy would make.
+pub fn service_container(
+    catalog: &Catalog,
+    host: &ServiceHost<'_>,
+    slug: &str,
+    plan_id: &str,
+    log_target: Option<&str>,
+) -> Option<ComposeService> {
+    let service = catalog.get(slug)?;
+    let empty = IndexMap::new();
+    let ctx = FragmentContext {
+        decky: host.decky,
+        hostname: host.hostname,
+        distro: host.distro,
+        os_family: host.os_family,
+        persona: host.persona.get(slug).unwrap_or(&empty),
+    };
+    Some(service_entry(
+        host.decky,
+        slug,
+        service.compose_fragment(&ctx),
+        plan_id,
+        log_target,
+    ))
+}
+
 /// Build the compose document of a plan.
 pub fn compose(plan: &FleetPlan) -> ComposeFile {
     let id = plan_id(plan);
     let mut services = IndexMap::new();
     for d in &plan.deckies {
         services.insert(d.name.clone(), base_service(d, &id));
+        let host = ServiceHost {
+            decky: &d.name,
+            hostname: &d.hostname,
+            distro: d.distro,
+            os_family: d.os.slug(),
+            persona: &d.persona,
+        };
         for slug in &d.services {
             // The planner resolved every slug against this catalogue.
-            let Some(service) = plan.catalog.get(slug) else {
-                continue;
-            };
-            let empty = IndexMap::new();
-            let ctx = FragmentContext {
-                decky: &d.name,
-                hostname: &d.hostname,
-                distro: d.distro,
-                os_family: d.os.slug(),
-                persona: d.persona.get(slug).unwrap_or(&empty),
-            };
-            let entry = service_entry(
-                d,
-                slug,
-                service.compose_fragment(&ctx),
-                &id,
-                plan.log_target.as_deref(),
-            );
-            services.insert(entry.container_name.clone(), entry);
+            if let Some(entry) =
+                service_container(&plan.catalog, &host, slug, &id, plan.log_target.as_deref())
+            {
+                services.insert(entry.container_name.clone(), entry);
+            }
         }
     }
     let mut networks = IndexMap::new();

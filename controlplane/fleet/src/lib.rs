@@ -16,6 +16,7 @@ pub mod error;
 pub mod hostname;
 pub mod ini;
 pub mod mac;
+pub mod mutate;
 pub mod os;
 pub mod plan;
 pub mod spec;

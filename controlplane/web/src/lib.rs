@@ -78,18 +78,30 @@ pub enum FleetFailure {
     /// The engine failed while deploying.
     #[error("{0}")]
     Failed(String),
+    /// No decky of that name.
+    #[error("{0}")]
+    NotFound(String),
 }
+
+/// A boxed future of a fleet change's JSON report.
+pub type FleetFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<serde_json::Value, FleetFailure>> + Send>,
+>;
+
+/// The repository state key of the fleet-wide mutation interval (`"30m"`), read by the
+/// mutator for deckies without their own.
+pub const GLOBAL_MUTATION_INTERVAL_KEY: &str = "global_mutation_interval";
 
 /// The fleet engine as the API sees it; implemented at the binary edge, where the planner
 /// and the engine live.
 pub trait FleetControl: Send + Sync {
     /// Plan and deploy the fleet an INI text describes; the JSON report on success.
-    fn deploy(
-        &self,
-        ini: String,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<serde_json::Value, FleetFailure>> + Send>,
-    >;
+    fn deploy(&self, ini: String) -> FleetFuture;
+    /// Re-roll one decky's services now; the mutation report.
+    fn mutate(&self, decky: String) -> FleetFuture;
+    /// Set one decky's own mutation interval in minutes (`Some(0)` never, `None` follows the
+    /// global interval).
+    fn set_mutate_interval(&self, decky: String, minutes: Option<u32>) -> FleetFuture;
 }
 
 impl std::fmt::Debug for dyn FleetControl {

@@ -176,7 +176,7 @@ fn time_schema() -> Value {
            "description": "Unix seconds or RFC 3339 date-time"})
 }
 
-const INTERVAL_PATTERN: &str = "^[0-9]{1,6}[mdMyY]$";
+const INTERVAL_PATTERN: &str = decnet_fleet::mutate::INTERVAL_PATTERN;
 
 fn query(name: &str, schema: Value) -> Value {
     let mut p = json!({"name": name, "in": "query", "required": false});
@@ -294,14 +294,15 @@ fn shape(method: &str, path: &str) -> Shape {
             )),
             &[200, 409, 500, 501],
         ),
-        ("post", "/deckies/{name}/mutate") => (vec![], None, &[404, 501]),
+        ("post", "/deckies/{name}/mutate") => (vec![], None, &[200, 404, 409, 500, 501]),
         ("put", "/deckies/{name}/mutate-interval") => (
             vec![],
             Some(object(
-                json!({"mutate_interval": {"type": ["string", "null"], "pattern": INTERVAL_PATTERN}}),
+                json!({"mutate_interval": {"type": ["string", "null"], "pattern": INTERVAL_PATTERN,
+                        "description": "the decky's own interval, e.g. 30m; null follows the global interval"}}),
                 &[],
             )),
-            &[404, 501],
+            &[200, 404, 409, 500, 501],
         ),
         ("get", "/attackers") => {
             let mut q = page_params(1000);

@@ -507,23 +507,51 @@ async fn deckies(State(state): State<AppState>, _who: Viewer) -> Result<Json<Val
         .iter()
         .map(|d| {
             let spec = serde_json::from_str::<Value>(&d.spec).unwrap_or(Value::Null);
-            json!({"name": d.name, "spec": spec, "state": d.state,
-                   "last_error": d.last_error, "updated_ns": d.updated_ns})
+            let mut v = decky_summary(&spec);
+            if let Value::Object(m) = &mut v {
+                m.insert("name".into(), json!(d.name));
+                m.insert("state".into(), json!(d.state));
+                m.insert("last_error".into(), json!(d.last_error));
+                m.insert("updated_ns".into(), json!(d.updated_ns));
+                m.insert("spec".into(), spec);
+            }
+            v
         })
         .collect();
     Ok(Json(Value::Array(data)))
 }
 
-fn fleet_pending() -> ApiError {
-    ApiError::NotImplemented(
-        "this server has no fleet engine attached (`decnet api`/`decnet serve` attach it); use `decnet deploy`"
-            .into(),
-    )
+/// What the dashboard shows of a decky, read from the fleet engine's record (its desired
+/// containers and mutation state): address, MAC, hostname, services and mutation schedule.
+fn decky_summary(spec: &Value) -> Value {
+    let base = &spec["base"];
+    let lan = base["networks"]
+        .as_object()
+        .and_then(|n| n.values().next())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let services: Vec<Value> = spec["services"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["labels"]["fleet.service"].as_str())
+                .map(|s| json!(s))
+                .collect()
+        })
+        .unwrap_or_default();
+    let m = &spec["mutation"];
+    json!({
+        "ip": lan["ipv4_address"], "mac": lan["mac_address"], "hostname": base["hostname"],
+        "services": services,
+        "mutable": m.is_object(),
+        "mutate_interval_minutes": m["interval_minutes"],
+        "last_mutated_ns": m["last_mutated_ns"], "mutations": m["mutations"],
+    })
 }
 
-fn mutator_pending() -> ApiError {
+fn fleet_pending() -> ApiError {
     ApiError::NotImplemented(
-        "mutation (re-rolling a decky's services on a schedule) is not available yet; redeploy with a new INI"
+        "this server has no fleet engine attached (`decnet api`/`decnet serve` attach it); use `decnet deploy` or `decnet mutate`"
             .into(),
     )
 }
@@ -564,11 +592,19 @@ async fn deploy(
     let Some(fleet) = state.config.fleet.clone() else {
         return Err(fleet_pending());
     };
-    match fleet.deploy(body.ini_content).await {
-        Ok(report) => Ok(Json(report)),
-        Err(crate::FleetFailure::Invalid(m)) => Err(ApiError::bad(m)),
-        Err(crate::FleetFailure::Busy(m)) => Err(ApiError::Conflict(m)),
-        Err(crate::FleetFailure::Failed(m)) => Err(ApiError::Internal(m)),
+    fleet
+        .deploy(body.ini_content)
+        .await
+        .map(Json)
+        .map_err(fleet_error)
+}
+
+fn fleet_error(e: crate::FleetFailure) -> ApiError {
+    match e {
+        crate::FleetFailure::Invalid(m) => ApiError::bad(m),
+        crate::FleetFailure::Busy(m) => ApiError::Conflict(m),
+        crate::FleetFailure::Failed(m) => ApiError::Internal(m),
+        crate::FleetFailure::NotFound(m) => ApiError::NotFound(m),
     }
 }
 
@@ -588,7 +624,10 @@ async fn mutate(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     known_decky(&state, &name).await?;
-    Err(mutator_pending())
+    let Some(fleet) = state.config.fleet.clone() else {
+        return Err(fleet_pending());
+    };
+    fleet.mutate(name).await.map(Json).map_err(fleet_error)
 }
 
 #[derive(Debug, Deserialize)]
@@ -597,17 +636,8 @@ struct IntervalBody {
     mutate_interval: Option<String>,
 }
 
-fn check_interval(v: &str) -> Result<(), ApiError> {
-    let unit = v.chars().last().unwrap_or(' ');
-    let digits = &v[..v.len().saturating_sub(unit.len_utf8())];
-    if !matches!(unit, 'm' | 'd' | 'M' | 'y' | 'Y')
-        || digits.is_empty()
-        || digits.len() > 6
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(ApiError::bad("interval must look like 30m, 1d, 2M or 1y"));
-    }
-    Ok(())
+fn check_interval(v: &str) -> Result<u32, ApiError> {
+    decnet_fleet::mutate::interval_minutes(v).map_err(|e| ApiError::bad(e.to_string()))
 }
 
 async fn mutate_interval(
@@ -617,11 +647,20 @@ async fn mutate_interval(
     ApiJson(body): ApiJson<IntervalBody>,
 ) -> Result<Json<Value>, ApiError> {
     check_decky_name(&name)?;
-    if let Some(v) = &body.mutate_interval {
-        check_interval(v)?;
-    }
+    let minutes = body
+        .mutate_interval
+        .as_deref()
+        .map(check_interval)
+        .transpose()?;
     known_decky(&state, &name).await?;
-    Err(mutator_pending())
+    let Some(fleet) = state.config.fleet.clone() else {
+        return Err(fleet_pending());
+    };
+    fleet
+        .set_mutate_interval(name, minutes)
+        .await
+        .map(Json)
+        .map_err(fleet_error)
 }
 
 // ---------------------------------------------------------------- attackers
@@ -1000,7 +1039,7 @@ async fn artifact(
 // ---------------------------------------------------------------- config and users
 
 const LIMIT_KEY: &str = "deployment_limit";
-const INTERVAL_KEY: &str = "global_mutation_interval";
+const INTERVAL_KEY: &str = crate::GLOBAL_MUTATION_INTERVAL_KEY;
 
 async fn config(
     State(state): State<AppState>,

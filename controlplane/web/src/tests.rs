@@ -53,11 +53,16 @@ fn attacker(ip: &str, events: i64) -> Attacker {
 }
 
 pub(crate) async fn setup() -> Setup {
+    setup_with(None).await
+}
+
+async fn setup_with(fleet: Option<std::sync::Arc<dyn crate::FleetControl>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
     let repo = SqlRepository::connect(&url).await.unwrap();
     let mut config = WebConfig::new(dir.path().join("artifacts"));
     config.feed_interval = Duration::from_millis(20);
+    config.fleet = fleet;
     let state = AppState::new(repo, &[7u8; 32], config).await.unwrap();
     assert_eq!(
         state
@@ -1241,4 +1246,170 @@ async fn heavy_pages_go_gzipped_to_clients_that_take_gzip_and_plain_to_the_rest(
     let (refused, body) = get(Some("gzip;q=0")).await;
     assert!(refused.get("content-encoding").is_none());
     assert_eq!(body, plain);
+}
+
+/// A fleet engine stand-in that records what the API asked of it and answers as told.
+#[derive(Default)]
+struct RecordingFleet {
+    calls: std::sync::Mutex<Vec<String>>,
+    /// Error to answer with instead of success.
+    fail: std::sync::Mutex<Option<crate::FleetFailure>>,
+}
+
+impl RecordingFleet {
+    fn answer(&self, call: String, ok: Value) -> crate::FleetFuture {
+        self.calls.lock().unwrap().push(call);
+        let out = match self.fail.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok(ok),
+        };
+        Box::pin(std::future::ready(out))
+    }
+}
+
+impl crate::FleetControl for RecordingFleet {
+    fn deploy(&self, ini: String) -> crate::FleetFuture {
+        self.answer(format!("deploy {}", ini.len()), json!({"deckies": 1}))
+    }
+    fn mutate(&self, decky: String) -> crate::FleetFuture {
+        self.answer(
+            format!("mutate {decky}"),
+            json!({"decky": decky, "before": ["ssh"], "after": ["ftp"], "changed": true}),
+        )
+    }
+    fn set_mutate_interval(&self, decky: String, minutes: Option<u32>) -> crate::FleetFuture {
+        self.answer(
+            format!("interval {decky} {minutes:?}"),
+            json!({"name": decky, "mutate_interval_minutes": minutes}),
+        )
+    }
+}
+
+#[tokio::test]
+async fn mutate_routes_reach_the_fleet_engine_for_admins_only() {
+    let fleet = std::sync::Arc::new(RecordingFleet::default());
+    let s = setup_with(Some(fleet.clone())).await;
+    let (admin, viewer, _) = admin_and_viewer(&s.app).await;
+    s.state
+        .repo
+        .upsert_decky(&decnet_store::repo::DeckyRecord {
+            name: "web01".into(),
+            spec: "{}".into(),
+            state: "running".into(),
+            last_error: None,
+            updated_ns: 1,
+        })
+        .await
+        .unwrap();
+    let mutate = "/api/v1/deckies/web01/mutate";
+    let interval = "/api/v1/deckies/web01/mutate-interval";
+    let (st, _) = call(&s.app, "POST", mutate, Some(&viewer), None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = call(
+        &s.app,
+        "PUT",
+        interval,
+        Some(&viewer),
+        Some(json!({"mutate_interval": "5m"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = call(&s.app, "POST", mutate, Some(&admin), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["after"], json!(["ftp"]));
+    for (body, minutes) in [
+        (json!({"mutate_interval": "2d"}), "Some(2880)"),
+        (json!({"mutate_interval": "45m"}), "Some(45)"),
+        (json!({"mutate_interval": null}), "None"),
+        (json!({}), "None"),
+    ] {
+        let (st, v) = call(&s.app, "PUT", interval, Some(&admin), Some(body.clone())).await;
+        assert_eq!(st, StatusCode::OK, "{body}: {v}");
+        assert_eq!(
+            fleet.calls.lock().unwrap().last().unwrap(),
+            &format!("interval web01 {minutes}")
+        );
+    }
+    let before = fleet.calls.lock().unwrap().len();
+    for bad in ["0m", "30", "30s", "1000000m", ""] {
+        let (st, v) = call(
+            &s.app,
+            "PUT",
+            interval,
+            Some(&admin),
+            Some(json!({"mutate_interval": bad})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad:?}: {v}");
+    }
+    // Unknown deckies never reach the engine.
+    let (st, _) = call(
+        &s.app,
+        "POST",
+        "/api/v1/deckies/db01/mutate",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(fleet.calls.lock().unwrap().len(), before);
+    // The engine's refusals keep their meaning.
+    for (failure, want) in [
+        (
+            crate::FleetFailure::Busy("fleet busy".into()),
+            StatusCode::CONFLICT,
+        ),
+        (
+            crate::FleetFailure::NotFound("gone".into()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            crate::FleetFailure::Failed("docker died".into()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+    ] {
+        let message = failure.to_string();
+        *fleet.fail.lock().unwrap() = Some(failure);
+        let (st, v) = call(&s.app, "POST", mutate, Some(&admin), None).await;
+        assert_eq!(st, want, "{v}");
+        let said = v["error"]["message"].as_str().unwrap();
+        assert!(said.ends_with(&message), "{v}");
+    }
+    assert_eq!(
+        fleet
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("mutate web01"))
+            .count(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn mutate_routes_without_a_fleet_engine_say_so() {
+    let s = setup().await;
+    let (admin, _, _) = admin_and_viewer(&s.app).await;
+    s.state
+        .repo
+        .upsert_decky(&decnet_store::repo::DeckyRecord {
+            name: "web01".into(),
+            spec: "{}".into(),
+            state: "running".into(),
+            last_error: None,
+            updated_ns: 1,
+        })
+        .await
+        .unwrap();
+    let (st, v) = call(
+        &s.app,
+        "POST",
+        "/api/v1/deckies/web01/mutate",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_IMPLEMENTED, "{v}");
+    assert!(v.to_string().contains("decnet mutate"), "{v}");
 }

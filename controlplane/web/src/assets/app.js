@@ -276,8 +276,23 @@
   async function fleetPage() {
     const d = await api('/deckies');
     const grid = h('div', { class: 'cards' });
-    d.forEach((x) => grid.append(h('div', { class: 'card' }, h('div', { class: 'k' }, x.state), h('div', { class: 'v' }, x.name),
-      h('div', { class: 'mono muted' }, x.spec && x.spec.ip ? x.spec.ip : ''), x.last_error ? h('div', { class: 'err' }, x.last_error) : null)));
+    const every = (m) => m === null || m === undefined ? 'global interval' : (m === 0 ? 'never' : `every ${m} min`);
+    d.forEach((x) => {
+      const note = h('div', { class: 'muted' });
+      const controls = [];
+      if (me.role === 'admin' && x.mutable) {
+        const ivl = h('input', { class: 'ivl', placeholder: '30m, 1d or empty', value: x.mutate_interval_minutes ? `${x.mutate_interval_minutes}m` : '' });
+        const act = (fn, ok) => async () => { note.className = 'muted'; note.textContent = '…'; try { const r = await fn(); note.className = 'ok'; note.textContent = ok(r); setTimeout(fleetPage, 1500); } catch (e) { note.className = 'err'; note.textContent = e.message; } };
+        controls.push(h('div', { class: 'row' },
+          h('button', { class: 'ghost mutate', on: { click: act(() => api(`/deckies/${x.name}/mutate`, { method: 'POST' }), (r) => r.changed ? `Now ${r.after.join(', ')}` : (r.note || 'Unchanged')) } }, 'Mutate now'),
+          ivl, h('button', { class: 'ghost', on: { click: act(() => api(`/deckies/${x.name}/mutate-interval`, { method: 'PUT', body: { mutate_interval: ivl.value.trim() || null } }), () => 'Interval saved') } }, 'Set interval')));
+      }
+      grid.append(h('div', { class: 'card decky', 'data-name': x.name }, h('div', { class: 'k' }, x.state), h('div', { class: 'v' }, x.name),
+        h('div', { class: 'mono muted' }, [x.ip, x.hostname].filter(Boolean).join('  ·  ')),
+        h('div', {}, (x.services || []).map((s) => h('span', { class: 'pill' }, s))),
+        x.mutable ? h('div', { class: 'muted' }, `Mutates ${every(x.mutate_interval_minutes)}` + (x.mutations ? ` · ${x.mutations} so far, last ${fmtTime(x.last_mutated_ns)}` : '')) : null,
+        x.last_error ? h('div', { class: 'err' }, x.last_error) : null, ...controls, note));
+    });
     if (!d.length) grid.append(h('div', { class: 'muted' }, 'No deckies deployed.'));
     const ini = h('textarea', { id: 'ini', rows: 10, class: 'grow mono', placeholder: '[decky-01]\nservices = ssh, http' });
     const out = h('div', { class: 'err', id: 'deploy-error' });
