@@ -62,8 +62,9 @@ pub enum Command {
     /// Run the attacker profiler alone: follow the events table and keep attackers,
     /// behaviour, sessions and bounties up to date (until SIGINT/SIGTERM, or `--once`).
     Profiler(ProfilerArgs),
-    /// Run the active prober alone (not available yet).
-    Probe,
+    /// Fingerprint the attackers' own servers (JARM, hasshServer, TCP SYN-ACK) into the store
+    /// (until SIGINT/SIGTERM, or `--once`). Connects back to attackers: opt-in.
+    Probe(ProbeArgs),
     /// Re-roll deckies' services (same address, MAC, hostname and OS): the named ones, all,
     /// or those whose interval has passed; `--watch` keeps doing it (`decnet serve` does too).
     Mutate(MutateArgs),
@@ -165,6 +166,11 @@ pub struct ServeArgs {
     /// still does on demand).
     #[arg(long)]
     pub no_mutator: bool,
+    /// Also run the active prober on the profiler's attackers (it connects back to them).
+    #[arg(long)]
+    pub probe: bool,
+    #[command(flatten)]
+    pub probe_options: ProbeOptions,
     /// Sniffer capture options for --sniff-interface.
     #[command(flatten)]
     pub sniff: CaptureArgs,
@@ -431,6 +437,43 @@ pub struct EngineArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Probe the attackers seen so far once, store the results and exit.
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub options: ProbeOptions,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// What the prober probes and how hard (shared by `probe` and `serve --probe`).
+#[derive(Debug, Clone, Args)]
+pub struct ProbeOptions {
+    /// Seconds between looks for new attackers.
+    #[arg(long = "probe-interval", visible_alias = "interval", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub probe_interval: u64,
+    /// Seconds one probe may take (a JARM is ten connections, each with this bound).
+    #[arg(long = "probe-timeout", visible_alias = "timeout", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub probe_timeout: u64,
+    /// Probes in flight at once.
+    #[arg(long = "probe-concurrency", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub probe_concurrency: u16,
+    /// Skip the JARM of attackers' TLS ports.
+    #[arg(long)]
+    pub no_jarm: bool,
+    /// Skip the hasshServer of attackers' SSH ports.
+    #[arg(long)]
+    pub no_hassh: bool,
+    /// Skip the TCP SYN-ACK fingerprint (it needs a raw socket: root or CAP_NET_RAW).
+    #[arg(long)]
+    pub no_tcpfp: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,6 @@ use decnet_fleet::FleetError;
 pub const EXIT_CONFIG: u8 = 2;
 /// Exit code for a runtime failure (I/O, environment).
 pub const EXIT_RUNTIME: u8 = 1;
-/// Exit code for a verb that this build does not provide yet (sysexits `EX_UNAVAILABLE`).
-pub const EXIT_UNAVAILABLE: u8 = 69;
 
 #[derive(Debug)]
 pub struct Failure {
@@ -35,15 +33,6 @@ impl Failure {
         match source {
             Some(path) => Self::config(format!("{path}: {err}")),
             None => Self::config(err.to_string()),
-        }
-    }
-
-    pub fn not_yet(verb: &str, part: &str) -> Self {
-        Self {
-            code: EXIT_UNAVAILABLE,
-            message: format!(
-                "`decnet {verb}` is not available yet in this build: it arrives with {part}"
-            ),
         }
     }
 }

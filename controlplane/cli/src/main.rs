@@ -15,6 +15,7 @@ mod intel;
 mod lease;
 mod listings;
 mod mutator;
+mod probe;
 mod sniffer;
 mod web;
 
@@ -74,7 +75,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sniffer(args) => sniffer::sniffer(&args),
         Command::Correlate(args) => intel::correlate(&args, json),
         Command::Profiler(args) => intel::profiler(&args),
-        Command::Probe => Err(Failure::not_yet("probe", "the prober")),
+        Command::Probe(args) => probe::probe(&args, json),
         Command::Mutate(args) => mutator::mutate(&args, json),
         Command::Api(args) => web::api(&args),
     }

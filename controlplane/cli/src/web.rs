@@ -201,6 +201,26 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
             Duration::from_secs(MUTATE_CHECK_SECS),
         )
     });
+    let prober = match args.probe.then(|| {
+        running
+            .sender()
+            .ok_or_else(|| Failure::runtime("the store pipeline closed at start"))
+            .and_then(|sender| {
+                crate::probe::start_in_serve(&rt, &repository, sender, &args.probe_options)
+            })
+    }) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            web.stop();
+            if let Some((sniffing, reloader, _lock)) = sniffing {
+                reloader.abort();
+                let _ = sniffing.stop();
+            }
+            running.stop(&rt, &repository, "serve");
+            return Err(e);
+        }
+    };
     let profiler_stop = Arc::new(tokio::sync::Notify::new());
     let profiler = crate::intel::spawn_in_serve(
         &rt,
@@ -222,6 +242,11 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .is_err()
     {
         eprintln!("serve: the profiler did not stop within 10 s; its open batch is rolled back");
+    }
+    if let Some((thread, stop)) = prober {
+        // Its events go through the intake's pipeline, stopped below.
+        stop.notify_one();
+        let _ = thread.join();
     }
     if let Some((thread, stop)) = mutator {
         // A mutation in progress finishes first (its containers are created or rolled back).

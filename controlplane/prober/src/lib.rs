@@ -10,6 +10,7 @@
 pub mod hassh;
 pub mod jarm;
 pub mod tcpfp;
+pub mod worker;
 
 use std::{net::SocketAddr, time::Duration};
 

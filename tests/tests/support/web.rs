@@ -60,6 +60,17 @@ impl Drop for Serve {
 /// `decnet serve` on loopback with fast flushes and a 1 s profiler pass; `env` is added to
 /// the child's environment. Returns once the listener is up.
 pub fn start_serve(data: &std::path::Path, port: u16, udp: u16, env: &[(&str, &str)]) -> Serve {
+    start_serve_with(data, port, udp, env, &[])
+}
+
+/// [`start_serve`] with more arguments for `serve`.
+pub fn start_serve_with(
+    data: &std::path::Path,
+    port: u16,
+    udp: u16,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Serve {
     let mut child = Command::new(decnet_e2e::workspace_bin("decnet"))
         .args([
             "serve",
@@ -81,6 +92,7 @@ pub fn start_serve(data: &std::path::Path, port: u16, udp: u16, env: &[(&str, &s
         .arg(port.to_string())
         .arg("--data-dir")
         .arg(data)
+        .args(extra)
         .env_remove("DECNET_DB_TYPE")
         .env_remove("DECNET_DB_URL")
         .env_remove("DECNET_ADMIN_PASSWORD")
