@@ -92,6 +92,14 @@ if [[ ! -x /var/tmp/ja4-venv/bin/ja4plus ]]; then
     /var/tmp/ja4-venv/bin/pip install --quiet ja4plus==1.4.0
 fi
 
+# The prober's JARM test cross-checks our hashes and ClientHellos against pyjarm (PyPI, an
+# independent port of Salesforce's jarm.py, which is not on PyPI itself).
+if [[ ! -x /var/tmp/jarm-venv/bin/pyjarm ]]; then
+    echo "==> installing pyjarm 0.0.5 (PyPI) into /var/tmp/jarm-venv"
+    python3 -m venv /var/tmp/jarm-venv
+    /var/tmp/jarm-venv/bin/pip install --quiet pyjarm==0.0.5
+fi
+
 # As root, chromium and chromedriver were installed above: the browser test must run, not skip.
 if [[ $(id -u) -eq 0 ]] || { command -v chromium && command -v chromedriver; } >/dev/null; then
     export DECNET_REQUIRE_BROWSER=1
