@@ -106,7 +106,13 @@ if [[ $(id -u) -eq 0 ]] || { command -v chromium && command -v chromedriver; } >
 fi
 
 echo "==> cargo test"
-cargo test --workspace --locked
+# A hung test must fail the run with a name, not eat CI's whole time limit: the suite takes
+# ~15 min warm here, so 45 min means something is stuck (cargo's "has been running for over
+# 60 seconds" line above names it).
+if ! timeout --kill-after=30s "${DECNET_TEST_TIMEOUT:-45m}" cargo test --workspace --locked; then
+    echo "error: cargo test failed or ran past ${DECNET_TEST_TIMEOUT:-45m}" >&2
+    exit 1
+fi
 # Real clients run here with `-o UserKnownHostsFile=/dev/null` and the like; a tool that renames
 # a temporary file over its output would replace the device and break everything after it.
 if ! [[ -c /dev/null ]]; then

@@ -577,11 +577,18 @@ fn bad_flags_give_clear_errors() {
 }
 
 #[test]
-fn later_verbs_say_not_available_and_fail() {
-    let out = decnet().arg("probe").output().unwrap();
-    assert_eq!(out.status.code(), Some(69));
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("is not available yet"), "{err}");
+fn probe_once_on_an_empty_store_probes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = decnet()
+        .args(["probe", "--once", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DECNET_DB_TYPE")
+        .env_remove("DECNET_DB_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("0 new attackers, 0 probes"), "{text}");
 }
 
 #[test]

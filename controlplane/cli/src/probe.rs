@@ -85,7 +85,10 @@ pub fn probe(args: &ProbeArgs, json: bool) -> Result<(), Failure> {
         config(&args.options),
     );
     let outcome = if args.once {
-        rt.block_on(prober.pass())
+        let report = rt.block_on(prober.pass());
+        // The prober holds the pipeline's last sender; the drain below waits for it.
+        drop(prober);
+        report
             .map(Some)
             .map_err(|e| Failure::runtime(e.to_string()))
     } else {

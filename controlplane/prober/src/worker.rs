@@ -104,7 +104,8 @@ fn now_ns() -> i64 {
 
 /// Addresses never probed: ours and nobody's.
 fn probeable(ip: IpAddr) -> bool {
-    match ip {
+    // `::ffff:127.0.0.1` is 127.0.0.1 to a dual-stack connect: judge the IPv4 it stands for.
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             !(v4.is_loopback()
                 || v4.is_unspecified()
@@ -253,7 +254,7 @@ impl Prober {
                     break 'pages;
                 }
                 newest = newest.max(a.last_seen_ns);
-                if let Ok(ip) = a.ip.parse::<IpAddr>()
+                if let Ok(ip) = a.ip.parse::<IpAddr>().map(|ip| ip.to_canonical())
                     && probeable(ip)
                     && !own.contains(&ip)
                 {
@@ -265,7 +266,9 @@ impl Prober {
             }
             offset += PAGE;
         }
-        self.seen_up_to_ns = newest;
+        // Event time, not write time: an event dated in the future must not hide the
+        // attackers that come after it, so the mark never passes now minus a minute.
+        self.seen_up_to_ns = newest.min(now_ns().saturating_sub(60_000_000_000));
         Ok(out)
     }
 
@@ -332,6 +335,36 @@ impl Prober {
                 () = stop.notified() => return,
                 () = tokio::time::sleep(self.config.interval) => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn own_and_unroutable_addresses_are_never_probed_in_any_spelling() {
+        for bad in [
+            "127.0.0.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+            "::ffff:169.254.169.254",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(!probeable(bad.parse().unwrap()), "{bad}");
+        }
+        for good in [
+            "10.232.1.2",
+            "203.0.113.7",
+            "2001:db8::7",
+            "::ffff:203.0.113.7",
+        ] {
+            assert!(probeable(good.parse().unwrap()), "{good}");
         }
     }
 }
