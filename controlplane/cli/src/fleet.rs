@@ -22,7 +22,8 @@ pub(crate) fn failure(e: &EngineError) -> Failure {
         | EngineError::NotEmulated { .. }
         | EngineError::DeckyBinary { .. }
         | EngineError::UnknownDecky(_)
-        | EngineError::NotMutable(_) => Failure::config(e.to_string()),
+        | EngineError::NotMutable(_)
+        | EngineError::NotRunning { .. } => Failure::config(e.to_string()),
         _ => Failure::runtime(e.to_string()),
     }
 }
@@ -176,7 +177,9 @@ impl ApiFleet {
 fn as_api(e: &EngineError) -> FleetFailure {
     match e {
         EngineError::UnknownDecky(_) => FleetFailure::NotFound(e.to_string()),
-        EngineError::NotMutable(_) => FleetFailure::Busy(e.to_string()),
+        EngineError::NotMutable(_) | EngineError::NotRunning { .. } => {
+            FleetFailure::Busy(e.to_string())
+        }
         _ => {
             let f = failure(e);
             if f.code == crate::failure::EXIT_CONFIG {
@@ -240,8 +243,16 @@ impl decnet_web::FleetControl for ApiFleet {
 
     fn set_mutate_interval(&self, decky: String, minutes: Option<u32>) -> FleetFuture {
         let repo = self.repo.clone();
-        // Only the record changes: no Docker, no fleet lock beyond the repository's own write.
+        let data_dir = self.data_dir.clone();
+        // Only the record changes, so no Docker; but under the fleet lock, because a mutation
+        // rewrites the same record and either write would undo the other.
         Box::pin(async move {
+            let dir = DataDir::open(&data_dir).map_err(|e| FleetFailure::Failed(e.to_string()))?;
+            let _lock = dir.lock("fleet").map_err(|e| {
+                FleetFailure::Busy(format!(
+                    "another fleet change is running; set the interval once it has finished: {e}"
+                ))
+            })?;
             decnet_engine::mutation::set_interval(&repo, &decky, minutes)
                 .await
                 .map_err(|e| as_api(&e))?;

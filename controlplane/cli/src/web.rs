@@ -192,15 +192,6 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
             return Err(e);
         }
     };
-    let mutator = (!args.no_mutator).then(|| {
-        crate::mutator::spawn_watcher(
-            &rt,
-            repository.clone(),
-            dir.root().to_owned(),
-            args.engine.clone(),
-            Duration::from_secs(MUTATE_CHECK_SECS),
-        )
-    });
     let prober = match args.probe.then(|| {
         running
             .sender()
@@ -221,6 +212,16 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
             return Err(e);
         }
     };
+    // After every start that can fail: nothing above has a mutator thread to stop.
+    let mutator = (!args.no_mutator).then(|| {
+        crate::mutator::spawn_watcher(
+            &rt,
+            repository.clone(),
+            dir.root().to_owned(),
+            args.engine.clone(),
+            Duration::from_secs(MUTATE_CHECK_SECS),
+        )
+    });
     let profiler_stop = Arc::new(tokio::sync::Notify::new());
     let profiler = crate::intel::spawn_in_serve(
         &rt,

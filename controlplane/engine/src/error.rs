@@ -60,6 +60,10 @@ pub enum EngineError {
          deploy its INI again (`decnet deploy --config FILE`) to make it mutable"
     )]
     NotMutable(String),
+    #[error(
+        "decky {name:?} is {state}, not running; `decnet redeploy` brings it back, then it can mutate"
+    )]
+    NotRunning { name: String, state: String },
     #[error("fleet state in the repository: {0}")]
     Store(#[from] decnet_store::repo::RepoError),
     #[error(

@@ -88,8 +88,10 @@ pub async fn due(
 impl Engine {
     /// Re-roll `name`'s services (1–3 from its archetype's, or from every emulated service)
     /// and converge its containers: the base container stays, services that left are removed,
-    /// new ones created. `seed` makes the draw repeatable. On failure the decky is rolled back
-    /// as a failed deploy is, and its record says so (`redeploy` retries).
+    /// new ones created. `seed` makes the draw repeatable. Only a running decky mutates. If
+    /// its images cannot be built it keeps its services and the error is recorded; a failure
+    /// while converging rolls back the containers it created, and the record says `failed`
+    /// with the error (`redeploy` finishes the decky).
     pub async fn mutate(
         &self,
         repo: &SqlRepository,
@@ -99,6 +101,14 @@ impl Engine {
     ) -> Result<MutationReport, EngineError> {
         let started = Instant::now();
         let r = find(repo, name).await?;
+        // Checked again here, under the caller's fleet lock: a decky found due a moment ago
+        // may have failed or be deploying since.
+        if r.state != states::RUNNING {
+            return Err(EngineError::NotRunning {
+                name: name.to_owned(),
+                state: r.state.clone(),
+            });
+        }
         let current = parse(&r)?;
         let m = current
             .mutation
@@ -140,7 +150,20 @@ impl Engine {
             return Ok(report);
         };
         let mut desired = current.with_services(&next)?;
-        let tags = image::ensure_images(&self.docker, &options.images, &next).await?;
+        let tags = match image::ensure_images(&self.docker, &options.images, &next).await {
+            Ok(tags) => tags,
+            Err(e) => {
+                // Nothing changed yet: the decky keeps running its services, the error goes on
+                // its record, and its schedule moves on rather than retrying every look.
+                let mut kept = current;
+                if let Some(k) = kept.mutation.as_mut() {
+                    k.last_mutated_ns = now;
+                }
+                repo.upsert_decky(&record(&kept, &r.state, Some(e.to_string()))?)
+                    .await?;
+                return Err(e);
+            }
+        };
         use_service_images(&mut desired, &tags);
         if let Some(d) = desired.mutation.as_mut() {
             d.last_mutated_ns = now;
@@ -217,6 +240,75 @@ mod tests {
                 .unwrap();
         }
         (dir, repo)
+    }
+
+    /// An engine whose "socket" is a plain file in `dir`, so any Docker call fails: the
+    /// paths under test must not reach it.
+    fn engine_without_docker(dir: &std::path::Path) -> Engine {
+        let socket = dir.join("not-docker.sock");
+        std::fs::write(&socket, b"").unwrap();
+        let docker = bollard::Docker::connect_with_unix(
+            socket.to_str().unwrap(),
+            1,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .unwrap();
+        Engine {
+            docker,
+            overrides: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_running_deckies_mutate_and_a_failed_image_build_moves_the_schedule_on() {
+        let (dir, repo) = fleet().await;
+        // Service templates but no base template: the image step fails before any Docker call.
+        let templates = dir.path().join("templates");
+        for slug in ["ftp", "http", "redis", "ssh"] {
+            std::fs::create_dir_all(templates.join(slug)).unwrap();
+            std::fs::write(templates.join(slug).join("Dockerfile"), "FROM scratch\n").unwrap();
+        }
+        let options = ConvergeOptions {
+            images: crate::image::ImageSources {
+                decky_bin: dir.path().join("decky"),
+                templates,
+                no_cache: false,
+            },
+            concurrency: 1,
+            shim: false,
+            progress: false,
+        };
+        let engine = engine_without_docker(dir.path());
+        let before = find(&repo, "aa").await.unwrap();
+        let err = engine
+            .mutate(&repo, "aa", Some(7), &options)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Template { .. }), "{err}");
+        let after = find(&repo, "aa").await.unwrap();
+        assert_eq!(after.state, states::RUNNING);
+        assert!(
+            after.last_error.as_deref().unwrap().contains("base"),
+            "{after:?}"
+        );
+        let (was, now) = (parse(&before).unwrap(), parse(&after).unwrap());
+        assert_eq!(
+            was.slugs().collect::<Vec<_>>(),
+            now.slugs().collect::<Vec<_>>()
+        );
+        let (was, now) = (was.mutation.unwrap(), now.mutation.unwrap());
+        assert!(now.last_mutated_ns > was.last_mutated_ns);
+        assert_eq!(now.mutations, was.mutations);
+        let soon = due(&repo, 30, now.last_mutated_ns + MINUTE).await.unwrap();
+        assert!(!soon.iter().any(|n| n == "aa"), "{soon:?}");
+
+        let mut bb = find(&repo, "bb").await.unwrap();
+        bb.state = states::FAILED.to_owned();
+        repo.upsert_decky(&bb).await.unwrap();
+        assert!(matches!(
+            engine.mutate(&repo, "bb", Some(7), &options).await,
+            Err(EngineError::NotRunning { name, state }) if name == "bb" && state == states::FAILED
+        ));
     }
 
     #[tokio::test]

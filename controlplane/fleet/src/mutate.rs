@@ -77,16 +77,20 @@ pub fn reroll(
 /// Why an interval text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "interval {0:?} must be a number from 1 to 999999 followed by m (minutes), d (days), M (months) or y (years), e.g. 30m"
+    "interval {0:?} must be a number from 1 to 999999 followed by m (minutes), d (days), M (months) or y (years), e.g. 30m, or never"
 )]
 pub struct BadInterval(pub String);
 
 /// The API's interval syntax, for schemas.
-pub const INTERVAL_PATTERN: &str = "^[1-9][0-9]{0,5}[mdMyY]$";
+pub const INTERVAL_PATTERN: &str = "^(never|[1-9][0-9]{0,5}[mdMyY])$";
 
 /// Minutes of an API interval ([`INTERVAL_PATTERN`]: m = 1 minute, d = 1,440, M = 43,200,
 /// y/Y = 525,600, as the original; beyond `u32::MAX` minutes, about 8,000 years, it saturates).
+/// `never` is 0, the INI's and the CLI's "never mutate".
 pub fn interval_minutes(text: &str) -> Result<u32, BadInterval> {
+    if text == "never" {
+        return Ok(0);
+    }
     let bad = || BadInterval(text.chars().take(32).collect());
     let mut chars = text.chars();
     let unit = chars.next_back().ok_or_else(bad)?;
@@ -175,8 +179,9 @@ mod tests {
         assert_eq!(interval_minutes("1y"), Ok(525_600));
         assert_eq!(interval_minutes("1Y"), Ok(525_600));
         assert_eq!(interval_minutes("999999y"), Ok(u32::MAX));
+        assert_eq!(interval_minutes("never"), Ok(0));
         for bad in [
-            "", "m", "0m", "05m", "30", "30s", "-1m", "3 m", "1000000m", "1é",
+            "Never", "never ", "", "m", "0m", "05m", "30", "30s", "-1m", "3 m", "1000000m", "1é",
         ] {
             assert!(interval_minutes(bad).is_err(), "{bad:?} accepted");
         }

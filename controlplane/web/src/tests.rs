@@ -1320,6 +1320,7 @@ async fn mutate_routes_reach_the_fleet_engine_for_admins_only() {
     for (body, minutes) in [
         (json!({"mutate_interval": "2d"}), "Some(2880)"),
         (json!({"mutate_interval": "45m"}), "Some(45)"),
+        (json!({"mutate_interval": "never"}), "Some(0)"),
         (json!({"mutate_interval": null}), "None"),
         (json!({}), "None"),
     ] {
@@ -1331,7 +1332,7 @@ async fn mutate_routes_reach_the_fleet_engine_for_admins_only() {
         );
     }
     let before = fleet.calls.lock().unwrap().len();
-    for bad in ["0m", "30", "30s", "1000000m", ""] {
+    for bad in ["0m", "30", "30s", "1000000m", "", "Never", "0"] {
         let (st, v) = call(
             &s.app,
             "PUT",

@@ -276,12 +276,21 @@
   async function fleetPage() {
     const d = await api('/deckies');
     const grid = h('div', { class: 'cards' });
+    // Minutes back into the API's syntax, in the largest unit that divides them exactly.
+    const asInterval = (m) => {
+      if (m === null || m === undefined) return '';
+      if (m === 0) return 'never';
+      for (const [unit, size] of [['y', 525600], ['M', 43200], ['d', 1440], ['m', 1]]) {
+        if (m % size === 0 && m / size <= 999999) return `${m / size}${unit}`;
+      }
+      return `${m}m`;
+    };
     const every = (m) => m === null || m === undefined ? 'global interval' : (m === 0 ? 'never' : `every ${m} min`);
     d.forEach((x) => {
       const note = h('div', { class: 'muted' });
       const controls = [];
       if (me.role === 'admin' && x.mutable) {
-        const ivl = h('input', { class: 'ivl', placeholder: '30m, 1d or empty', value: x.mutate_interval_minutes ? `${x.mutate_interval_minutes}m` : '' });
+        const ivl = h('input', { class: 'ivl', placeholder: '30m, 1d, never or empty', value: asInterval(x.mutate_interval_minutes) });
         const act = (fn, ok) => async () => { note.className = 'muted'; note.textContent = '…'; try { const r = await fn(); note.className = 'ok'; note.textContent = ok(r); setTimeout(fleetPage, 1500); } catch (e) { note.className = 'err'; note.textContent = e.message; } };
         controls.push(h('div', { class: 'row' },
           h('button', { class: 'ghost mutate', on: { click: act(() => api(`/deckies/${x.name}/mutate`, { method: 'POST' }), (r) => r.changed ? `Now ${r.after.join(', ')}` : (r.note || 'Unchanged')) } }, 'Mutate now'),
