@@ -11,11 +11,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[path = "support/web.rs"]
 mod support;
-use support::{free_port, free_udp_port, http, json_of, send_event, start_serve_with};
+use support::{admin_token, free_port, free_udp_port, http, json_of, send_event, start_serve_with};
 
 fn ok(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd).args(args).output().unwrap();
@@ -50,6 +50,10 @@ impl Attacker {
             servers: Vec::new(),
             _dir: tempfile::tempdir().unwrap(),
         };
+        // A run killed before its drop left these names behind; a later process may reuse
+        // the pid, so clear them first.
+        let _ = Command::new("ip").args(["link", "del", &host_end]).output();
+        let _ = Command::new("ip").args(["netns", "del", &netns]).output();
         ok("ip", &["netns", "add", &netns]);
         ok(
             "ip",
@@ -211,27 +215,7 @@ fn serve_probes_an_attackers_own_servers() {
         &[("DECNET_ADMIN_PASSWORD", "first-start-password")],
         &["--probe", "--probe-interval", "1", "--probe-timeout", "3"],
     );
-    let login = |pw: &str| {
-        let (st, body) = http(
-            port,
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"username": "admin", "password": pw})),
-        );
-        assert_eq!(st, 200, "{body}");
-        json_of(&body)["access_token"].as_str().unwrap().to_owned()
-    };
-    let first = login("first-start-password");
-    let (st, body) = http(
-        port,
-        "POST",
-        "/api/v1/auth/change-password",
-        Some(&first),
-        Some(&json!({"old_password": "first-start-password", "new_password": "a-much-better-one"})),
-    );
-    assert_eq!(st, 200, "{body}");
-    let token = login("a-much-better-one");
+    let token = admin_token(port, "first-start-password", "a-much-better-one");
 
     // One event makes the address an attacker (the profiler), which the prober then probes.
     send_event(udp, &attacker.ip, "root");

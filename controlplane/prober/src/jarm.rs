@@ -670,6 +670,16 @@ pub async fn probe(
                         | std::io::ErrorKind::UnexpectedEof
                 ) {
                     reached = true;
+                } else if !reached
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::HostUnreachable
+                            | std::io::ErrorKind::NetworkUnreachable
+                            | std::io::ErrorKind::AddrNotAvailable
+                    )
+                {
+                    // The other nine would each wait out the same failed neighbour lookup.
+                    return Err(ProbeError::Io { target, source: e });
                 } else {
                     local_failure = Some(e);
                 }

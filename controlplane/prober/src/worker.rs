@@ -3,8 +3,10 @@
 //! becomes a `prober` event for the store.
 //!
 //! Better than the original's serial, once-per-process walk over a JSON log: targets come
-//! from the attackers table, the fleet's own deckies and non-routable addresses are never
-//! probed, probes run side by side, and what was probed is remembered in bounded memory.
+//! from the attackers table and only those that spoke to a decky's service (a completed
+//! handshake, so not a spoofed SYN's source); the fleet's own deckies and gateways, this
+//! host's addresses and non-routable addresses are never probed; probes run side by side;
+//! and what was probed is remembered in bounded memory.
 
 use std::{
     collections::HashSet,
@@ -220,27 +222,38 @@ impl Prober {
         }
     }
 
-    /// The fleet's own addresses, never probed.
-    async fn own_addresses(&self) -> HashSet<IpAddr> {
-        let Ok(deckies) = self.repo.deckies().await else {
-            return HashSet::new();
-        };
-        deckies
+    /// Addresses never probed: the fleet's deckies and gateways (from its records) and this
+    /// host's own interfaces (the host shim among them). An unreadable fleet fails the look
+    /// rather than probing blind.
+    async fn own_addresses(&self) -> Result<HashSet<IpAddr>, decnet_store::repo::RepoError> {
+        let mut own: HashSet<IpAddr> = self
+            .repo
+            .deckies()
+            .await?
             .iter()
             .filter_map(|d| serde_json::from_str::<serde_json::Value>(&d.spec).ok())
-            .filter_map(|spec| {
-                spec["base"]["networks"]
+            .flat_map(|spec| {
+                let decky = spec["base"]["networks"]
                     .as_object()
                     .and_then(|n| n.values().next())
                     .and_then(|a| a["ipv4_address"].as_str())
-                    .and_then(|ip| ip.parse().ok())
+                    .and_then(|ip| ip.parse().ok());
+                let gateway = spec["network"]["gateway"]
+                    .as_str()
+                    .and_then(|ip| ip.parse().ok());
+                [decky, gateway].into_iter().flatten()
             })
-            .collect()
+            .collect();
+        match if_addrs::get_if_addrs() {
+            Ok(interfaces) => own.extend(interfaces.iter().map(|i| i.ip().to_canonical())),
+            Err(e) => tracing::warn!(error = %e, "cannot list this host's addresses"),
+        }
+        Ok(own)
     }
 
     /// Attackers seen since the last look, newest first.
     async fn new_targets(&mut self) -> Result<Vec<IpAddr>, decnet_store::repo::RepoError> {
-        let own = self.own_addresses().await;
+        let own = self.own_addresses().await?;
         let mut out = Vec::new();
         let mut newest = self.seen_up_to_ns;
         let mut offset = 0;
@@ -254,7 +267,11 @@ impl Prober {
                     break 'pages;
                 }
                 newest = newest.max(a.last_seen_ns);
-                if let Ok(ip) = a.ip.parse::<IpAddr>().map(|ip| ip.to_canonical())
+                // Only attackers that spoke to a decky's service (a completed handshake): a
+                // sniffer-only source may be a spoofed SYN naming a third party we must not
+                // probe.
+                if a.service_count > 0
+                    && let Ok(ip) = a.ip.parse::<IpAddr>().map(|ip| ip.to_canonical())
                     && probeable(ip)
                     && !own.contains(&ip)
                 {
@@ -300,13 +317,13 @@ impl Prober {
         }
         report.probes = work.len();
         let timeout = self.config.timeout;
-        let events: Vec<Event> = stream::iter(work)
+        // Each outcome is stored as it arrives, so a long look shows progress and a stop
+        // loses only the probes still in flight.
+        let mut outcomes = stream::iter(work)
             .map(|(kind, target)| run_probe(kind, target, timeout))
-            .buffer_unordered(self.config.concurrency.max(1))
-            .filter_map(std::future::ready)
-            .collect()
-            .await;
-        for e in events {
+            .buffer_unordered(self.config.concurrency.max(1));
+        while let Some(outcome) = outcomes.next().await {
+            let Some(e) = outcome else { continue };
             if e.kind == "prober_error" {
                 report.errors += 1;
             } else {
@@ -317,10 +334,15 @@ impl Prober {
         Ok(report)
     }
 
-    /// Look every interval until `stop` is notified (a look in progress finishes first).
+    /// Look every interval until `stop` is notified; a stop during a look abandons the
+    /// probes still in flight (their outcomes so far are already stored).
     pub async fn run(mut self, stop: Arc<Notify>) {
         loop {
-            match self.pass().await {
+            let outcome = tokio::select! {
+                () = stop.notified() => return,
+                outcome = self.pass() => outcome,
+            };
+            match outcome {
                 Ok(r) if r.probes > 0 => tracing::info!(
                     targets = r.targets,
                     probes = r.probes,
@@ -344,6 +366,82 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    struct Discard;
+    impl EventSink for Discard {
+        fn emit(&self, _: Event) {}
+    }
+
+    fn attacker(ip: &str, service_count: i64, last_seen_ns: i64) -> decnet_store::repo::Attacker {
+        decnet_store::repo::Attacker {
+            uuid: String::new(),
+            ip: ip.to_owned(),
+            first_seen_ns: last_seen_ns,
+            last_seen_ns,
+            event_count: 1,
+            service_count,
+            decky_count: 1,
+            services: if service_count > 0 {
+                r#"["ssh"]"#
+            } else {
+                "[]"
+            }
+            .to_owned(),
+            deckies: "[]".to_owned(),
+            fingerprints: "[]".to_owned(),
+            commands: "[]".to_owned(),
+            traversal_path: String::new(),
+            is_traversal: false,
+            bounty_count: 0,
+            credential_count: 0,
+            score: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn targets_are_new_attackers_that_spoke_to_a_service_and_are_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let repo = SqlRepository::connect(&url).await.unwrap();
+        let old = now_ns() - 3_600_000_000_000;
+        for a in [
+            attacker("203.0.113.7", 1, old),
+            // Only SYNs seen: the source may be spoofed.
+            attacker("203.0.113.8", 0, old),
+            attacker("::ffff:198.51.100.9", 2, old),
+            attacker("127.0.0.1", 1, old),
+        ] {
+            repo.upsert_attacker(&a).await.unwrap();
+        }
+        let mut prober = Prober::new(repo.clone(), Arc::new(Discard), ProberConfig::default());
+        let mut first = prober.new_targets().await.unwrap();
+        first.sort();
+        let want: Vec<IpAddr> = vec![
+            "198.51.100.9".parse().unwrap(),
+            "203.0.113.7".parse().unwrap(),
+        ];
+        assert_eq!(first, want);
+        // A later look lists attackers active since the mark (ties at the mark again: the
+        // tried set, not the listing, keeps them from a second probe).
+        let recent = now_ns() - 120_000_000_000;
+        repo.upsert_attacker(&attacker("192.0.2.44", 1, recent))
+            .await
+            .unwrap();
+        repo.upsert_attacker(&attacker("192.0.2.45", 0, recent))
+            .await
+            .unwrap();
+        let later = prober.new_targets().await.unwrap();
+        assert!(later.contains(&"192.0.2.44".parse().unwrap()), "{later:?}");
+        assert!(
+            later
+                .iter()
+                .all(|ip| want.contains(ip) || ip.to_string() == "192.0.2.44"),
+            "{later:?}"
+        );
+        // Once the mark has passed them, old attackers are not listed again.
+        let again = prober.new_targets().await.unwrap();
+        assert_eq!(again, vec!["192.0.2.44".parse::<IpAddr>().unwrap()]);
+    }
 
     #[test]
     fn own_and_unroutable_addresses_are_never_probed_in_any_spelling() {

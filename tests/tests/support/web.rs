@@ -136,6 +136,32 @@ pub fn start_serve_with(
     serve
 }
 
+/// The admin's token after the forced first password change from `first_password` (the
+/// `DECNET_ADMIN_PASSWORD` the server started with) to `new_password`.
+pub fn admin_token(port: u16, first_password: &str, new_password: &str) -> String {
+    let login = |pw: &str| {
+        let (st, body) = http(
+            port,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&serde_json::json!({"username": "admin", "password": pw})),
+        );
+        assert_eq!(st, 200, "{body}");
+        json_of(&body)["access_token"].as_str().unwrap().to_owned()
+    };
+    let first = login(first_password);
+    let (st, body) = http(
+        port,
+        "POST",
+        "/api/v1/auth/change-password",
+        Some(&first),
+        Some(&serde_json::json!({"old_password": first_password, "new_password": new_password})),
+    );
+    assert_eq!(st, 200, "{body}");
+    login(new_password)
+}
+
 /// One HTTP/1.1 request with `Connection: close`; returns (status, body).
 pub fn http(
     port: u16,
