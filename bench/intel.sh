@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Profiler throughput and memory: 1M synthetic events (and 100k, to show memory does not grow
 # with the event count) through the pure engine, and through the profiler worker reading a
-# SQLite store and committing attackers/behaviour/sessions/bounties/cursor per 100k-event
-# batch (profile_bench's default).
+# SQLite store and committing attackers/behaviour/sessions/bounties/cursor per batch of at most
+# 500k events or 2 s of profiling (profile_bench's default, as `decnet profiler`).
 #
 #   bench/intel.sh [EVENTS] [ATTACKERS]     (defaults: 1000000 events, 5000 attacker IPs)
 set -euo pipefail

@@ -5,8 +5,9 @@
 //!   does by default.
 //! - `fill DB N IPS`: write N synthetic events into a SQLite store at DB (or, when DB is a
 //!   URL such as `postgres://…`, into that database; `bench/api.sh` fills its stores so).
-//! - `profile DB [BATCH]`: run the profiler worker over DB until caught up, committing every
-//!   BATCH events (default 100,000, as `decnet profiler`).
+//! - `profile DB [BATCH] [COMMIT_MS]`: run the profiler worker over DB until caught up,
+//!   committing every COMMIT_MS milliseconds of feeding or BATCH events, whichever first
+//!   (defaults 2,000 ms and 500,000, as `decnet profiler`).
 //!
 //! Each prints events/s and the process's peak RSS (VmHWM).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -110,7 +111,8 @@ fn peak_rss_mib() -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: profile_bench engine N IPS | fill DB N IPS | profile DB [BATCH]";
+    let usage =
+        "usage: profile_bench engine N IPS | fill DB N IPS | profile DB [BATCH] [COMMIT_MS]";
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -173,17 +175,23 @@ fn main() {
         }
         Some("profile") => {
             let db = args.get(2).expect(usage);
-            let batch: i64 = args.get(3).map_or(100_000, |b| b.parse().unwrap());
+            let batch: i64 = args
+                .get(3)
+                .map_or(decnet_intel::worker::DEFAULT_BATCH, |b| b.parse().unwrap());
+            let commit_ms: u64 = args.get(4).map_or(2_000, |b| b.parse().unwrap());
             rt.block_on(async {
                 let repo = SqlRepository::connect(&db_url(db)).await.unwrap();
-                let mut w = Worker::open(repo, Config::default(), batch).await.unwrap();
+                let mut w = Worker::open(repo, Config::default(), batch)
+                    .await
+                    .unwrap()
+                    .with_commit_interval(std::time::Duration::from_millis(commit_ms));
                 let started = Instant::now();
                 let n = w.run_until_idle().await.unwrap();
                 let secs = started.elapsed().as_secs_f64();
                 #[allow(clippy::cast_precision_loss)]
                 let rate = n as f64 / secs;
                 println!(
-                    "profile: {n} events from the store in {secs:.2} s, {rate:.0} events/s (batch {batch}), peak RSS {:.1} MiB",
+                    "profile: {n} events from the store in {secs:.2} s, {rate:.0} events/s (batch {batch}, commit every {commit_ms} ms), peak RSS {:.1} MiB",
                     peak_rss_mib()
                 );
             });

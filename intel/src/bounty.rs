@@ -6,6 +6,7 @@
 //! keys, so the same credential always hashes to the same dedup key.
 
 use decnet_store::{Event, repo::NewBounty};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 pub const CREDENTIAL: &str = "credential";
@@ -133,6 +134,34 @@ fn obj(e: &Event, base: Value, keys: &[&str]) -> Value {
         }
     }
     Value::Object(map)
+}
+
+// The commonest payloads, serialized straight to text with their keys in the sorted order a
+// `json!` object (a `BTreeMap`) gives them, so the text — and the dedup key hashed from it —
+// is the same as before, without a `Value` tree of copied strings per event.
+
+#[derive(Serialize)]
+struct CredentialPayload<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mechanism: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugin: Option<&'a str>,
+    secret: &'a str,
+    shape: &'a str,
+    username: &'a str,
+}
+
+#[derive(Serialize)]
+struct FingerprintPayload<'a> {
+    #[serde(rename = "fingerprint_type")]
+    t: &'a str,
+    value: &'a str,
+}
+
+fn json_text<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
 /// Every bounty in `e`, attributed to `attacker_ip`.
@@ -296,41 +325,39 @@ pub fn payloads(
     }
 
     if let Some(c) = cred {
-        let mut payload = json!({ "shape": c.shape, "username": c.username, "secret": c.secret });
-        if let Value::Object(m) = &mut payload {
-            for k in ["database", "plugin", "mechanism"] {
-                if let Some(v) = e.field(k).filter(|v| !v.is_empty()) {
-                    m.insert(k.to_owned(), Value::String(v.to_owned()));
-                }
-            }
-        }
-        push(CREDENTIAL, payload);
-    }
-    if let Some(ua) = ua {
-        push(
-            FINGERPRINT,
-            json!({ "fingerprint_type": "http_useragent", "value": ua }),
+        let extra = |k| e.field(k).filter(|v| !v.is_empty());
+        sink(
+            CREDENTIAL,
+            json_text(&CredentialPayload {
+                database: extra("database"),
+                mechanism: extra("mechanism"),
+                plugin: extra("plugin"),
+                secret: &c.secret,
+                shape: c.shape,
+                username: &c.username,
+            }),
         );
+    }
+    let mut fingerprint =
+        |t: &str, value: &str| sink(FINGERPRINT, json_text(&FingerprintPayload { t, value }));
+    if let Some(ua) = ua {
+        fingerprint("http_useragent", ua);
     }
     if let Some(h) = e.field("hassh").filter(|v| !v.is_empty()) {
-        push(
-            FINGERPRINT,
-            json!({ "fingerprint_type": "hassh", "value": h }),
-        );
+        fingerprint("hassh", h);
     }
     if let Some(b) = ssh_banner(e) {
-        push(
-            FINGERPRINT,
-            json!({ "fingerprint_type": "ssh_client_version", "value": b }),
-        );
+        fingerprint("ssh_client_version", b);
     } else if let Some(v) = e.field("client_version").filter(|v| !v.is_empty()) {
         let t = if e.service == "vnc" {
             "vnc_client_version"
         } else {
             "client_version"
         };
-        push(FINGERPRINT, json!({ "fingerprint_type": t, "value": v }));
+        fingerprint(t, v);
     }
+    let mut push =
+        |bounty_type: &'static str, payload: Value| sink(bounty_type, payload.to_string());
     if let Some(sha) = e.field("sha256").filter(|v| !v.is_empty()) {
         push(
             ARTIFACT,
@@ -345,5 +372,68 @@ pub fn payloads(
         && let Some(url) = e.field("url").filter(|v| !v.is_empty())
     {
         push(ARTIFACT, json!({ "artifact_type": "url", "url": url }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use decnet_store::Severity;
+
+    use super::*;
+
+    fn payloads_of(e: &Event) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let cred = credential(e);
+        let ua = user_agent(e);
+        payloads(e, cred.as_ref(), ua.as_deref(), |t, p| out.push((t, p)));
+        out
+    }
+
+    #[test]
+    fn typed_payloads_are_the_text_json_objects_gave() {
+        let mut e = Event::new(1, "decky-a", "mysql", "auth_attempt", Severity::Info);
+        for (k, v) in [
+            ("username", "r\"oot"),
+            ("password", "p\\w ✓"),
+            ("plugin", "mysql_native_password"),
+            ("database", "prod"),
+            ("user_agent", "curl/8"),
+            ("hassh", "abc"),
+            ("client_version", "SSH-2.0-Go"),
+        ] {
+            e.push_field(k, v).unwrap();
+        }
+        let fp = |t: &str, v: &str| json!({ "fingerprint_type": t, "value": v }).to_string();
+        assert_eq!(
+            payloads_of(&e),
+            [
+                (
+                    CREDENTIAL,
+                    json!({
+                        "shape": "password", "username": "r\"oot", "secret": "p\\w ✓",
+                        "plugin": "mysql_native_password", "database": "prod",
+                    })
+                    .to_string()
+                ),
+                (FINGERPRINT, fp("http_useragent", "curl/8")),
+                (FINGERPRINT, fp("hassh", "abc")),
+                (FINGERPRINT, fp("ssh_client_version", "SSH-2.0-Go")),
+            ]
+        );
+
+        let mut plain = Event::new(1, "decky-a", "vnc", "auth_attempt", Severity::Info);
+        plain.push_field("password", "x").unwrap();
+        plain.push_field("client_version", "RFB 003.008").unwrap();
+        assert_eq!(
+            payloads_of(&plain),
+            [
+                (
+                    CREDENTIAL,
+                    json!({ "shape": "password_only", "username": "", "secret": "x" }).to_string()
+                ),
+                (FINGERPRINT, fp("vnc_client_version", "RFB 003.008")),
+            ]
+        );
     }
 }

@@ -4,7 +4,10 @@
 //! Exactly-once by construction: results and cursor are one transaction, so a crash replays
 //! the whole uncommitted batch onto the state saved with the previous cursor.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use decnet_store::repo::{IntelCommit, RepoError, SessionRow, SqlRepository, StoredEvent};
 
@@ -16,12 +19,26 @@ pub const CURSOR_KEY: &str = "profiler_cursor";
 /// Most events per committed batch.
 pub const MAX_BATCH: i64 = 1_000_000;
 
+/// Most events per batch unless configured (`decnet profiler --batch`): it bounds the memory
+/// a batch's results take before they are committed.
+pub const DEFAULT_BATCH: i64 = 500_000;
+
+/// While catching up, a batch is committed once it has been read and fed for this long (or
+/// holds its most events, or reached the end of the table), whichever comes first.
+///
+/// A commit rewrites every attacker and open session the batch touched, however many events
+/// it held: committing on a clock instead of every N events keeps that cost per second, not
+/// per event, so a backlog is worked off in fewer, larger transactions while the stored
+/// results trail the events by about this much.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(2);
+
 /// One profiler worker over one repository.
 #[derive(Debug)]
 pub struct Worker {
     repo: SqlRepository,
     engine: Profiler,
     batch: i64,
+    commit_interval: Duration,
     cursor: i64,
 }
 
@@ -59,12 +76,20 @@ async fn restore(
     Ok(())
 }
 
-/// Commit `commit` on a blocking thread: on SQLite the rows are written on the calling thread,
-/// which would otherwise hold up the feeding of the next batch (and a runtime thread) for the
-/// whole commit.
-async fn commit_aside(repo: SqlRepository, commit: IntelCommit) -> Result<(), IntelError> {
+/// A batch being committed on a blocking thread.
+type Committing = tokio::task::JoinHandle<Result<(), RepoError>>;
+
+/// Start committing `commit` on a blocking thread: on SQLite the rows are written on the
+/// calling thread, which would otherwise hold up the feeding of the next batch (and a runtime
+/// thread) for the whole commit.
+fn commit_aside(repo: SqlRepository, commit: IntelCommit) -> Committing {
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || rt.block_on(repo.commit_intel_owned(commit)))
+}
+
+/// The outcome of a commit started by [`commit_aside`].
+async fn committed(committing: Committing) -> Result<(), IntelError> {
+    committing
         .await
         .map_err(|e| IntelError::BadState(format!("profiler commit stopped: {e}")))?
         .map_err(IntelError::from)
@@ -87,8 +112,16 @@ impl Worker {
             repo,
             engine,
             batch: batch.clamp(1, MAX_BATCH),
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
             cursor,
         })
+    }
+
+    /// Commit a batch once it has been fed for `interval` (see [`DEFAULT_COMMIT_INTERVAL`]).
+    #[must_use]
+    pub fn with_commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
     }
 
     pub fn cursor(&self) -> i64 {
@@ -100,8 +133,9 @@ impl Worker {
     }
 
     /// Profile the next batch of events (none when caught up): read pages until `batch`
-    /// events or the end of the table, then commit once. Committing less often is what makes
-    /// the profiler fast: an attacker's row is rewritten once per batch, not once per page.
+    /// events, the commit interval or the end of the table, then commit once. Committing less
+    /// often is what makes the profiler fast: an attacker's row is rewritten once per batch,
+    /// not once per page.
     pub async fn step(&mut self) -> Result<Step, IntelError> {
         let fed = self.feed_batch(self.cursor).await;
         let fed = self.or_reset(fed).await?;
@@ -121,9 +155,10 @@ impl Worker {
         Ok(step)
     }
 
-    /// Read pages after `after` until `batch` events or the end of the table, feeding each
-    /// to the engine (attackers not in memory are restored first).
+    /// Read pages after `after` until `batch` events, the commit interval or the end of the
+    /// table, feeding each to the engine (attackers not in memory are restored first).
     async fn feed_batch(&mut self, after: i64) -> Result<Fed, IntelError> {
+        let started = Instant::now();
         let mut events = 0usize;
         let mut last = after;
         let page = |events: usize| {
@@ -143,7 +178,7 @@ impl Worker {
             };
             let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= want;
             want = page(events + rows.len());
-            if full && want > 0 {
+            if full && want > 0 && started.elapsed() < self.commit_interval {
                 next = Some(self.read_ahead(page_last, want));
             }
             let missing = self.engine.missing(rows.iter().map(|r| &r.event));
@@ -205,7 +240,10 @@ impl Worker {
         limit: i64,
     ) -> tokio::task::JoinHandle<Result<Vec<StoredEvent>, RepoError>> {
         let repo = self.repo.clone();
-        tokio::spawn(async move { repo.event_page_after(after, limit).await })
+        // On SQLite the page is decoded on the calling thread: a blocking one, so the runtime
+        // keeps polling the commit and the feed meanwhile.
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || rt.block_on(repo.event_page_after(after, limit)))
     }
 
     /// Step until caught up; returns the events profiled.
@@ -221,35 +259,38 @@ impl Worker {
         }
         let mut total = 0u64;
         let mut read_to = self.cursor;
-        let mut pending: Option<(IntelCommit, Step)> = None;
+        let mut pending: Option<(Committing, Step)> = None;
         loop {
-            // Batch N commits (the database's work) while batch N+1 is read and fed (this
-            // thread's). Still exactly-once: the cursor only moves with a commit, and on any
-            // failure the engine, ahead of the database, is reset and the batch replayed.
-            // Restores during N+1 never read rows N is writing: N's attackers stay in memory
-            // (eviction waits for N's commit).
-            let (fed, committed) = match pending.take() {
-                None => (self.feed_batch(read_to).await, None),
-                Some((commit, step)) => {
-                    let committing = commit_aside(self.repo.clone(), commit);
-                    let (fed, done) = tokio::join!(self.feed_batch(read_to), committing);
-                    (fed, Some(done.map(|()| step)))
-                }
+            // Batch N commits (the database's work, on its own thread) while batch N+1 is read,
+            // fed and its rows built (this thread's). Still exactly-once: the cursor only
+            // moves with a commit, and on any failure the engine, ahead of the database, is
+            // reset and the batch replayed. Restores during N+1 never read rows N is writing:
+            // N's attackers stay in memory (eviction waits for N's commit, and spares the
+            // attackers of the batch taken since).
+            let fed = self.feed_batch(read_to).await;
+            let next = match &fed {
+                Ok(f) if f.events > 0 => Some(self.changes(*f)),
+                _ => None,
             };
-            if let Some(done) = committed {
+            if let Some((committing, step)) = pending.take() {
+                let done = committed(committing).await.map(|()| step);
                 let step = self.or_reset(done).await?;
                 self.cursor = step.cursor;
                 total += step.events as u64;
                 tracing::debug!(?step, "profiled a batch");
             }
             let fed = self.or_reset(fed).await?;
-            self.engine.evict();
-            if fed.events == 0 {
-                return Ok(total);
+            if next.is_some() {
+                self.engine.evict_sparing_taken();
+            } else {
+                self.engine.evict();
             }
+            let Some(next) = next else {
+                return Ok(total);
+            };
             read_to = fed.last;
-            let changes = self.changes(fed);
-            pending = Some(self.or_reset(changes).await?);
+            let (commit, step) = self.or_reset(next).await?;
+            pending = Some((commit_aside(self.repo.clone(), commit), step));
         }
     }
 }

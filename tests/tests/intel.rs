@@ -164,8 +164,32 @@ fn profiler_once_fills_attackers_and_correlate_reads_the_store() {
         repo.close().await;
     });
 
+    // A commit interval below the floor is refused before anything is read.
     let out = decnet()
-        .args(["profiler", "--once", "--data-dir"])
+        .args([
+            "profiler",
+            "--once",
+            "--commit-interval-ms",
+            "5",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--commit-interval-ms"));
+
+    // Small batches on a short clock: several commits, the same results.
+    let out = decnet()
+        .args([
+            "profiler",
+            "--once",
+            "--batch",
+            "4",
+            "--commit-interval-ms",
+            "10",
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .unwrap();

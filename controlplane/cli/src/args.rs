@@ -573,9 +573,13 @@ pub struct ProfilerArgs {
     /// Seconds between passes once caught up.
     #[arg(long, alias = "interval", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub interval_secs: u64,
-    /// Events per batch: results and cursor are committed in one transaction per batch.
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    /// Most events per batch: results and cursor are committed in one transaction per batch.
+    #[arg(long, default_value_t = decnet_intel::worker::DEFAULT_BATCH, value_parser = clap::value_parser!(i64).range(1..=decnet_intel::worker::MAX_BATCH))]
     pub batch: i64,
+    /// While catching up, commit a batch after this many milliseconds of profiling even when
+    /// it holds fewer than --batch events (how far stored results may trail a backlog).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub commit_interval_ms: u64,
     /// Attackers kept in memory between batches (the rest are reloaded from the store).
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_cached: u64,

@@ -195,7 +195,8 @@ pub fn profiler(args: &ProfilerArgs) -> Result<(), Failure> {
         let fail = |e: decnet_intel::IntelError| Failure::runtime(e.to_string());
         let mut worker = Worker::open(repo.clone(), cfg.clone(), args.batch)
             .await
-            .map_err(fail)?;
+            .map_err(fail)?
+            .with_commit_interval(Duration::from_millis(args.commit_interval_ms));
         if args.once {
             let started = std::time::Instant::now();
             let n = worker.run_until_idle().await.map_err(fail)?;
@@ -275,7 +276,7 @@ pub fn spawn_in_serve(
 ) -> tokio::task::JoinHandle<()> {
     let cfg = config(args);
     rt.spawn(async move {
-        let mut worker = match Worker::open(repo, cfg, 10_000).await {
+        let mut worker = match Worker::open(repo, cfg, decnet_intel::worker::DEFAULT_BATCH).await {
             Ok(w) => w,
             Err(e) => {
                 tracing::error!(error = %e, "serve: the profiler cannot start; attackers will not be updated");
