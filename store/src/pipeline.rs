@@ -318,7 +318,7 @@ impl Writer {
         while !closing {
             let wait = match &open {
                 Some(s) if !s.is_empty() => s
-                    .window_deadline(policy)
+                    .wake_deadline(policy)
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(1)),
                 _ => policy.max_age,

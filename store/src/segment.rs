@@ -276,6 +276,17 @@ impl SegmentWriter {
         self.window_start + policy.durable_window
     }
 
+    /// When the writer must look at this segment again with no new event: the end of the
+    /// durable window while appended events wait for it, else the rotation age. (Waking at
+    /// the past window deadline instead would spin every millisecond until rotation.)
+    pub fn wake_deadline(&self, policy: &SegmentPolicy) -> Instant {
+        if self.pending > 0 {
+            self.window_deadline(policy)
+        } else {
+            self.opened + policy.max_age
+        }
+    }
+
     /// Make every appended event durable. Returns how many became durable.
     pub fn sync(&mut self) -> Result<u64, SegmentError> {
         if self.pending == 0 {
@@ -519,6 +530,23 @@ mod tests {
         assert_eq!(id, 7);
         let got: Vec<Event> = events.into_iter().map(|(_, e)| e.unwrap()).collect();
         assert_eq!(got, batch);
+    }
+
+    #[test]
+    fn an_idle_durable_segment_wakes_its_writer_at_rotation_not_every_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = SegmentPolicy {
+            durable_window: Duration::from_millis(200),
+            max_age: Duration::from_secs(30),
+            ..SegmentPolicy::default()
+        };
+        let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
+        w.append(&[event(1)], false).unwrap();
+        // Waiting events: wake when their durable window ends.
+        assert_eq!(w.wake_deadline(&policy), w.window_deadline(&policy));
+        w.sync().unwrap();
+        // All durable: nothing to do before the segment is due to rotate.
+        assert!(w.wake_deadline(&policy) > Instant::now() + Duration::from_secs(29));
     }
 
     #[test]
