@@ -13,6 +13,7 @@
 # Usage: bench/sniffer.sh [REPS]   env: RATE=50000 (or max: no rate limit, as fast as trafgen goes)
 #        COUNT=500000 SPORT=4000 (one flow instead of cycling ports)  DECNET_BIN=path (skip the build)
 #        RECEIVERS="sniffer-packet sniffer-xdp sniffer-packet-nopcap tcpdump" RELEASE=0|1
+#        THREADS=1 (also print each receiver thread's CPU in the window, by thread name, on stderr)
 # Receivers: sniffer-xdp, sniffer-packet, sniffer-packet-nopcap, sniffer-*-nolimit (the same with
 # --event-rate 0: every per-packet event reaches the store), tcpdump (-w FILE), tcpdump-null
 # (-w /dev/null, the issue's reference).
@@ -71,6 +72,16 @@ cpu_ns() {
     cat /proc/"$child"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END{printf "%.0f", s}'
 }
 
+# With THREADS=1: "tid comm ns" of every thread of that process, to split the window's CPU by thread.
+thread_ns() {
+    local child t
+    child=$(pgrep -P "$1" | head -1)
+    [ -n "$child" ] || return 0
+    for t in /proc/"$child"/task/*; do
+        printf "%s %s %s\n" "${t##*/}" "$(tr ' ' _ < "$t/comm" 2>/dev/null)" "$(cut -d' ' -f1 "$t/schedstat" 2>/dev/null)"
+    done
+}
+
 # receiver NAME -> "packets cpu_ns_per_pkt maxrss_kb window_ns_per_pkt"
 # cpu_ns_per_pkt is the whole process lifetime (start-up, idle wait, drain, shutdown) / packets;
 # window_ns_per_pkt is the CPU spent from just before the generator starts until 1 s after it
@@ -98,9 +109,17 @@ receiver() {
     local rate=(-b "${RATE}pps")
     [ "$RATE" = max ] && rate=()
     c0=$(cpu_ns "$pid")
+    [ "${THREADS:-0}" = 1 ] && thread_ns "$pid" > "$work/threads0"
     ip netns exec "$NS" trafgen --cpus 1 -q -C -i "$work/udp.cfg" -o "$TX" -n "$COUNT" "${rate[@]}" >"$work/trafgen.log" 2>&1
     sleep 1
     c1=$(cpu_ns "$pid")
+    if [ "${THREADS:-0}" = 1 ]; then
+        thread_ns "$pid" > "$work/threads1"
+        # To stderr, so the caller's `read` of the figures is unaffected.
+        awk -v n="$name" 'NR==FNR {a[$1]=$3; next} {d=$3-a[$1]; if (d>0) c[$2]+=d}
+            END {for (k in c) printf "  %s thread %-20s %12.0f ns\n", n, k, c[k]}' \
+            "$work/threads0" "$work/threads1" | sort -k5 -n -r >&2
+    fi
     if [ "${name%-null}" = tcpdump ]; then
         pkill -INT -P "$pid" tcpdump || kill -INT "$pid"
     else

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! capture_rate IFACE [--backend auto|xdp|packet] [--xdp-mode auto|native|generic]
-//!                    [--seconds N] [--mirror] [--spins N] [--coalesce-us N] [--fanout N] [--no-pin] [--quiet]
+//!                    [--seconds N] [--mirror] [--spins N] [--coalesce-us N] [--coalesce-max-us N] [--fanout N] [--no-pin] [--quiet]
 //! ```
 //! Stops after `--seconds` (default 10) or on SIGINT/SIGTERM. Last line: `RESULT k=v ...`.
 
@@ -46,7 +46,7 @@ impl FrameConsumer for Counter {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: capture_rate IFACE [--backend auto|xdp|packet] [--xdp-mode auto|native|generic] [--seconds N] [--mirror] [--spins N] [--coalesce-us N] [--fanout N] [--no-pin] [--quiet]"
+        "usage: capture_rate IFACE [--backend auto|xdp|packet] [--xdp-mode auto|native|generic] [--seconds N] [--mirror] [--spins N] [--coalesce-us N] [--coalesce-max-us N] [--fanout N] [--no-pin] [--quiet]"
     );
     std::process::exit(2)
 }
@@ -79,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--seconds" => seconds = val().parse()?,
             "--spins" => cfg.xsk.busy_poll_spins = val().parse()?,
             "--coalesce-us" => cfg.xsk.coalesce_us = val().parse()?,
+            "--coalesce-max-us" => cfg.xsk.coalesce_max_us = val().parse()?,
             "--fanout" => cfg.packet.fanout = val().parse()?,
             "--mirror" => cfg.mode = CaptureMode::Mirror,
             "--no-pin" => cfg.pin_threads = false,

@@ -426,6 +426,11 @@ impl<W: Write> PcapWriter<W> {
         self.inner.flush()
     }
 
+    /// The inner writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
     /// Flush and return the inner writer.
     pub fn into_inner(mut self) -> io::Result<W> {
         self.inner.flush()?;

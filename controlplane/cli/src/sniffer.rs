@@ -332,7 +332,11 @@ impl Sniffing {
         };
         // A shared appliance core: batch wakeups instead of spinning (see NOTES-dp-capture).
         cfg.xsk.busy_poll_spins = 0;
+        // Each wakeup takes about a batch: 500 µs sleeps at high rates, up to 10 ms (AF_PACKET's
+        // block timeout) on a slow link — 10 ms × 8192 ring entries leaves room up to ~800 kpps.
         cfg.xsk.coalesce_us = 500;
+        cfg.xsk.coalesce_max_us = 10_000;
+        cfg.xsk.batch = 1024;
         // 32 MiB of UMEM per queue (the default is 8): a descheduled analyzer thread on a
         // loaded appliance must not turn into ring drops (AF_PACKET gets 16 MiB).
         cfg.xsk.frames = 16_384;

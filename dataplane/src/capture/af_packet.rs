@@ -168,6 +168,12 @@ impl PacketSocket {
             // SAFETY: bounds checked above; the kernel aligns packet headers to 16 bytes.
             let h =
                 unsafe { std::ptr::read_unaligned(block.add(pos).cast::<libc::tpacket3_hdr>()) };
+            let next = pos + h.tp_next_offset as usize;
+            if h.tp_next_offset != 0 && next < self.block_size {
+                // Start pulling the next frame (written by another core) while this one is
+                // analysed.
+                sys::prefetch(block.wrapping_add(next));
+            }
             let start = pos + usize::from(h.tp_mac);
             let len = h.tp_snaplen as usize;
             if start + len <= self.block_size {
@@ -186,7 +192,7 @@ impl PacketSocket {
             if h.tp_next_offset == 0 {
                 break;
             }
-            pos += h.tp_next_offset as usize;
+            pos = next;
         }
         fence(Ordering::Release);
         // SAFETY: returning the block: status back to TP_STATUS_KERNEL (0).

@@ -105,6 +105,9 @@ pub struct XskSocket {
     bind_mode: XskBindMode,
     busy_poll_spins: u32,
     coalesce_us: u32,
+    coalesce_max_us: u32,
+    /// The coalescing sleep in use, between `coalesce_us` and `coalesce_max_us`.
+    sleep_us: u32,
     /// The last call found frames: traffic is flowing.
     active: bool,
     batch: u32,
@@ -145,7 +148,7 @@ impl XskSocket {
         let frames = cfg.frames.max(fill_size);
         let fd = sys::socket(libc::AF_XDP, libc::SOCK_RAW, 0)?;
         let umem_len = frames as usize * frame_size as usize;
-        let umem = Mmap::new(umem_len, None, 0, true, "UMEM")?;
+        let umem = Mmap::huge_anonymous(umem_len, "UMEM")?;
         let reg = libc::xdp_umem_reg {
             addr: umem.as_ptr() as u64,
             len: umem_len as u64,
@@ -258,6 +261,8 @@ impl XskSocket {
             bind_mode: mode,
             busy_poll_spins: cfg.busy_poll_spins,
             coalesce_us: cfg.coalesce_us,
+            coalesce_max_us: cfg.coalesce_max_us.max(cfg.coalesce_us),
+            sleep_us: cfg.coalesce_us,
             active: false,
             batch: cfg.batch.max(1),
             received: 0,
@@ -316,10 +321,21 @@ impl XskSocket {
         let ts = sys::now_ns();
         let base = self.umem.as_ptr();
         let umem_len = self.umem.len() as u64;
-        for i in 0..n {
+        let desc = |i: u32| {
             let slot = (cons.wrapping_add(i) & self.rx.mask) as usize;
             // SAFETY: slot < size; entries between consumer and producer are ours to read.
-            let d = unsafe { self.rx.desc.cast::<XdpDesc>().add(slot).read() };
+            unsafe { self.rx.desc.cast::<XdpDesc>().add(slot).read() }
+        };
+        for i in 0..n {
+            let d = desc(i);
+            if i + 1 < n {
+                // The kernel wrote the next frame from another core: start pulling its headers
+                // into this core's cache while this frame is analysed.
+                let next = desc(i + 1).addr;
+                if next < umem_len {
+                    sys::prefetch(base.wrapping_add(next as usize));
+                }
+            }
             let end = d.addr.saturating_add(u64::from(d.len));
             if end <= umem_len {
                 // SAFETY: in-bounds range of the UMEM; the kernel wrote it before publishing `prod`.
@@ -373,6 +389,21 @@ impl XskSocket {
     }
 }
 
+/// The next coalescing sleep after one that ended with `waiting` frames in the ring: each
+/// wakeup should carry about one batch. Fewer than a quarter of a batch doubles the sleep (the
+/// link is slower than the sleep assumed), a full batch or more halves it (frames are piling
+/// up: keep the ring far from full); within `[min_us, max_us]`.
+fn next_sleep_us(sleep_us: u32, waiting: u32, batch: u32, min_us: u32, max_us: u32) -> u32 {
+    let next = if waiting >= batch {
+        sleep_us / 2
+    } else if waiting < batch / 4 {
+        sleep_us.saturating_mul(2)
+    } else {
+        sleep_us
+    };
+    next.clamp(min_us, max_us.max(min_us))
+}
+
 impl CaptureBackend for XskSocket {
     fn recv_batch(
         &mut self,
@@ -386,9 +417,9 @@ impl CaptureBackend for XskSocket {
             }
             std::hint::spin_loop();
         }
-        let coalesce = std::time::Duration::from_micros(u64::from(self.coalesce_us));
+        let coalesce = std::time::Duration::from_micros(u64::from(self.sleep_us));
         let mut slept = false;
-        if self.pending() == 0 && self.active && self.coalesce_us > 0 {
+        if self.pending() == 0 && self.active && self.sleep_us > 0 {
             // Traffic was flowing a moment ago: one timed sleep usually returns to a batch,
             // and costs one wakeup where poll() would wake for the first frame and then sleep.
             std::thread::sleep(coalesce);
@@ -396,6 +427,7 @@ impl CaptureBackend for XskSocket {
         }
         if self.pending() == 0 {
             self.active = false;
+            self.sleep_us = self.coalesce_us;
             // Idle: sleep in poll(), which also kicks the driver when it asked for a wakeup
             // (need_wakeup on the fill ring) because it ran out of buffers.
             if !sys::poll_in(self.fd.as_raw_fd(), timeout_ms)? {
@@ -405,8 +437,19 @@ impl CaptureBackend for XskSocket {
         // Interrupt moderation in software: woken for a handful of frames, wait a little so the
         // next wakeup carries a batch. Bounded by the ring: at rates that fill half a batch in
         // less than this, the sleep is skipped.
-        if !slept && self.coalesce_us > 0 && self.pending() < self.batch / 2 {
+        if !slept && self.sleep_us > 0 && self.pending() < self.batch / 2 {
             std::thread::sleep(coalesce);
+            slept = true;
+        }
+        let waiting = self.pending();
+        if slept {
+            self.sleep_us = next_sleep_us(
+                self.sleep_us,
+                waiting,
+                self.batch,
+                self.coalesce_us,
+                self.coalesce_max_us,
+            );
         }
         let n = self.drain(consumer);
         self.active = n > 0;
@@ -429,5 +472,30 @@ impl CaptureBackend for XskSocket {
             "af_xdp queue {} ({:?} bind, need_wakeup)",
             self.queue, self.bind_mode
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_sleep_us;
+
+    #[test]
+    fn coalescing_sleep_adapts_to_the_rate_within_its_bounds() {
+        // A slow link: the sleep doubles until the cap.
+        let mut s = 500;
+        for _ in 0..10 {
+            s = next_sleep_us(s, 10, 1024, 500, 10_000);
+        }
+        assert_eq!(s, 10_000);
+        // A full batch waiting: halve, down to the floor.
+        for _ in 0..10 {
+            s = next_sleep_us(s, 4096, 1024, 500, 10_000);
+        }
+        assert_eq!(s, 500);
+        // A quarter to a whole batch: keep it.
+        assert_eq!(next_sleep_us(2000, 300, 1024, 500, 10_000), 2000);
+        // No cap configured (or below the floor): fixed.
+        assert_eq!(next_sleep_us(500, 0, 1024, 500, 0), 500);
+        assert_eq!(next_sleep_us(500, 5000, 1024, 500, 0), 500);
     }
 }

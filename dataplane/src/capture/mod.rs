@@ -262,6 +262,12 @@ pub struct XskConfig {
     /// When a wakeup finds fewer than half a batch, sleep this long (µs) before taking them,
     /// so idle-ish links cost one wakeup per batch rather than per frame. 0 disables.
     pub coalesce_us: u32,
+    /// Upper bound (µs) of an adaptive coalescing sleep: while wakeups keep finding less than
+    /// a quarter of a batch the sleep doubles up to this, and it halves when one finds a full
+    /// batch waiting, so each wakeup carries about a batch whatever the rate. At most
+    /// `coalesce_max_us` × rate frames wait in the RX ring, so keep it well under
+    /// `rx_ring` / peak rate. 0 (or ≤ `coalesce_us`) keeps the sleep fixed at `coalesce_us`.
+    pub coalesce_max_us: u32,
     /// Most frames handled per batch.
     pub batch: u32,
     /// Try zero-copy before copy mode.
@@ -277,6 +283,7 @@ impl Default for XskConfig {
             fill_ring: 2048,
             busy_poll_spins: 2000,
             coalesce_us: 0,
+            coalesce_max_us: 0,
             batch: 256,
             try_zero_copy: true,
         }

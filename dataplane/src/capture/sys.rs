@@ -140,6 +140,50 @@ impl Mmap {
         Ok(Self { ptr, len })
     }
 
+    /// Anonymous memory for a UMEM, backed by transparent huge pages where the kernel allows
+    /// (`madvise` or `always` mode): every frame sits in its own 2–4 KiB chunk, so with 4 KiB
+    /// pages each received frame would be a TLB miss; 2 MiB pages cover the UMEM with a few
+    /// entries. Falls back to ordinary pages silently (the hint is best effort). Populated.
+    pub(crate) fn huge_anonymous(len: usize, what: &str) -> Result<Self, CaptureError> {
+        const HUGE: usize = 2 << 20;
+        if len < HUGE {
+            return Self::new(len, None, 0, true, what);
+        }
+        // Over-map by one huge page to start on a 2 MiB boundary, then trim both ends.
+        let raw = Self::new(len + HUGE, None, 0, false, what)?;
+        let base = raw.ptr.as_ptr() as usize;
+        let start = base.next_multiple_of(HUGE);
+        let (head, tail) = (start - base, base + raw.len - (start + len));
+        std::mem::forget(raw);
+        // SAFETY: unmapping the unused head and tail of the mapping made just above; the
+        // middle `[start, start + len)` stays mapped and is owned by the value returned.
+        unsafe {
+            if head > 0 {
+                libc::munmap(base as *mut libc::c_void, head);
+            }
+            if tail > 0 {
+                libc::munmap((start + len) as *mut libc::c_void, tail);
+            }
+        }
+        let ptr = NonNull::new(start as *mut u8)
+            .ok_or_else(|| CaptureError::Config(format!("mmap({what}) returned null")))?;
+        let map = Self { ptr, len };
+        // SAFETY: advice and population on the range this value owns; no memory is read.
+        unsafe {
+            if libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_HUGEPAGE) != 0 {
+                tracing::debug!(what, error = %io::Error::last_os_error(), "no huge pages");
+            }
+            // Fault everything in now (as MAP_POPULATE would), not on the capture path.
+            if libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_POPULATE_WRITE) != 0 {
+                let page = 4096;
+                for off in (0..len).step_by(page) {
+                    ptr.as_ptr().add(off).write_volatile(0);
+                }
+            }
+        }
+        Ok(map)
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
@@ -261,4 +305,22 @@ pub(crate) fn raise_memlock() {
             }
         }
     }
+}
+
+/// Hint the CPU to fetch the two cache lines at `ptr` (a frame's headers). Never faults, so
+/// any address is allowed; a no-op off x86-64.
+#[inline]
+pub(super) fn prefetch(ptr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: prefetch is a hint: it has no architectural effect and never faults.
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>());
+            _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(64).cast::<i8>());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
 }

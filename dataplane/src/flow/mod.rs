@@ -19,11 +19,28 @@ pub use stats::RunningStats;
 use crate::decode::{Packet, TcpFlags, Transport};
 
 /// The canonical 5-tuple: `lo` is the smaller (address, port) endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
     pub protocol: u8,
     pub lo: (IpAddr, u16),
     pub hi: (IpAddr, u16),
+}
+
+/// Hashes three fixed-width words instead of the derived walk over two `IpAddr` enums (their
+/// discriminants, then length-prefixed byte arrays): this runs for every captured packet.
+/// An IPv4 address and its IPv4-mapped IPv6 form hash alike, which `Eq` still tells apart.
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let bits = |ip: IpAddr| match ip {
+            IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+            IpAddr::V6(a) => u128::from(a),
+        };
+        state.write_u128(bits(self.lo.0));
+        state.write_u128(bits(self.hi.0));
+        state.write_u64(
+            u64::from(self.protocol) << 32 | u64::from(self.lo.1) << 16 | u64::from(self.hi.1),
+        );
+    }
 }
 
 impl FlowKey {
@@ -203,6 +220,14 @@ pub struct Update<'t, S> {
     pub retransmit: bool,
 }
 
+/// A bare ACK or RST: of an unknown flow, the tail of one that already ended (the last ACK
+/// after both FINs) or a stray answer, which must not open a flow.
+fn is_tail(t: &crate::decode::Tcp<'_>) -> bool {
+    t.payload.is_empty()
+        && t.flags.0 & (TcpFlags::SYN | TcpFlags::FIN) == 0
+        && t.flags.0 & (TcpFlags::ACK | TcpFlags::RST) != 0
+}
+
 /// Timeouts and size bound.
 #[derive(Debug, Clone, Copy)]
 pub struct FlowConfig {
@@ -234,14 +259,24 @@ pub struct FlowCounters {
 struct Entry<S> {
     stats: FlowStats,
     state: S,
+}
+
+/// What the table stores per key: the times the timeout sweep reads and the generation the
+/// eviction queue checks, inline, and the flow itself boxed. A table slot stays small, so the
+/// table is allocated for `max_flows` up front (no rehash stall while a flood fills it; the
+/// pages are touched only as flows arrive) and the sweep walks slots without chasing boxes.
+struct Slot<S> {
+    first_ts: i64,
+    last_ts: i64,
     /// Distinguishes this flow from an earlier one with the same key in the eviction queue.
     generation: u64,
+    entry: Box<Entry<S>>,
 }
 
 /// The flow table.
 pub struct FlowTable<S> {
     config: FlowConfig,
-    flows: crate::FastMap<FlowKey, Entry<S>>,
+    flows: crate::FastMap<FlowKey, Slot<S>>,
     /// Creation order, for evicting the oldest flow in amortised O(1).
     order: VecDeque<(FlowKey, u64)>,
     next_generation: u64,
@@ -262,7 +297,10 @@ impl<S: Default> FlowTable<S> {
     pub fn new(config: FlowConfig) -> Self {
         Self {
             config,
-            flows: crate::FastMap::default(),
+            flows: crate::FastMap::with_capacity_and_hasher(
+                config.max_flows.max(1),
+                foldhash::fast::RandomState::default(),
+            ),
             order: VecDeque::new(),
             next_generation: 0,
             counters: FlowCounters::default(),
@@ -288,58 +326,64 @@ impl<S: Default> FlowTable<S> {
         let ip = packet.ip()?;
         let ts = packet.ts_ns;
         let tcp = packet.tcp();
-        let mut new = false;
-        if !self.flows.contains_key(&key) {
-            // A bare ACK or RST of an unknown flow is the tail of one that already ended (the
-            // last ACK after both FINs) or a stray answer: it must not open a new flow.
-            if let Some(t) = tcp
-                && t.payload.is_empty()
-                && t.flags.0 & (TcpFlags::SYN | TcpFlags::FIN) == 0
-                && t.flags.0 & (TcpFlags::ACK | TcpFlags::RST) != 0
-            {
-                self.counters.ignored_tails += 1;
-                return None;
-            }
+        // Only a full table needs to know before inserting (to evict): the common paths pay
+        // one hash and one probe through the entry API.
+        if self.flows.len() >= self.config.max_flows.max(1)
+            && !self.flows.contains_key(&key)
+            && !tcp.is_some_and(is_tail)
+        {
             while self.flows.len() >= self.config.max_flows.max(1) {
                 if !self.evict_oldest(expired) {
                     break;
                 }
             }
-            let (src, dst) = if lo_to_hi {
-                (key.lo, key.hi)
-            } else {
-                (key.hi, key.lo)
-            };
-            // A SYN-ACK as the first packet means we missed the SYN: its receiver initiated.
-            let synack =
-                tcp.is_some_and(|t| t.flags.has(TcpFlags::SYN) && t.flags.has(TcpFlags::ACK));
-            let (initiator, responder) = if synack { (dst, src) } else { (src, dst) };
-            let generation = self.next_generation;
-            self.next_generation += 1;
-            self.order.push_back((key, generation));
-            self.flows.insert(
-                key,
-                Entry {
-                    stats: FlowStats {
-                        key,
-                        initiator,
-                        responder,
-                        first_ts: ts,
-                        last_ts: ts,
-                        dir: Default::default(),
-                        iat: RunningStats::default(),
-                        retransmits: 0,
-                        handshake_done: false,
-                        synack_seen: false,
-                    },
-                    state: S::default(),
-                    generation,
-                },
-            );
-            self.counters.created += 1;
-            new = true;
         }
-        let entry = self.flows.get_mut(&key)?;
+        let mut new = false;
+        let slot = match self.flows.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if tcp.is_some_and(is_tail) {
+                    self.counters.ignored_tails += 1;
+                    return None;
+                }
+                let (src, dst) = if lo_to_hi {
+                    (key.lo, key.hi)
+                } else {
+                    (key.hi, key.lo)
+                };
+                // A SYN-ACK as the first packet means we missed the SYN: its receiver initiated.
+                let synack =
+                    tcp.is_some_and(|t| t.flags.has(TcpFlags::SYN) && t.flags.has(TcpFlags::ACK));
+                let (initiator, responder) = if synack { (dst, src) } else { (src, dst) };
+                let generation = self.next_generation;
+                self.next_generation += 1;
+                self.order.push_back((key, generation));
+                self.counters.created += 1;
+                new = true;
+                v.insert(Slot {
+                    first_ts: ts,
+                    last_ts: ts,
+                    generation,
+                    entry: Box::new(Entry {
+                        stats: FlowStats {
+                            key,
+                            initiator,
+                            responder,
+                            first_ts: ts,
+                            last_ts: ts,
+                            dir: Default::default(),
+                            iat: RunningStats::default(),
+                            retransmits: 0,
+                            handshake_done: false,
+                            synack_seen: false,
+                        },
+                        state: S::default(),
+                    }),
+                })
+            }
+        };
+        slot.last_ts = slot.last_ts.max(ts);
+        let entry = &mut *slot.entry;
         let st = &mut entry.stats;
         let src = (ip.src, packet.ports().map_or(0, |p| p.0));
         let from_initiator = src == st.initiator && (st.initiator != st.responder || lo_to_hi);
@@ -401,8 +445,7 @@ impl<S: Default> FlowTable<S> {
 
     /// End the flow of `key` if the last packet closed it (RST, or FIN both ways).
     pub fn close_if_done(&mut self, key: &FlowKey) -> Option<Expired<S>> {
-        let entry = self.flows.get(key)?;
-        let st = &entry.stats;
+        let st = &self.flows.get(key)?.entry.stats;
         let reason = if st.flags().has(TcpFlags::RST) {
             EndReason::Rst
         } else if st.dir[0].fin && st.dir[1].fin {
@@ -414,7 +457,7 @@ impl<S: Default> FlowTable<S> {
     }
 
     fn remove(&mut self, key: &FlowKey, reason: EndReason) -> Option<Expired<S>> {
-        let entry = self.flows.remove(key)?;
+        let entry = self.flows.remove(key)?.entry;
         self.counters.expired += 1;
         Some(Expired {
             stats: entry.stats,
@@ -448,9 +491,9 @@ impl<S: Default> FlowTable<S> {
             .flows
             .iter()
             .filter_map(|(k, e)| {
-                if now_ns.saturating_sub(e.stats.last_ts) >= idle {
+                if now_ns.saturating_sub(e.last_ts) >= idle {
                     Some((*k, EndReason::Idle))
-                } else if now_ns.saturating_sub(e.stats.first_ts) >= active {
+                } else if now_ns.saturating_sub(e.first_ts) >= active {
                     Some((*k, EndReason::Active))
                 } else {
                     None
