@@ -17,7 +17,16 @@
 # either receiver's capacity); SYSTEMS="decnet" measures one receiver; SKIP_FLUSH=1 skips the
 # flush benchmark; SKIP_BUILD=1 uses the binaries already in CARGO_TARGET_DIR. Throughput = messages processed / seconds from the first send until the receiver has
 # processed the last one (decnet: made durable in a segment; rsyslog: written to its output file,
-# not fsynced). CPU = receiver's user+system seconds over the same interval. Medians of RUNS.
+# not fsynced). CPU = receiver's user+system time per message, counted from the first send
+# until 1 s after the receiver's count stopped growing (so for decnet it includes most of the
+# SQL flush of the flood, which runs behind intake). Medians of RUNS.
+#
+# rsyslog writes with omfile's defaults (no async writer, flush at the end of each batch): with
+# `asyncWriting="on"` its last lines reach the file only when the 1-second flush interval
+# fires, which measured rsyslog at about half its real rate (the figures before 2026-11-29).
+# The kernel's unix datagram queue (net.unix.max_dgram_qlen) is set to UNIX_QLEN (default 512,
+# systemd's default on Debian; this machine boots with the kernel's 10) for both receivers and
+# restored afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MESSAGES=${1:-300000}
@@ -42,11 +51,15 @@ FLUSH=$CARGO_TARGET_DIR/release/examples/flush_rate
 
 WORK=$(mktemp -d /var/tmp/decnet-bench.XXXXXX)
 PIDS=()
+QLEN_BEFORE=$(sysctl -n net.unix.max_dgram_qlen)
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sysctl -qw net.unix.max_dgram_qlen="$QLEN_BEFORE" || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+sysctl -qw net.unix.max_dgram_qlen="${UNIX_QLEN:-512}"
+echo "net.unix.max_dgram_qlen=$(sysctl -n net.unix.max_dgram_qlen) for this run (was $QLEN_BEFORE)" >&2
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Kernel UDP receive errors so far (InErrors, which counts every RcvbufErrors drop too),
@@ -99,7 +112,7 @@ module(load="imuxsock" SysSock.Use="off")
 input(type="imudp" address="127.0.0.1" port="25515" rcvbufSize="16m")
 input(type="imuxsock" Socket="$WORK/rsyslog.sock" RateLimit.Interval="0" UseSpecialParser="off")
 template(name="raw" type="string" string="%rawmsg%\n")
-*.* action(type="omfile" file="$WORK/rsyslog.out" template="raw" asyncWriting="on" ioBufferSize="256k" flushOnTXEnd="off")
+*.* action(type="omfile" file="$WORK/rsyslog.out" template="raw" ioBufferSize="256k")
 EOF
     rsyslogd -n -f "$WORK/rsyslog.conf" -i "$WORK/rsyslog.pid" 2>"$WORK/rsyslog.err" &
     RECEIVER=$!
@@ -116,7 +129,7 @@ stop_receiver() {
     wait "$RECEIVER" 2>/dev/null || true
 }
 
-# measure SYSTEM TRANSPORT → "rate cpu_percent loss_percent kernel_udp_drops"
+# measure SYSTEM TRANSPORT → "rate cpu_us_per_message loss_percent kernel_udp_drops"
 measure() {
     local system=$1 transport=$2 target
     "start_$system"
@@ -133,12 +146,12 @@ measure() {
     stop_receiver
     count=${settled% *}
     secs=${settled#* }
-    echo "$(echo "$count / $secs" | bc) $(echo "100 * ($c1 - $c0) / $TICKS / $secs" | bc) $(echo "100 * ($MESSAGES - $count) / $MESSAGES" | bc) $((d1 - d0))"
+    echo "$(echo "$count / $secs" | bc) $(echo "scale=1; 1000000 * ($c1 - $c0) / $TICKS / ($count + ($count == 0))" | bc) $(echo "100 * ($MESSAGES - $count) / $MESSAGES" | bc) $((d1 - d0))"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf "%-8s %-9s %12s %8s %7s %10s  %s\n" system via "msgs/s" "cpu%" "loss%" "udp drops" "runs (msgs/s)"
+printf "%-8s %-9s %12s %11s %7s %10s  %s\n" system via "msgs/s" "cpu µs/msg" "loss%" "udp drops" "runs (msgs/s)"
 declare -A RATE
 for transport in ${TRANSPORTS:-unix udp-batch}; do
     for system in ${SYSTEMS:-decnet rsyslog}; do
@@ -149,7 +162,7 @@ for transport in ${TRANSPORTS:-unix udp-batch}; do
         done
         rate=$(printf "%s\n" "${rates[@]}" | median)
         RATE[$system-$transport]=$rate
-        printf "%-8s %-9s %12s %8s %7s %10s  %s\n" "$system" "$transport" "$rate" \
+        printf "%-8s %-9s %12s %11s %7s %10s  %s\n" "$system" "$transport" "$rate" \
             "$(printf "%s\n" "${cpus[@]}" | median)" "$(printf "%s\n" "${losses[@]}" | median)" \
             "$(printf "%s\n" "${drops[@]}" | median)" "${rates[*]}"
     done

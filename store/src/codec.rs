@@ -21,7 +21,7 @@ const DST_PORT: u8 = 1 << 4;
 const MAX_STRING: usize = 64 * 1024;
 
 /// Why bytes are not an encoded event.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("encoded event ends early (reading {0}); the segment is damaged")]
     Truncated(&'static str),

@@ -8,6 +8,7 @@
 //! the [`datadir`] every piece of state lives under.
 
 mod address;
+pub mod block;
 pub mod codec;
 pub mod datadir;
 mod draft;

@@ -6,6 +6,11 @@
 //! rotates by size or age: it is sealed (renamed `*.sealed`) and handed to the flusher, which
 //! moves it into SQL and deletes it. A segment left open by a crash holds exactly its last
 //! durable commit; [`recover`] seals it on the next start.
+//!
+//! A commit's events are stored as [`block`](crate::block)s (one redb entry for up to 256 KiB
+//! of events) rather than one entry each. Segments of the earlier one-entry-per-event format
+//! (no `format` in their meta table) are still read, so an upgrade flushes what the previous
+//! version left.
 
 use std::{
     fs,
@@ -13,12 +18,24 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 
-use crate::{Event, codec};
+use crate::{
+    Event,
+    block::{self, Block, BlockBuilder},
+    codec,
+};
 
+/// One entry per event, keyed by sequence: the format before blocks (read only).
 const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
+/// One entry per block, keyed by the sequence of its first event.
+const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// Meta key naming the entry format; absent in segments of one entry per event.
+const FORMAT_KEY: &str = "format";
+const FORMAT_BLOCKS: u64 = 2;
 const OPEN_SUFFIX: &str = "open";
 const SEALED_SUFFIX: &str = "sealed";
 
@@ -62,6 +79,10 @@ impl SegmentError {
 pub struct SegmentPolicy {
     /// Longest time an accepted event may stay non-durable.
     pub durable_window: Duration,
+    /// A writer that has appended nothing for this long makes what it holds durable without
+    /// waiting for the window to end: a burst is durable soon after its last event, while
+    /// under steady load the window still bounds how often a writer syncs.
+    pub durable_when_quiet: Duration,
     /// Seal a segment once its file reaches this size.
     pub max_bytes: u64,
     /// Seal a segment with events once it is this old, so events reach SQL promptly.
@@ -72,6 +93,7 @@ impl Default for SegmentPolicy {
     fn default() -> Self {
         Self {
             durable_window: Duration::from_millis(200),
+            durable_when_quiet: Duration::from_millis(10),
             max_bytes: 32 * 1024 * 1024,
             max_age: Duration::from_secs(1),
         }
@@ -91,6 +113,10 @@ pub struct SegmentWriter {
     bytes: u64,
     opened: Instant,
     window_start: Instant,
+    /// When events were last appended.
+    last_append: Instant,
+    /// The block being filled (its buffer is kept between commits).
+    block: BlockBuilder,
 }
 
 /// What a segment stores: an event, or encodings made ahead of time by the producer (one
@@ -162,7 +188,9 @@ impl SegmentWriter {
                 .map_err(|e| SegmentError::db(&path, e))?;
             meta.insert("segment_id", id)
                 .map_err(|e| SegmentError::db(&path, e))?;
-            txn.open_table(EVENTS)
+            meta.insert(FORMAT_KEY, FORMAT_BLOCKS)
+                .map_err(|e| SegmentError::db(&path, e))?;
+            txn.open_table(BLOCKS)
                 .map_err(|e| SegmentError::db(&path, e))?;
         }
         txn.commit().map_err(|e| SegmentError::db(&path, e))?;
@@ -176,6 +204,8 @@ impl SegmentWriter {
             bytes: 0,
             opened: now,
             window_start: now,
+            last_append: now,
+            block: BlockBuilder::default(),
         })
     }
 
@@ -215,24 +245,41 @@ impl SegmentWriter {
             .map_err(|e| SegmentError::db(path, e))?;
         {
             let mut table = txn
-                .open_table(EVENTS)
+                .open_table(BLOCKS)
                 .map_err(|e| SegmentError::db(path, e))?;
             let mut buf = Vec::with_capacity(512);
-            let (next_seq, bytes) = (&mut self.next_seq, &mut self.bytes);
-            let mut store = |encoded: &[u8]| {
+            let (next_seq, bytes, block) = (&mut self.next_seq, &mut self.bytes, &mut self.block);
+            block.clear();
+            let mut block_first = *next_seq;
+            let mut store_block = |block: &mut BlockBuilder, first: u64| {
                 table
-                    .insert(*next_seq, encoded)
+                    .insert(first, block.bytes())
                     .map_err(|e| SegmentError::db(path, e))?;
+                block.clear();
+                Ok::<_, SegmentError>(())
+            };
+            let mut store = |encoded: &[u8]| {
+                if block.would_overflow(encoded.len()) {
+                    store_block(block, block_first)?;
+                    block_first = *next_seq;
+                }
+                block.push(encoded);
                 *next_seq += 1;
-                *bytes += encoded.len() as u64 + 16;
+                *bytes += encoded.len() as u64 + 2;
                 Ok(())
             };
             for event in events {
                 event.each_encoded(&mut buf, &mut store)?;
             }
+            if !block.is_empty() {
+                store_block(block, block_first)?;
+            }
         }
         txn.commit().map_err(|e| SegmentError::db(path, e))?;
         self.pending += self.next_seq - first_seq;
+        if self.next_seq > first_seq {
+            self.last_append = Instant::now();
+        }
         if durable {
             Ok(self.mark_durable())
         } else {
@@ -240,9 +287,23 @@ impl SegmentWriter {
         }
     }
 
-    /// Append `bytes` as the next entry as they are (tests write damaged entries with it).
+    /// Append `bytes` as the next event's encoding as they are (tests write undecodable
+    /// events with it).
     #[cfg(test)]
     pub(crate) fn append_bytes(&mut self, bytes: &[u8]) -> Result<(), SegmentError> {
+        let mut block = BlockBuilder::default();
+        block.push(bytes);
+        self.append_raw_block(block.bytes(), 1)
+    }
+
+    /// Store `bytes` as the next block, claiming `events` sequence numbers (tests write
+    /// damaged blocks with it).
+    #[cfg(test)]
+    pub(crate) fn append_raw_block(
+        &mut self,
+        bytes: &[u8],
+        events: u64,
+    ) -> Result<(), SegmentError> {
         let path = &self.path;
         let txn = self
             .db
@@ -250,14 +311,14 @@ impl SegmentWriter {
             .map_err(|e| SegmentError::db(path, e))?;
         {
             let mut table = txn
-                .open_table(EVENTS)
+                .open_table(BLOCKS)
                 .map_err(|e| SegmentError::db(path, e))?;
             table
                 .insert(self.next_seq, bytes)
                 .map_err(|e| SegmentError::db(path, e))?;
         }
         txn.commit().map_err(|e| SegmentError::db(path, e))?;
-        self.next_seq += 1;
+        self.next_seq += events;
         Ok(())
     }
 
@@ -266,9 +327,12 @@ impl SegmentWriter {
         std::mem::take(&mut self.pending)
     }
 
-    /// Whether the durability window has run out with events still non-durable.
+    /// Whether events are still non-durable and the durability window has run out or nothing
+    /// was appended for [`SegmentPolicy::durable_when_quiet`].
     pub fn window_elapsed(&self, policy: &SegmentPolicy) -> bool {
-        self.pending > 0 && self.window_start.elapsed() >= policy.durable_window
+        self.pending > 0
+            && (self.window_start.elapsed() >= policy.durable_window
+                || self.last_append.elapsed() >= policy.durable_when_quiet)
     }
 
     /// When the current window ends (the writer waits for events at most until then).
@@ -276,12 +340,14 @@ impl SegmentWriter {
         self.window_start + policy.durable_window
     }
 
-    /// When the writer must look at this segment again with no new event: the end of the
-    /// durable window while appended events wait for it, else the rotation age. (Waking at
-    /// the past window deadline instead would spin every millisecond until rotation.)
+    /// When the writer must look at this segment again with no new event: while appended
+    /// events wait to be durable, the end of the window or of the quiet time, whichever comes
+    /// first; else the rotation age. (Waking at the past window deadline instead would spin
+    /// every millisecond until rotation.)
     pub fn wake_deadline(&self, policy: &SegmentPolicy) -> Instant {
         if self.pending > 0 {
             self.window_deadline(policy)
+                .min(self.last_append + policy.durable_when_quiet)
         } else {
             self.opened + policy.max_age
         }
@@ -342,13 +408,15 @@ pub fn read_sealed(path: &Path) -> Result<(u64, Vec<Entry>), SegmentError> {
 }
 
 /// A sealed segment open for reading. [`Self::for_each`] streams its entries decoded in place,
-/// so flushing one holds a page of it at a time instead of every event as an owned [`Event`].
+/// so flushing one holds a block of it at a time instead of every event as an owned [`Event`].
 #[derive(Debug)]
 pub struct SealedSegment {
     db: Database,
     path: PathBuf,
     id: u64,
     entries: u64,
+    /// Entries are blocks (else one entry per event: the earlier format).
+    blocks: bool,
 }
 
 impl SealedSegment {
@@ -365,10 +433,28 @@ impl SealedSegment {
             .ok_or_else(|| SegmentError::NoId {
                 path: path.to_owned(),
             })?;
-        let entries = txn
-            .open_table(EVENTS)
-            .and_then(|t| Ok(t.len()?))
-            .map_err(|e| SegmentError::db(path, e))?;
+        let format = meta
+            .get(FORMAT_KEY)
+            .map_err(|e| SegmentError::db(path, e))?
+            .map(|g| g.value());
+        let blocks = format == Some(FORMAT_BLOCKS);
+        let entries = if blocks {
+            // Sequences are consecutive from 0: the last block's first sequence plus its
+            // entries.
+            let table = txn
+                .open_table(BLOCKS)
+                .map_err(|e| SegmentError::db(path, e))?;
+            table
+                .last()
+                .map_err(|e| SegmentError::db(path, e))?
+                .map_or(0, |(k, v)| {
+                    k.value() + u64::from(block::entry_count(v.value()))
+                })
+        } else {
+            txn.open_table(EVENTS)
+                .and_then(|t| Ok(t.len()?))
+                .map_err(|e| SegmentError::db(path, e))?
+        };
         drop(meta);
         drop(txn);
         Ok(Self {
@@ -376,6 +462,7 @@ impl SealedSegment {
             path: path.to_owned(),
             id,
             entries,
+            blocks,
         })
     }
 
@@ -383,7 +470,7 @@ impl SealedSegment {
         self.id
     }
 
-    /// Entries in the segment, decodable or not.
+    /// Events in the segment, decodable or not.
     pub fn entries(&self) -> u64 {
         self.entries
     }
@@ -413,13 +500,15 @@ impl SealedSegment {
             .begin_read()
             .map_err(|e| SegmentError::db(path, e))?;
         let table = txn
-            .open_table(EVENTS)
+            .open_table(if self.blocks { BLOCKS } else { EVENTS })
             .map_err(|e| SegmentError::db(path, e))?;
         let range = table
             .range::<u64>(..)
             .map_err(|e| SegmentError::db(path, e))?;
         Ok(Entries {
             range,
+            blocks: self.blocks,
+            current: None,
             _table: table,
             _txn: txn,
             path,
@@ -430,9 +519,21 @@ impl SealedSegment {
 /// A sealed segment's entries in sequence order ([`SealedSegment::iter`]).
 pub struct Entries<'s> {
     range: redb::Range<'static, u64, &'static [u8]>,
+    blocks: bool,
+    /// The block being read.
+    current: Option<CurrentBlock>,
     _table: redb::ReadOnlyTable<u64, &'static [u8]>,
     _txn: redb::ReadTransaction,
     path: &'s Path,
+}
+
+struct CurrentBlock {
+    bytes: redb::AccessGuard<'static, &'static [u8]>,
+    next_seq: u64,
+    cursor: block::Cursor,
+    remaining: u32,
+    /// Why the block's framing is broken: each of its entries is reported with it.
+    damaged: Option<codec::DecodeError>,
 }
 
 impl std::fmt::Debug for Entries<'_> {
@@ -450,10 +551,45 @@ impl Entries<'_> {
         &mut self,
         f: impl FnOnce(u64, Result<codec::EventView<'_>, codec::DecodeError>) -> R,
     ) -> Option<Result<R, SegmentError>> {
-        Some(match self.range.next()? {
-            Ok((seq, bytes)) => Ok(f(seq.value(), codec::decode_view(bytes.value()))),
-            Err(e) => Err(SegmentError::db(self.path, e)),
-        })
+        loop {
+            if let Some(current) = &mut self.current
+                && current.remaining > 0
+            {
+                let seq = current.next_seq;
+                current.next_seq += 1;
+                current.remaining -= 1;
+                if let Some(e) = &current.damaged {
+                    return Some(Ok(f(seq, Err(e.clone()))));
+                }
+                let bytes = current.bytes.value();
+                let mut block = Block::resume(bytes, current.cursor);
+                let entry = block.next();
+                current.cursor = block.cursor();
+                return Some(Ok(match entry {
+                    Some(encoded) => f(seq, codec::decode_view(encoded)),
+                    None => f(seq, Err(codec::DecodeError::Truncated("block entry"))),
+                }));
+            }
+            self.current = None;
+            let (key, value) = match self.range.next()? {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(SegmentError::db(self.path, e))),
+            };
+            if !self.blocks {
+                return Some(Ok(f(key.value(), codec::decode_view(value.value()))));
+            }
+            let (cursor, remaining, damaged) = match Block::parse(value.value()) {
+                Ok(b) => (b.cursor(), b.remaining(), None),
+                Err(d) => (block::Cursor::default(), d.entries, Some(d.error)),
+            };
+            self.current = Some(CurrentBlock {
+                bytes: value,
+                next_seq: key.value(),
+                cursor,
+                remaining,
+                damaged,
+            });
+        }
     }
 }
 
@@ -542,11 +678,115 @@ mod tests {
         };
         let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
         w.append(&[event(1)], false).unwrap();
-        // Waiting events: wake when their durable window ends.
-        assert_eq!(w.wake_deadline(&policy), w.window_deadline(&policy));
+        // Waiting events: wake when the writer has been quiet long enough.
+        assert_eq!(
+            w.wake_deadline(&policy),
+            w.last_append + policy.durable_when_quiet
+        );
+        let patient = SegmentPolicy {
+            durable_when_quiet: Duration::from_secs(10),
+            ..policy.clone()
+        };
+        // … or when their window ends, if that comes first.
+        assert_eq!(w.wake_deadline(&patient), w.window_deadline(&patient));
+        assert!(!w.window_elapsed(&patient));
+        std::thread::sleep(policy.durable_when_quiet);
+        assert!(w.window_elapsed(&policy));
+        assert!(!w.window_elapsed(&patient));
         w.sync().unwrap();
         // All durable: nothing to do before the segment is due to rotate.
         assert!(w.wake_deadline(&policy) > Instant::now() + Duration::from_secs(29));
+    }
+
+    #[test]
+    fn a_commit_larger_than_a_block_spans_several_with_consecutive_sequences() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
+        let batch: Vec<Event> = (0..3_000)
+            .map(|i| {
+                let mut e = event(i);
+                e.set_raw(&[b'x'; 300]);
+                e
+            })
+            .collect();
+        w.append(&batch[..10], false).unwrap();
+        w.append(&batch[10..], true).unwrap();
+        let (sealed, _) = w.seal().unwrap();
+        let segment = SealedSegment::open(&sealed.path).unwrap();
+        assert_eq!(segment.entries(), 3_000);
+        // More than one block per commit: the 2,990-event commit is over 256 KiB.
+        let txn = segment.db.begin_read().unwrap();
+        let blocks = txn.open_table(BLOCKS).unwrap().len().unwrap();
+        assert!(blocks >= 4, "{blocks} blocks");
+        drop(txn);
+        drop(segment);
+        let (_, events) = read_sealed(&sealed.path).unwrap();
+        let seqs: Vec<u64> = events.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (0..3_000).collect::<Vec<u64>>());
+        let got: Vec<Event> = events.into_iter().map(|(_, e)| e.unwrap()).collect();
+        assert_eq!(got, batch);
+    }
+
+    #[test]
+    fn a_damaged_block_reports_each_of_its_entries_and_later_blocks_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
+        w.append(&[event(0), event(1)], false).unwrap();
+        // Claims 3 entries, holds one and a half.
+        w.append_raw_block(&[1, 3, 0, 0, 0, 2, b'h', b'i', 5, b'x'], 3)
+            .unwrap();
+        w.append(&[event(5)], true).unwrap();
+        let (sealed, _) = w.seal().unwrap();
+        assert_eq!(SealedSegment::open(&sealed.path).unwrap().entries(), 6);
+        let (_, entries) = read_sealed(&sealed.path).unwrap();
+        let shape: Vec<(u64, bool)> = entries.iter().map(|(s, e)| (*s, e.is_ok())).collect();
+        assert_eq!(
+            shape,
+            [
+                (0, true),
+                (1, true),
+                (2, false),
+                (3, false),
+                (4, false),
+                (5, true)
+            ]
+        );
+        assert_eq!(
+            entries[2].1,
+            Err(codec::DecodeError::Truncated("block entry"))
+        );
+        assert_eq!(entries[5].1.as_ref().unwrap(), &event(5));
+    }
+
+    #[test]
+    fn segments_of_one_entry_per_event_left_by_an_earlier_version_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(4, SEALED_SUFFIX));
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert("segment_id", 4).unwrap();
+                let mut events = txn.open_table(EVENTS).unwrap();
+                for i in 0..3 {
+                    events
+                        .insert(i, codec::to_bytes(&event(i)).as_slice())
+                        .unwrap();
+                }
+                events.insert(3, &[9u8, 9][..]).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        assert_eq!(SealedSegment::open(&path).unwrap().entries(), 4);
+        let (id, entries) = read_sealed(&path).unwrap();
+        assert_eq!(id, 4);
+        assert_eq!(entries.len(), 4);
+        for (i, (seq, e)) in entries.iter().take(3).enumerate() {
+            assert_eq!(*seq, i as u64);
+            assert_eq!(e.as_ref().unwrap(), &event(i as u64));
+        }
+        assert_eq!(entries[3].1, Err(codec::DecodeError::Version(9)));
     }
 
     #[test]

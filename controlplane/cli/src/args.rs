@@ -309,6 +309,11 @@ pub struct CollectArgs {
     /// Longest time an accepted event may stay non-durable, in milliseconds.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub durable_window_ms: u64,
+    /// A segment writer that receives nothing for this many milliseconds makes what it holds
+    /// durable at once instead of waiting for the window to end (a burst is durable soon
+    /// after its last event; a steady flow still syncs once per window).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub durable_quiet_ms: u64,
     /// Seal a segment at this size (MiB) …
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub segment_max_mib: u64,

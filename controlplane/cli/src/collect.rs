@@ -99,6 +99,7 @@ impl Collecting {
         pipeline_config.flusher_nice = args.flusher_nice;
         pipeline_config.policy = SegmentPolicy {
             durable_window: Duration::from_millis(args.durable_window_ms),
+            durable_when_quiet: Duration::from_millis(args.durable_quiet_ms),
             max_bytes: args.segment_max_mib * 1024 * 1024,
             max_age: Duration::from_millis(args.segment_max_age_ms),
         };

@@ -523,7 +523,37 @@ fn bind_unix(path: &Path) -> Result<UnixDatagram, IntakeError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(fail)?;
     }
+    warn_if_short_unix_queue(
+        std::fs::read_to_string(UNIX_QUEUE_SYSCTL)
+            .ok()
+            .and_then(|v| v.trim().parse().ok()),
+    );
     let sock = UnixDatagram::bind(path).map_err(fail)?;
     batch::grow_receive_buffer(&sock);
     Ok(sock)
+}
+
+/// How many datagrams a unix datagram socket queues before its senders block, as the kernel
+/// sets it when the socket is created.
+const UNIX_QUEUE_SYSCTL: &str = "/proc/sys/net/unix/max_dgram_qlen";
+/// systemd's default (`50-default.conf`), which a stock Debian 12 machine runs with.
+const UNIX_QUEUE_ADVISED: u32 = 512;
+
+/// Warn when the kernel's unix datagram queue is shorter than systemd's default: the kernel's
+/// own default of 10 makes every emitter block after 10 queued messages, and sender and
+/// intake then wake each other for every few datagrams (measured: about a third fewer
+/// messages per second in a flood). Returns whether it warned.
+fn warn_if_short_unix_queue(queue: Option<u32>) -> bool {
+    match queue {
+        Some(n) if n < UNIX_QUEUE_ADVISED => {
+            tracing::warn!(
+                max_dgram_qlen = n,
+                "net.unix.max_dgram_qlen is {n}: services block after {n} queued log messages; \
+                 `sysctl -w net.unix.max_dgram_qlen={UNIX_QUEUE_ADVISED}` (systemd's default) \
+                 before starting decnet lets bursts queue"
+            );
+            true
+        }
+        _ => false,
+    }
 }

@@ -129,6 +129,15 @@ fn a_regular_file_in_the_socket_path_is_not_replaced() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "important");
 }
 
+#[test]
+fn a_unix_queue_shorter_than_systemds_default_is_warned_about() {
+    assert!(warn_if_short_unix_queue(Some(10)));
+    assert!(!warn_if_short_unix_queue(Some(512)));
+    assert!(!warn_if_short_unix_queue(Some(4096)));
+    // Unreadable (another kernel, no /proc): nothing to advise on.
+    assert!(!warn_if_short_unix_queue(None));
+}
+
 #[cfg(feature = "tls")]
 mod rfc5425 {
     use std::{io::Write, net::TcpStream, sync::Arc, time::Duration};
