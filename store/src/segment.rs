@@ -7,7 +7,7 @@
 //! moves it into SQL and deletes it. A segment left open by a crash holds exactly its last
 //! durable commit; [`recover`] seals it on the next start.
 //!
-//! A commit's events are stored as [`block`](crate::block)s (one redb entry for up to 256 KiB
+//! A commit's events are stored as [`block`](crate::block)s (one redb entry for up to 64 KiB
 //! of events) rather than one entry each. Segments of the earlier one-entry-per-event format
 //! (no `format` in their meta table) are still read, so an upgrade flushes what the previous
 //! version left.
