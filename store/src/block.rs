@@ -11,7 +11,7 @@
 //! remains and never panics; a block whose framing does not add up reports each of its entries
 //! as undecodable (counted by the flusher, never skipped silently).
 
-use crate::codec::DecodeError;
+use crate::codec::{DecodeError, Reader, put_varint};
 
 const VERSION: u8 = 1;
 const HEADER: usize = 5;
@@ -34,11 +34,6 @@ impl Default for BlockBuilder {
 }
 
 impl BlockBuilder {
-    /// Entries pushed since the last [`Self::clear`].
-    pub fn len(&self) -> u32 {
-        self.count
-    }
-
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -51,12 +46,7 @@ impl BlockBuilder {
 
     /// Append one encoding as the next entry.
     pub fn push(&mut self, encoding: &[u8]) {
-        let mut len = encoding.len() as u64;
-        while len >= 0x80 {
-            self.buf.push((len as u8) | 0x80);
-            len >>= 7;
-        }
-        self.buf.push(len as u8);
+        put_varint(encoding.len() as u64, &mut self.buf);
         self.buf.extend_from_slice(encoding);
         self.count += 1;
     }
@@ -156,29 +146,13 @@ impl<'a> Block<'a> {
             .bytes
             .get(self.cursor.pos..)
             .ok_or(DecodeError::Truncated("block entry"))?;
-        let mut len = 0u64;
-        let mut used = 0;
-        loop {
-            let byte = *rest
-                .get(used)
-                .ok_or(DecodeError::Truncated("block entry length"))?;
-            len |= u64::from(byte & 0x7f) << (7 * used);
-            used += 1;
-            if byte & 0x80 == 0 {
-                break;
-            }
-            if used == 10 {
-                return Err(DecodeError::Invalid("block entry length"));
-            }
-        }
+        let mut reader = Reader::new(rest);
+        let len = reader.varint("block entry length")?;
         let len = usize::try_from(len).map_err(|_| DecodeError::Invalid("block entry length"))?;
-        let end = used
-            .checked_add(len)
-            .filter(|&end| end <= rest.len())
-            .ok_or(DecodeError::Truncated("block entry"))?;
-        self.cursor.pos += end;
+        let entry = reader.take(len, "block entry")?;
+        self.cursor.pos = self.bytes.len() - reader.remaining();
         self.cursor.remaining = self.cursor.remaining.saturating_sub(1);
-        Ok(&rest[used..end])
+        Ok(entry)
     }
 }
 
