@@ -16,7 +16,10 @@
 #        THREADS=1 (also print each receiver thread's CPU in the window, by thread name, on stderr)
 # Receivers: sniffer-xdp, sniffer-packet, sniffer-packet-nopcap, sniffer-*-nolimit (the same with
 # --event-rate 0: every per-packet event reaches the store), tcpdump (-w FILE), tcpdump-null
-# (-w /dev/null, the reference).
+# (-w /dev/null, the reference), capture-xdp and capture-packet (the floor:
+# dataplane/examples/capture_rate with the sniffer's backend settings, reading each frame's
+# first bytes and counting it — receive and look, no decode, flows, events or pcap).
+# CAPTURE_BIN=path (the capture_rate example; built next to decnet when unset).
 set -euo pipefail
 REPS=${1:-1}
 RATE=${RATE:-50000}
@@ -50,6 +53,17 @@ else
     (cd "$here" && cargo build -q -p decnet </dev/null)
     DECNET="$target_dir/debug/decnet"
 fi
+
+CAPTURE=${CAPTURE_BIN:-}
+case " $RECEIVERS " in
+*" capture-"*)
+    if [ -z "$CAPTURE" ]; then
+        profile=debug; flag=()
+        [ "${RELEASE:-0}" = 1 ] && { profile=release; flag=(--release); }
+        (cd "$here" && cargo build "${flag[@]}" -q -p decnet-dataplane --example capture_rate </dev/null)
+        CAPTURE="$target_dir/$profile/examples/capture_rate"
+    fi ;;
+esac
 
 ip netns add "$NS"
 ip link add "$RX" type veth peer name "$TX" netns "$NS"
@@ -96,6 +110,16 @@ receiver() {
             /usr/bin/time -f "TIME %U %S %M" -o "$work/time.log" \
                 tcpdump -i "$RX" -n -q -w "$out" -B 16384 >"$work/rx.log" 2>&1 &
             pid=$!; sleep 1.5 ;;
+        capture-*)
+            # The sniffer's AF_XDP settings (controlplane/cli/src/sniffer.rs): no spinning,
+            # adaptive 0.5–10 ms coalescing sleeps, 16,384 UMEM frames, rings of 8,192,
+            # batches of 1,024.
+            /usr/bin/time -f "TIME %U %S %M" -o "$work/time.log" \
+                "$CAPTURE" "$RX" --backend "${name#capture-}" --spins 0 --coalesce-us 500 \
+                --coalesce-max-us 10000 --frames 16384 --ring 8192 --batch 1024 \
+                --touch --quiet --seconds 100000 >"$work/rx.log" 2>&1 &
+            pid=$!
+            for _ in $(seq 200); do grep -q READY "$work/rx.log" 2>/dev/null && break; sleep 0.1; done ;;
         sniffer-*)
             local args=(--backend packet)
             case $name in sniffer-xdp*) args=(--backend xdp) ;; esac
@@ -122,12 +146,16 @@ receiver() {
     fi
     if [ "${name%-null}" = tcpdump ]; then
         pkill -INT -P "$pid" tcpdump || kill -INT "$pid"
+    elif [ "${name#capture-}" != "$name" ]; then
+        pkill -TERM -P "$pid" capture_rate || kill -TERM "$pid"
     else
         pkill -TERM -P "$pid" decnet || kill -TERM "$pid"
     fi
     wait "$pid" || true
     if [ "${name%-null}" = tcpdump ]; then
         pk=$(awk '/packets captured/{print $1}' "$work/rx.log")
+    elif [ "${name#capture-}" != "$name" ]; then
+        pk=$(sed -n 's/^RESULT .* packets=\([0-9]*\) .*/\1/p' "$work/rx.log")
     else
         pk=$(sed -n 's/.*captured \([0-9]*\) frames.*/\1/p' "$work/rx.log" | tail -1)
     fi

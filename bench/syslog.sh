@@ -13,6 +13,11 @@
 # receiver takes them; what the receiver cannot take is dropped by the kernel, shows up as loss
 # and is counted in the `udp drops` column: the delta of the kernel's Udp InErrors in
 # /proc/net/snmp over the run, system-wide; it includes RcvbufErrors, the full-buffer drops).
+# SYSTEMS may add `sink` (dataplane/examples/syslog_sink.rs: receives and counts, parses and
+# writes nothing): the most any receiver can show with this sender on this machine, since the
+# sender and the kernel's socket work share the same cores.
+# THREADS=1 also prints decnet's CPU per message by thread name (intake, writers, flusher,
+# SQLite worker, …), counted like the CPU column, on stderr.
 # TRANSPORTS="unix udp" selects others (`udp` = one `send` per datagram, which tops out below
 # either receiver's capacity); SYSTEMS="decnet" measures one receiver; SKIP_FLUSH=1 skips the
 # flush benchmark; SKIP_BUILD=1 uses the binaries already in CARGO_TARGET_DIR. Throughput = messages processed / seconds from the first send until the receiver has
@@ -42,11 +47,12 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
     echo "building release binaries…" >&2
     # Separate commands: with --example, cargo builds only that example, not the decnet binary.
     cargo build -q --release -p decnet --bin decnet </dev/null
-    cargo build -q --release -p decnet-dataplane --example syslog_flood </dev/null
+    cargo build -q --release -p decnet-dataplane --example syslog_flood --example syslog_sink </dev/null
     cargo build -q --release -p decnet-store --example flush_rate </dev/null
 fi
 DECNET=${DECNET_BIN:-$CARGO_TARGET_DIR/release/decnet}
 FLOOD=$CARGO_TARGET_DIR/release/examples/syslog_flood
+SINK=$CARGO_TARGET_DIR/release/examples/syslog_sink
 FLUSH=$CARGO_TARGET_DIR/release/examples/flush_rate
 
 WORK=$(mktemp -d /var/tmp/decnet-bench.XXXXXX)
@@ -62,6 +68,12 @@ sysctl -qw net.unix.max_dgram_qlen="${UNIX_QLEN:-512}"
 echo "net.unix.max_dgram_qlen=$(sysctl -n net.unix.max_dgram_qlen) for this run (was $QLEN_BEFORE)" >&2
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# "name ticks" of every thread of PID, summed by thread name (THREADS=1).
+thread_ticks() {
+    for t in /proc/"$1"/task/*; do
+        echo "$(tr ' ' _ <"$t/comm" 2>/dev/null) $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null)"
+    done | awk 'NF == 2 {a[$1] += $2} END {for (k in a) print k, a[k]}'
+}
 # Kernel UDP receive errors so far (InErrors, which counts every RcvbufErrors drop too),
 # system-wide.
 udp_drops() {
@@ -89,6 +101,7 @@ wait_settled() {
 }
 
 decnet_count() { grep -o 'durable_total=[0-9]*' "$WORK/decnet.err" | tail -1 | cut -d= -f2 || echo 0; }
+sink_count() { { grep -o '[0-9]*' "$WORK/sink.out" || echo 0; } | tail -1; }
 rsyslog_count() { if [[ -f $WORK/rsyslog.out ]]; then wc -l <"$WORK/rsyslog.out"; else echo 0; fi; }
 
 start_decnet() {
@@ -123,6 +136,22 @@ EOF
     COUNT=rsyslog_count
 }
 
+start_sink() {
+    rm -f "$WORK/sink.out" "$WORK/sink.sock"
+    if [[ $1 == udp* ]]; then
+        "$SINK" udp 127.0.0.1:25516 >"$WORK/sink.out" &
+        UDP=127.0.0.1:25516 SOCK=
+    else
+        "$SINK" unix "$WORK/sink.sock" >"$WORK/sink.out" &
+        SOCK=$WORK/sink.sock
+        while ! [[ -S $SOCK ]]; do sleep 0.05; done
+    fi
+    RECEIVER=$!
+    PIDS+=("$RECEIVER")
+    sleep 0.1
+    COUNT=sink_count
+}
+
 stop_receiver() {
     # SIGTERM: rsyslogd ignores SIGINT unless it runs in debug mode; decnet drains on either.
     kill -TERM "$RECEIVER" 2>/dev/null || true
@@ -132,17 +161,24 @@ stop_receiver() {
 # measure SYSTEM TRANSPORT → "rate cpu_us_per_message loss_percent kernel_udp_drops"
 measure() {
     local system=$1 transport=$2 target
-    "start_$system"
+    "start_$system" "$transport"
     target=$SOCK
     [[ $transport == udp* ]] && target=$UDP
     local t0 c0 settled count secs c1 d0 d1
     d0=$(udp_drops)
     c0=$(cpu_ticks "$RECEIVER")
+    [[ ${THREADS:-} == 1 && $system == decnet ]] && thread_ticks "$RECEIVER" | sort >"$WORK/threads0"
     t0=$(date +%s.%N)
     "$FLOOD" "$transport" "$target" "$MESSAGES" >/dev/null
     settled=$(wait_settled "$t0" "$COUNT")
     c1=$(cpu_ticks "$RECEIVER")
     d1=$(udp_drops)
+    if [[ ${THREADS:-} == 1 && $system == decnet ]]; then
+        thread_ticks "$RECEIVER" | sort >"$WORK/threads1"
+        join "$WORK/threads0" "$WORK/threads1" | awk -v n="${settled% *}" -v hz="$TICKS" -v t="$transport" \
+            '$3 > $2 {printf "  decnet %s thread %-16s %5.2f µs/msg\n", t, $1, 1e6 * ($3 - $2) / hz / (n + (n == 0))}' |
+            sort -k5 -n -r >&2
+    fi
     stop_receiver
     count=${settled% *}
     secs=${settled#* }

@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! capture_rate IFACE [--backend auto|xdp|packet] [--xdp-mode auto|native|generic]
-//!                    [--seconds N] [--mirror] [--spins N] [--coalesce-us N] [--coalesce-max-us N] [--fanout N] [--no-pin] [--quiet]
+//!                    [--seconds N] [--mirror] [--spins N] [--coalesce-us N] [--coalesce-max-us N]
+//!                    [--frames N] [--ring N] [--batch N] [--fanout N] [--no-pin] [--touch] [--quiet]
 //! ```
+//! `--touch` reads each frame's first bytes (as any decoder must, and as `tcpdump -w` does
+//! when it copies the frame out): the cost of receiving and looking at every frame, the floor
+//! under `decnet sniffer`'s cost per packet with the same backend settings.
 //! Stops after `--seconds` (default 10) or on SIGINT/SIGTERM. Last line: `RESULT k=v ...`.
 
 use std::sync::Arc;
@@ -26,13 +30,23 @@ extern "C" fn on_signal(_: libc::c_int) {
 struct Counter {
     frames: u64,
     bytes: u64,
+    touch: bool,
+    /// The first bytes of every frame summed (`--touch`), published so the reads stay.
+    sum: u64,
     shared: Arc<(AtomicU64, AtomicU64)>,
+    shared_sum: Arc<AtomicU64>,
 }
 
 impl FrameConsumer for Counter {
     fn frame(&mut self, data: &[u8], _ts: u64) {
         self.frames += 1;
         self.bytes += data.len() as u64;
+        if self.touch {
+            let mut head = [0u8; 8];
+            let n = data.len().min(8);
+            head[..n].copy_from_slice(&data[..n]);
+            self.sum = self.sum.wrapping_add(u64::from_le_bytes(head));
+        }
     }
     fn batch_end(&mut self) {
         self.shared
@@ -41,12 +55,14 @@ impl FrameConsumer for Counter {
         self.shared
             .1
             .fetch_add(std::mem::take(&mut self.bytes), Ordering::Relaxed);
+        self.shared_sum
+            .fetch_add(std::mem::take(&mut self.sum), Ordering::Relaxed);
     }
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: capture_rate IFACE [--backend auto|xdp|packet] [--xdp-mode auto|native|generic] [--seconds N] [--mirror] [--spins N] [--coalesce-us N] [--coalesce-max-us N] [--fanout N] [--no-pin] [--quiet]"
+        "usage: capture_rate IFACE [--backend auto|xdp|packet] [--xdp-mode auto|native|generic] [--seconds N] [--mirror] [--spins N] [--coalesce-us N] [--coalesce-max-us N] [--frames N] [--ring N] [--batch N] [--fanout N] [--no-pin] [--touch] [--quiet]"
     );
     std::process::exit(2)
 }
@@ -64,6 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = CaptureConfig::new(iface);
     let mut seconds = 10u64;
     let mut quiet = false;
+    let mut touch = false;
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -80,10 +97,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--spins" => cfg.xsk.busy_poll_spins = val().parse()?,
             "--coalesce-us" => cfg.xsk.coalesce_us = val().parse()?,
             "--coalesce-max-us" => cfg.xsk.coalesce_max_us = val().parse()?,
+            "--frames" => cfg.xsk.frames = val().parse()?,
+            "--ring" => {
+                let entries = val().parse()?;
+                cfg.xsk.rx_ring = entries;
+                cfg.xsk.fill_ring = entries;
+            }
+            "--batch" => cfg.xsk.batch = val().parse()?,
             "--fanout" => cfg.packet.fanout = val().parse()?,
             "--mirror" => cfg.mode = CaptureMode::Mirror,
             "--no-pin" => cfg.pin_threads = false,
             "--quiet" => quiet = true,
+            "--touch" => touch = true,
             _ => usage(),
         }
     }
@@ -107,17 +132,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Ready marker for scripts: the backend is attached from here on.
     println!("READY");
     let shared = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let shared_sum = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let ru0 = rusage();
     let mut first_frame: Option<Instant> = None;
     let mut last_frame = start;
     std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error>> {
-        let sh = Arc::clone(&shared);
+        let (sh, sum) = (Arc::clone(&shared), Arc::clone(&shared_sum));
         let runner = s.spawn(|| {
             cap.run(&STOP, move |_| Counter {
                 frames: 0,
                 bytes: 0,
+                touch,
+                sum: 0,
                 shared: Arc::clone(&sh),
+                shared_sum: Arc::clone(&sum),
             })
         });
         let mut prev = 0;
@@ -159,7 +188,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         BackendKind::Packet => "af_packet".to_owned(),
     };
     println!(
-        "RESULT backend={backend} packets={frames} bytes={bytes} active_s={active:.2} pps={:.0} user_s={user:.3} sys_s={sys:.3} cpu_ns_per_pkt={:.0} maxrss_kb={} dropped={} kernel_drops={} xdp={:?}",
+        "RESULT backend={backend} packets={frames} bytes={bytes} active_s={active:.2} pps={:.0} user_s={user:.3} sys_s={sys:.3} cpu_ns_per_pkt={:.0} maxrss_kb={} dropped={} kernel_drops={} xdp={:?} touched_sum={}",
         frames as f64 / active,
         if frames > 0 {
             (user + sys) * 1e9 / frames as f64
@@ -170,6 +199,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         st.dropped,
         st.kernel_drops,
         xdp,
+        shared_sum.load(Ordering::Relaxed),
     );
     cap.stop()?;
     Ok(())
