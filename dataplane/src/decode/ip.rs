@@ -77,6 +77,7 @@ fn bounded(buf: &[u8], start: usize, declared_end: usize) -> (&[u8], bool) {
     (&buf[start..end], declared_end > buf.len())
 }
 
+#[inline]
 pub(super) fn decode_v4(buf: &[u8]) -> Result<(IpHeader<'_>, &[u8]), DecodeError> {
     let h = need(buf, 20, "ipv4")?;
     let version = h[0] >> 4;
@@ -124,6 +125,7 @@ pub(super) fn decode_v4(buf: &[u8]) -> Result<(IpHeader<'_>, &[u8]), DecodeError
     Ok((header, payload))
 }
 
+#[inline]
 pub(super) fn decode_v6(buf: &[u8]) -> Result<(IpHeader<'_>, &[u8]), DecodeError> {
     let h = need(buf, 40, "ipv6")?;
     let version = h[0] >> 4;

@@ -171,6 +171,7 @@ impl Icmp<'_> {
     }
 }
 
+#[inline(always)]
 pub(super) fn decode<'a>(
     ip: &IpHeader<'a>,
     payload: &'a [u8],

@@ -147,6 +147,7 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// Decode an Ethernet frame.
+    #[inline]
     pub fn decode(ts_ns: i64, data: &'a [u8]) -> Result<Self, DecodeError> {
         let head = need(data, 14, "ethernet")?;
         let mut dst = [0u8; 6];

@@ -56,7 +56,7 @@ impl FlowKey {
         let a = (ip.src, sp);
         let b = (ip.dst, dp);
         let protocol = ip.protocol;
-        Some(if a <= b {
+        Some(if endpoint_rank(a) <= endpoint_rank(b) {
             (
                 Self {
                     protocol,
@@ -75,6 +75,17 @@ impl FlowKey {
                 false,
             )
         })
+    }
+}
+
+/// An endpoint as a tuple of integers that orders exactly as `(IpAddr, u16)` does (IPv4
+/// before IPv6, then the address bits, then the port), compared inline: the derived
+/// comparison of the `IpAddr` enums was an out-of-line call on every packet.
+#[inline]
+fn endpoint_rank((ip, port): (IpAddr, u16)) -> (bool, u128, u16) {
+    match ip {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a)), port),
+        IpAddr::V6(a) => (true, u128::from(a), port),
     }
 }
 
@@ -388,7 +399,8 @@ impl<S: Default> FlowTable<S> {
         let src = (ip.src, packet.ports().map_or(0, |p| p.0));
         let from_initiator = src == st.initiator && (st.initiator != st.responder || lo_to_hi);
         if !new {
-            st.iat.push(ts.saturating_sub(st.last_ts).max(0) as f64);
+            st.iat
+                .push(u64::try_from(ts.saturating_sub(st.last_ts)).unwrap_or(0));
         }
         st.last_ts = st.last_ts.max(ts);
         let d = &mut st.dir[usize::from(!from_initiator)];

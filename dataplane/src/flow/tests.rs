@@ -195,3 +195,20 @@ fn reordering_is_not_retransmission_but_repeats_are() {
     }
     assert!(r.ranges.len() <= MAX_SEQ_RANGES);
 }
+
+fn any_endpoint() -> impl proptest::strategy::Strategy<Value = (IpAddr, u16)> {
+    use proptest::prelude::*;
+    // Small address and port ranges too, so equal addresses and equal ports both occur.
+    let v4 = prop_oneof![any::<u32>(), 0u32..4].prop_map(|a| IpAddr::V4(a.into()));
+    let v6 = prop_oneof![any::<u128>(), 0u128..4].prop_map(|a| IpAddr::V6(a.into()));
+    (prop_oneof![v4, v6], prop_oneof![any::<u16>(), 0u16..3])
+}
+
+proptest::proptest! {
+    /// The inline rank orders endpoints exactly as the derived `(IpAddr, u16)` order, so which
+    /// end of a flow is `lo` is unchanged.
+    #[test]
+    fn endpoint_rank_orders_like_the_derived_order(a in any_endpoint(), b in any_endpoint()) {
+        proptest::prop_assert_eq!(endpoint_rank(a).cmp(&endpoint_rank(b)), a.cmp(&b));
+    }
+}

@@ -445,15 +445,21 @@ impl Analyzer {
         self.expired = expired;
     }
 
+    /// Publish what changed since the last call. Runs for every packet, so an unchanged
+    /// counter costs a compare, not an atomic add of zero on a line the metrics reader shares.
     fn sync_counters(&mut self) {
         let ev = self.flows.counters.evicted;
-        self.metrics.flows_evicted.add(ev - self.evicted_seen);
-        self.evicted_seen = ev;
+        if ev != self.evicted_seen {
+            self.metrics.flows_evicted.add(ev - self.evicted_seen);
+            self.evicted_seen = ev;
+        }
         let sd = self.scans.dropped_sources;
-        self.metrics
-            .scan_sources_dropped
-            .add(sd - self.scan_dropped_seen);
-        self.scan_dropped_seen = sd;
+        if sd != self.scan_dropped_seen {
+            self.metrics
+                .scan_sources_dropped
+                .add(sd - self.scan_dropped_seen);
+            self.scan_dropped_seen = sd;
+        }
         let flows = self.flows.len() as u64;
         if flows != self.flows_reported {
             // Wrapping add of the signed difference: several analyzers share the gauge.
