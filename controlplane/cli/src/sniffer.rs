@@ -333,15 +333,18 @@ impl Sniffing {
         // A shared appliance core: batch wakeups instead of spinning (see NOTES-dp-capture).
         cfg.xsk.busy_poll_spins = 0;
         // Each wakeup takes about a batch: 500 µs sleeps at high rates, up to 10 ms (AF_PACKET's
-        // block timeout) on a slow link — 10 ms × 8192 ring entries leaves room up to ~800 kpps.
+        // block timeout) on a slow link — 10 ms × 16,384 ring entries leaves room up to ~1.6 Mpps.
         cfg.xsk.coalesce_us = 500;
         cfg.xsk.coalesce_max_us = 10_000;
         cfg.xsk.batch = 1024;
-        // 32 MiB of UMEM per queue (the default is 8): a descheduled analyzer thread on a
-        // loaded appliance must not turn into ring drops (AF_PACKET gets 16 MiB).
-        cfg.xsk.frames = 16_384;
-        cfg.xsk.rx_ring = 8192;
-        cfg.xsk.fill_ring = 8192;
+        // 64 MiB of UMEM per queue (the default is 8): a descheduled or busy analyzer thread on
+        // a loaded appliance must not turn into ring drops (AF_PACKET gets 16 MiB, which holds
+        // ~200k small frames). Traffic arrives in bursts at line rate: with 8,192-entry rings a
+        // flood of new flows in bursts of ~250 kpps lost 7–10 % in 4 of 13 runs; with 16,384, 0
+        // in 4 (BENCHMARKS.md, "Decode in place").
+        cfg.xsk.frames = 32_768;
+        cfg.xsk.rx_ring = 16_384;
+        cfg.xsk.fill_ring = 16_384;
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(SnifferMetrics::default());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
