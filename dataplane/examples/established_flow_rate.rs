@@ -4,7 +4,10 @@
 //! capture costs on top of this is the frame's first cache miss, the wakeups and the pcap
 //! write (`bench/sniffer.sh` measures those).
 //!
-//!     cargo run --release -p decnet-dataplane --example established_flow_rate [-- PACKETS]
+//!     cargo run --release -p decnet-dataplane --example established_flow_rate [-- PACKETS [new]]
+//!
+//! With `new`, the source port cycles over 1024..65023 as in `bench/sniffer.sh`'s flood, so
+//! most packets open a flow (every 64,000th reuses one).
 
 use std::{collections::HashMap, hint::black_box, sync::Arc, time::Instant};
 
@@ -33,7 +36,8 @@ fn main() {
             eprintln!("PACKETS must be a number: {e}");
             std::process::exit(2)
         });
-    let frame = frame();
+    let new_flows = std::env::args().nth(2).is_some_and(|a| a == "new");
+    let mut frame = frame();
     let start_ns = 1_700_000_000_000_000_000i64;
     let mut analyzer = Analyzer::new(
         AnalyzerConfig::default(),
@@ -43,6 +47,10 @@ fn main() {
     let mut out = Vec::new();
     let t = Instant::now();
     for i in 0..packets {
+        if new_flows {
+            let port = 1024 + u16::try_from(i % 64_000).unwrap_or(0);
+            frame[34..36].copy_from_slice(&port.to_be_bytes());
+        }
         analyzer.process_frame(start_ns + i * 20_000, black_box(&frame), &mut out);
         out.clear();
     }
@@ -54,6 +62,6 @@ fn main() {
     }
     let decode = t.elapsed().as_nanos() as f64 / packets as f64;
     println!(
-        "packets={packets} analyze_ns_per_packet={analyze:.1} decode_ns_per_packet={decode:.1} decoded={decoded}"
+        "packets={packets} new_flows={new_flows} analyze_ns_per_packet={analyze:.1} decode_ns_per_packet={decode:.1} decoded={decoded}"
     );
 }
