@@ -11,6 +11,11 @@
 //! `… -- udp-batch 127.0.0.1:5514 1000000`
 //! `… -- unix /var/lib/decnet/intake.sock 1000000`
 
+#[path = "common/syslog_bench.rs"]
+mod syslog_bench;
+
+use syslog_bench::{message, mmsg_headers};
+
 use std::{
     net::UdpSocket,
     os::fd::AsRawFd,
@@ -18,17 +23,6 @@ use std::{
     process::ExitCode,
     time::{Duration, Instant},
 };
-
-fn message(n: u64) -> Vec<u8> {
-    let mut m = format!(
-        "<132>1 2026-11-27T05:00:00.000000Z web01 ssh - auth_attempt [relay@55555 src_ip=\"198.51.100.{}\" src_port=\"{}\" username=\"root\" password=\"pw{n}\" n=\"{n}\"] ",
-        n % 250,
-        1024 + n % 60000
-    )
-    .into_bytes();
-    m.resize(400, b'x');
-    m
-}
 
 /// Datagrams per `sendmmsg`.
 const BATCH: usize = 32;
@@ -47,16 +41,7 @@ fn send_batches(s: &UdpSocket, count: u64, sent: &mut u64) -> std::io::Result<()
                 iov_len: m.len(),
             })
             .collect();
-        let mut headers: Vec<libc::mmsghdr> = iovecs
-            .iter_mut()
-            .map(|iov| {
-                // SAFETY: all-zero is a valid mmsghdr; it then points at one live iovec.
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_iov = std::ptr::from_mut(iov);
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
+        let mut headers = mmsg_headers(&mut iovecs);
         let mut done = 0;
         while done < headers.len() {
             // SAFETY: the headers point at `iovecs` and `msgs`, which outlive the call.

@@ -5,21 +5,14 @@
 //!
 //!     cargo run --release -p decnet-dataplane --example syslog_parse_rate [-- MESSAGES]
 
+#[path = "common/syslog_bench.rs"]
+mod syslog_bench;
+
 use std::{hint::black_box, time::Instant};
 
 use decnet_dataplane::syslog::{self, Limits};
 use decnet_store::codec::EncodedBatch;
-
-fn message(n: u64) -> Vec<u8> {
-    let mut m = format!(
-        "<132>1 2026-11-27T05:00:00.000000Z web01 ssh - auth_attempt [relay@55555 src_ip=\"198.51.100.{}\" src_port=\"{}\" username=\"root\" password=\"pw{n}\" n=\"{n}\"] ",
-        n % 250,
-        1024 + n % 60000
-    )
-    .into_bytes();
-    m.resize(400, b'x');
-    m
-}
+use syslog_bench::message;
 
 fn main() {
     let count: usize = std::env::args()

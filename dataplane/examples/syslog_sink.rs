@@ -10,6 +10,9 @@
 //! `cargo run --release -p decnet-dataplane --example syslog_sink -- unix /tmp/sink.sock`
 //! `… -- udp 127.0.0.1:25516`
 
+#[path = "common/syslog_bench.rs"]
+mod syslog_bench;
+
 use std::{
     io::Write,
     net::UdpSocket,
@@ -18,6 +21,7 @@ use std::{
     process::ExitCode,
     time::{Duration, Instant},
 };
+use syslog_bench::mmsg_headers;
 
 /// Datagrams per `recvmmsg`.
 const BATCH: usize = 64;
@@ -35,16 +39,7 @@ fn drain(fd: RawFd) -> std::io::Result<()> {
             iov_len: DATAGRAM,
         })
         .collect();
-    let mut headers: Vec<libc::mmsghdr> = iovecs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: all-zero is a valid mmsghdr; it then points at one live iovec.
-            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            h.msg_hdr.msg_iov = std::ptr::from_mut(iov);
-            h.msg_hdr.msg_iovlen = 1;
-            h
-        })
-        .collect();
+    let mut headers = mmsg_headers(&mut iovecs);
     let (mut received, mut reported) = (0u64, 0u64);
     let mut last_report = Instant::now();
     let mut out = std::io::stdout().lock();
