@@ -60,8 +60,14 @@ impl RunningStats {
         if self.count < 2 {
             return 0.0;
         }
-        let n = self.count as f64;
-        let s = self.sum as f64;
+        // n²·variance = n·Σd² − (Σd)², exact in integers while it fits (any flow shorter than
+        // billions of packets of hour-long gaps); floating point beyond.
+        let n = u128::from(self.count);
+        let sum = self.sum.unsigned_abs();
+        if let (Some(a), Some(b)) = (n.checked_mul(self.sum_sq), sum.checked_mul(sum)) {
+            return (a.saturating_sub(b) as f64).sqrt() / n as f64;
+        }
+        let (n, s) = (self.count as f64, self.sum as f64);
         ((self.sum_sq as f64 - s * s / n).max(0.0) / n).sqrt()
     }
 }
@@ -122,6 +128,32 @@ mod tests {
         assert!((s.stddev() - sd).abs() < 1e-6, "{} vs {sd}", s.stddev());
         let constant = of(&[20_000; 1000]);
         assert_eq!(constant.stddev(), 0.0);
+    }
+
+    /// The first sample sets the shift; an atypical first gap (a handshake before steady
+    /// traffic) must not cost precision.
+    #[test]
+    fn an_atypical_first_sample_keeps_the_spread() {
+        const BASE: u64 = 1_000_000_000;
+        let jitter: Vec<u64> = (0..10_000u64).map(|i| (i * 7919) % 1000).collect();
+        let mut xs = vec![0];
+        xs.extend(jitter.iter().map(|j| BASE + j));
+        let s = of(&xs);
+        // Reference on deviations from BASE (the lone 0 is −BASE), exact enough in f64.
+        let devs: Vec<f64> = xs.iter().map(|&x| x as f64 - BASE as f64).collect();
+        let n = devs.len() as f64;
+        let mean = devs.iter().sum::<f64>() / n;
+        let sd = (devs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert!(
+            (s.mean() - (BASE as f64 + mean)).abs() < 1e-3,
+            "{}",
+            s.mean()
+        );
+        assert!(
+            (s.stddev() - sd).abs() / sd < 1e-9,
+            "{} vs {sd}",
+            s.stddev()
+        );
     }
 
     #[test]
