@@ -340,8 +340,8 @@ impl Sniffing {
         // 64 MiB of UMEM per queue (the default is 8): a descheduled or busy analyzer thread on
         // a loaded appliance must not turn into ring drops (AF_PACKET gets 16 MiB, which holds
         // ~200k small frames). Traffic arrives in bursts at line rate: with 8,192-entry rings a
-        // flood of new flows in bursts of ~250 kpps lost 7–10 % in 4 of 13 runs; with 16,384, 0
-        // in 4 (BENCHMARKS.md, "Decode in place").
+        // flood of new flows arriving in bursts lost up to 10 % in 17 of 31 runs; with 16,384,
+        // 0 in 7 of 7 (BENCHMARKS.md, "Decode in place").
         cfg.xsk.frames = 32_768;
         cfg.xsk.rx_ring = 16_384;
         cfg.xsk.fill_ring = 16_384;
