@@ -13,7 +13,7 @@ mod mirror;
 mod sys;
 mod xdp;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub use af_packet::PacketSocket;
 pub use af_xdp::{XskBindMode, XskSocket};
@@ -514,6 +514,11 @@ impl Capture {
         let pin = self.pin_threads;
         let live = &self.live;
         let xdp = self.xdp.as_ref();
+        // Each queue thread counts itself out and wakes this one as it ends, so the wait below
+        // can sleep a whole second between counter reads.
+        let waiter = std::thread::current();
+        let ended = AtomicUsize::new(0);
+        let ended = &ended;
         std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .queues
@@ -521,9 +526,11 @@ impl Capture {
                 .enumerate()
                 .map(|(i, q)| {
                     let mut consumer = make(i);
+                    let waiter = waiter.clone();
                     std::thread::Builder::new()
                         .name(format!("capture-q{i}"))
                         .spawn_scoped(s, move || -> Result<C, CaptureError> {
+                            let _wake_on_exit = WakeOnDrop(waiter, ended);
                             if pin {
                                 match sys::pin_current_thread(i) {
                                     Ok(cpu) => tracing::debug!(queue = i, cpu, "capture thread pinned"),
@@ -547,21 +554,22 @@ impl Capture {
                 })
                 .collect();
             // This thread only waits for the queues: it publishes the XDP program's counters
-            // meanwhile (the program is not shared with the queue threads).
+            // once a second meanwhile (the program is not shared with the queue threads), and
+            // sleeps in between — a queue thread that ends wakes it at once.
             if let Some(xdp) = xdp {
+                let every = std::time::Duration::from_secs(1);
+                let started = handles.iter().filter(|h| h.is_ok()).count();
                 let mut last: Option<std::time::Instant> = None;
-                while handles
-                    .iter()
-                    .any(|h| h.as_ref().is_ok_and(|h| !h.is_finished()))
-                {
-                    if last.is_none_or(|l| l.elapsed() >= std::time::Duration::from_secs(1)) {
+                while ended.load(Ordering::Acquire) < started {
+                    if last.is_none_or(|l| l.elapsed() >= every) {
                         match xdp.counters() {
                             Ok(c) => live.publish_xdp(c),
                             Err(e) => tracing::debug!(error = %e, "reading the XDP counters"),
                         }
                         last = Some(std::time::Instant::now());
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let next = last.map_or(every, |l| every.saturating_sub(l.elapsed()));
+                    std::thread::park_timeout(next);
                 }
                 if let Ok(c) = xdp.counters() {
                     live.publish_xdp(c);
@@ -677,4 +685,51 @@ pub struct CaptureReport<C> {
     pub xdp: Option<XdpCounters>,
     /// The consumers, one per queue.
     pub consumers: Vec<C>,
+}
+
+/// Counts a queue thread out and unparks the waiting thread when dropped, however the queue
+/// thread ends (return, error or panic).
+struct WakeOnDrop<'a>(std::thread::Thread, &'a AtomicUsize);
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::Release);
+        self.0.unpark();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The waiting thread sleeps up to a second between XDP counter reads; a queue thread that
+    /// ends — normally or by panicking — must count itself out and wake it at once.
+    #[test]
+    fn a_queue_thread_that_ends_wakes_the_waiter_and_counts_itself_out() {
+        let ended = AtomicUsize::new(0);
+        for panics in [false, true] {
+            let before = ended.load(Ordering::Acquire);
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                let waiter = std::thread::current();
+                let ended = &ended;
+                let h = s.spawn(move || {
+                    let _wake = WakeOnDrop(waiter, ended);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    assert!(!panics, "queue thread failed");
+                });
+                while ended.load(Ordering::Acquire) == before {
+                    std::thread::park_timeout(std::time::Duration::from_secs(10));
+                }
+                assert_eq!(h.join().is_err(), panics);
+            });
+            assert_eq!(ended.load(Ordering::Acquire), before + 1);
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "woken only by the timeout: {:?}",
+                start.elapsed()
+            );
+        }
+    }
 }
