@@ -342,6 +342,7 @@ impl Sniffing {
         // ~200k small frames). Traffic arrives in bursts at line rate: with 8,192-entry rings a
         // flood of new flows arriving in bursts lost up to 10 % in 17 of 31 runs; with 16,384,
         // 0 in 7 of 7 (BENCHMARKS.md, "Decode in place").
+        // bench/sniffer.sh's floor receivers (`capture-*`) pass the same sizes: keep in step.
         cfg.xsk.frames = 32_768;
         cfg.xsk.rx_ring = 16_384;
         cfg.xsk.fill_ring = 16_384;
