@@ -6,7 +6,9 @@
 //! `seg-….pcap.idx` is written next to it: a small text file with the first and last
 //! timestamps and every IP address seen in the segment. Then the oldest segments (by name,
 //! i.e. by first timestamp, across all queues) are deleted until the directory holds at most
-//! `max_bytes` of pcap.
+//! `max_bytes` of pcap. Segment bytes bypass the page cache (`O_DIRECT`) where the
+//! filesystem allows it: see [`segment_file`]. A segment on disk is complete up to the last
+//! flush (once a second while packets arrive).
 //!
 //! [`export_pcap`] writes the packets of one address within a time range to one pcap: it
 //! skips every sealed segment whose index rules it out and scans the others (and the segments
@@ -15,7 +17,7 @@
 use std::{
     collections::BTreeSet,
     fs::{self, File},
-    io::{self, BufReader, BufWriter, Write},
+    io::{self, BufReader, Write},
     net::IpAddr,
     path::{Path, PathBuf},
     time::Instant,
@@ -26,13 +28,13 @@ use crate::{
     pcapfile::{PcapError, PcapNgWriter, PcapReader, PcapWriter},
 };
 
+mod segment_file;
+use segment_file::SegmentFile;
+
 /// Largest frame kept (the snaplen of every segment).
 pub const SNAPLEN: u32 = 65_535;
 const PCAP_HEADER: u64 = 24;
 const RECORD_HEADER: u64 = 16;
-/// Every this many bytes of a segment, writeback of the last chunk is started and the chunk
-/// before it leaves the page cache (see [`Open::release_written`]).
-const CACHE_CHUNK: u64 = 1 << 20;
 
 /// Why retention failed; every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -128,74 +130,11 @@ fn index_path(segment: &Path) -> PathBuf {
 
 struct Open {
     path: PathBuf,
-    writer: PcapWriter<BufWriter<File>>,
+    writer: PcapWriter<SegmentFile>,
     bytes: u64,
     index: SegmentIndex,
     /// Addresses of the last frame written, already in `index.ips`.
     last_addrs: [Option<IpAddr>; 2],
-    /// Writeback was started for the file's bytes below this offset.
-    writeback_from: u64,
-    /// The page cache was told to drop the file's bytes below this offset.
-    released: u64,
-}
-
-impl Open {
-    /// Keep the segment's pages out of the page cache once they are on their way to disk.
-    ///
-    /// Retained packets are written once and read only by an occasional export, but buffered
-    /// writes would keep every byte cached until memory pressure: gigabytes of pcap pushing
-    /// the database and the binaries out of memory, and, on a fresh (virtual) machine, every
-    /// new page-cache page first-touched (the copy into such pages cost 3 ns/byte here against
-    /// 0.3 for recycled ones). So every [`CACHE_CHUNK`]: flush, start the chunk's writeback
-    /// (asynchronous), and drop the chunk before it, whose writeback had a chunk's time to
-    /// finish (pages still dirty or under writeback are skipped by the kernel, never lost).
-    /// Both calls are advice: a failure costs memory, not data, so it is only logged.
-    fn release_written(&mut self) -> Result<(), RetentionError> {
-        if self.bytes < self.writeback_from + CACHE_CHUNK {
-            return Ok(());
-        }
-        self.writer.flush().map_err(io_err(&self.path))?;
-        let file = self.writer.get_ref().get_ref();
-        let (start, len) = (self.writeback_from, self.bytes - self.writeback_from);
-        advise(file, &self.path, Advice::StartWriteback, start, len);
-        if self.writeback_from > self.released {
-            let (from, len) = (self.released, self.writeback_from - self.released);
-            advise(file, &self.path, Advice::Drop, from, len);
-            self.released = self.writeback_from;
-        }
-        self.writeback_from = self.bytes;
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Advice {
-    StartWriteback,
-    Drop,
-}
-
-fn advise(file: &File, path: &Path, advice: Advice, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    let fd = file.as_raw_fd();
-    // SAFETY: plain syscalls on an open fd; no memory is passed.
-    let err = unsafe {
-        match advice {
-            Advice::StartWriteback => {
-                if libc::sync_file_range(fd, off, n, libc::SYNC_FILE_RANGE_WRITE) == 0 {
-                    0
-                } else {
-                    std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
-                }
-            }
-            Advice::Drop => libc::posix_fadvise(fd, off, n, libc::POSIX_FADV_DONTNEED),
-        }
-    };
-    if err != 0 {
-        tracing::debug!(path = %path.display(), ?advice, errno = err, "page-cache advice refused");
-    }
 }
 
 impl std::fmt::Debug for Open {
@@ -223,6 +162,10 @@ pub struct PcapRing {
     open: Option<Open>,
     last_flush: Instant,
     stats: RetentionStats,
+    /// Write segments with `O_DIRECT` where the filesystem allows it (see [`segment_file`]).
+    direct_io: bool,
+    /// The write mode last reported in the log (reported when it changes).
+    reported_direct: Option<bool>,
 }
 
 impl PcapRing {
@@ -234,6 +177,8 @@ impl PcapRing {
             open: None,
             last_flush: Instant::now(),
             stats: RetentionStats::default(),
+            direct_io: true,
+            reported_direct: None,
         })
     }
 
@@ -263,15 +208,17 @@ impl PcapRing {
         {
             self.seal()?;
         }
-        let open = match &mut self.open {
-            Some(o) => o,
-            None => self.open.insert(self.create(ts_ns)?),
+        let open = match self.open {
+            Some(ref mut o) => o,
+            None => {
+                let o = self.create(ts_ns)?;
+                self.open.insert(o)
+            }
         };
         open.writer
             .write_packet(ts_ns, frame)
             .map_err(io_err(&open.path))?;
         open.bytes += record;
-        open.release_written()?;
         let idx = &mut open.index;
         if idx.packets == 0 {
             idx.first_ts_ns = ts_ns;
@@ -311,29 +258,12 @@ impl PcapRing {
             path,
             writer,
             index,
-            released,
             ..
         } = open;
-        let mut file = writer.into_inner().map_err(io_err(&path))?;
-        file.flush().map_err(io_err(&path))?;
-        // The sealed segment's tail leaves the cache like the rest (see Open::release_written).
-        let end = file.get_ref().metadata().map_or(0, |m| m.len());
-        if end > released {
-            advise(
-                file.get_ref(),
-                &path,
-                Advice::StartWriteback,
-                released,
-                end - released,
-            );
-            advise(
-                file.get_ref(),
-                &path,
-                Advice::Drop,
-                released,
-                end - released,
-            );
-        }
+        writer
+            .into_inner()
+            .and_then(SegmentFile::finish)
+            .map_err(io_err(&path))?;
         let idx_path = index_path(&path);
         let tmp = idx_path.with_extension("idx.tmp");
         fs::write(&tmp, index.render()).map_err(io_err(&tmp))?;
@@ -343,7 +273,7 @@ impl PcapRing {
         Ok(())
     }
 
-    fn create(&self, ts_ns: i64) -> Result<Open, RetentionError> {
+    fn create(&mut self, ts_ns: i64) -> Result<Open, RetentionError> {
         let mut n = 0u32;
         let path = loop {
             let suffix = if n == 0 {
@@ -361,17 +291,23 @@ impl PcapRing {
             }
             n += 1;
         };
-        let file = File::create(&path).map_err(io_err(&path))?;
-        let writer = PcapWriter::new(BufWriter::with_capacity(256 * 1024, file), SNAPLEN, true)
-            .map_err(io_err(&path))?;
+        let file = SegmentFile::create(&path, self.direct_io).map_err(io_err(&path))?;
+        if self.reported_direct != Some(file.is_direct()) {
+            self.reported_direct = Some(file.is_direct());
+            let mode = if file.is_direct() {
+                "O_DIRECT"
+            } else {
+                "the page cache"
+            };
+            tracing::info!(dir = %self.config.dir.display(), queue = self.config.queue, "pcap segments are written through {mode}");
+        }
+        let writer = PcapWriter::new(file, SNAPLEN, true).map_err(io_err(&path))?;
         Ok(Open {
             path,
             writer,
             bytes: PCAP_HEADER,
             index: SegmentIndex::default(),
             last_addrs: [None, None],
-            writeback_from: 0,
-            released: 0,
         })
     }
 }
@@ -607,22 +543,35 @@ mod tests {
         assert_eq!(r.stats().segments_sealed, 3);
     }
 
-    #[test]
-    fn segments_larger_than_the_cache_chunk_keep_every_frame_intact() {
+    /// ≈ 4 MiB of frames (several write buffers) with a flush every 1,000 frames, in both
+    /// write modes: every frame comes back intact and in order, the open segment's file is
+    /// complete after each flush, and the sealed file is exactly the records' length.
+    fn big_segment_round_trip(direct_io: bool) {
         let tmp = tempfile::tempdir().unwrap();
         let mut r = ring(tmp.path(), 64 << 20, 1 << 30);
-        // ≈ 3.6 chunks: writeback starts and earlier chunks leave the cache mid-segment.
+        r.direct_io = direct_io;
         let n: u16 = 12_000;
         for i in 0..n {
             let mut f = frame([10, 0, 0, 1], [10, 0, 0, 2], 300);
             f[42..44].copy_from_slice(&i.to_be_bytes());
             r.write(1_000 + i64::from(i), &f).unwrap();
+            if i % 1_000 == 999 {
+                let o = r.open.as_mut().unwrap();
+                o.writer.flush().unwrap();
+                assert_eq!(fs::metadata(&o.path).unwrap().len(), o.bytes);
+                assert_eq!(count(&o.path).len(), usize::from(i) + 1);
+            }
         }
         let open = r.open.as_ref().unwrap();
-        assert!(open.released > 0 && open.released <= open.writeback_from);
+        if direct_io && !open.writer.get_ref().is_direct() {
+            eprintln!("NOTE: the temporary directory's filesystem refused O_DIRECT");
+        }
+        assert!(direct_io || !open.writer.get_ref().is_direct());
+        let bytes = open.bytes;
         r.seal().unwrap();
         let segs = segments(tmp.path()).unwrap();
         assert_eq!(segs.len(), 1);
+        assert_eq!(fs::metadata(&segs[0]).unwrap().len(), bytes);
         let recs = count(&segs[0]);
         assert_eq!(recs.len(), usize::from(n));
         for (i, (ts, data)) in recs.iter().enumerate() {
@@ -630,6 +579,36 @@ mod tests {
             assert_eq!(data.len(), 342);
             assert_eq!(usize::from(u16::from_be_bytes([data[42], data[43]])), i);
         }
+    }
+
+    #[test]
+    fn segments_of_several_write_buffers_keep_every_frame_with_o_direct() {
+        big_segment_round_trip(true);
+    }
+
+    #[test]
+    fn segments_of_several_write_buffers_keep_every_frame_through_the_page_cache() {
+        big_segment_round_trip(false);
+    }
+
+    #[test]
+    /// An open segment's flush pads its last block with zeros for an instant before truncating
+    /// it (see `segment_file`): an export reading then exports no empty records and no error.
+    fn export_ignores_an_open_segments_zero_padding() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = ring(tmp.path(), 1 << 20, 1 << 30);
+        let ip = [192, 0, 2, 7];
+        for i in 0..3 {
+            r.write(5_000 + i, &frame(ip, [10, 0, 0, 5], 10)).unwrap();
+        }
+        let o = r.open.as_mut().unwrap();
+        o.writer.flush().unwrap();
+        // What a reader sees between the padded write and the truncation.
+        let mut raw = fs::OpenOptions::new().append(true).open(&o.path).unwrap();
+        raw.write_all(&[0u8; 4000]).unwrap();
+        let mut out = Vec::new();
+        let s = export_pcap(tmp.path(), IpAddr::from(ip), 0, i64::MAX, &mut out).unwrap();
+        assert_eq!(s.packets, 3);
     }
 
     #[test]
