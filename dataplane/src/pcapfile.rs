@@ -431,6 +431,11 @@ impl<W: Write> PcapWriter<W> {
         &self.inner
     }
 
+    /// The inner writer, mutably (writing through it corrupts the file's record framing).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// Flush and return the inner writer.
     pub fn into_inner(mut self) -> io::Result<W> {
         self.inner.flush()?;

@@ -28,7 +28,9 @@ use crate::{
     pcapfile::{PcapError, PcapNgWriter, PcapReader, PcapWriter},
 };
 
+mod disk_writer;
 mod segment_file;
+use disk_writer::DiskWriter;
 use segment_file::SegmentFile;
 
 /// Largest frame kept (the snaplen of every segment).
@@ -166,6 +168,8 @@ pub struct PcapRing {
     direct_io: bool,
     /// The write mode last reported in the log (reported when it changes).
     reported_direct: Option<bool>,
+    /// The disk-writer thread, between segments (the open segment holds it otherwise).
+    disk: Option<DiskWriter>,
 }
 
 impl PcapRing {
@@ -179,6 +183,7 @@ impl PcapRing {
             stats: RetentionStats::default(),
             direct_io: true,
             reported_direct: None,
+            disk: None,
         })
     }
 
@@ -260,10 +265,11 @@ impl PcapRing {
             index,
             ..
         } = open;
-        writer
+        let disk = writer
             .into_inner()
             .and_then(SegmentFile::finish)
             .map_err(io_err(&path))?;
+        self.disk = Some(disk);
         let idx_path = index_path(&path);
         let tmp = idx_path.with_extension("idx.tmp");
         fs::write(&tmp, index.render()).map_err(io_err(&tmp))?;
@@ -291,7 +297,12 @@ impl PcapRing {
             }
             n += 1;
         };
-        let file = SegmentFile::create(&path, self.direct_io).map_err(io_err(&path))?;
+        let disk = match self.disk.take() {
+            Some(d) => d,
+            None => DiskWriter::spawn(format!("pcap-disk-q{}", self.config.queue))
+                .map_err(io_err(&path))?,
+        };
+        let file = SegmentFile::create(&path, self.direct_io, disk).map_err(io_err(&path))?;
         if self.reported_direct != Some(file.is_direct()) {
             self.reported_direct = Some(file.is_direct());
             let mode = if file.is_direct() {
@@ -557,7 +568,7 @@ mod tests {
             r.write(1_000 + i64::from(i), &f).unwrap();
             if i % 1_000 == 999 {
                 let o = r.open.as_mut().unwrap();
-                o.writer.flush().unwrap();
+                o.writer.get_mut().flush_and_wait().unwrap();
                 assert_eq!(fs::metadata(&o.path).unwrap().len(), o.bytes);
                 assert_eq!(count(&o.path).len(), usize::from(i) + 1);
             }
@@ -602,7 +613,7 @@ mod tests {
             r.write(5_000 + i, &frame(ip, [10, 0, 0, 5], 10)).unwrap();
         }
         let o = r.open.as_mut().unwrap();
-        o.writer.flush().unwrap();
+        o.writer.get_mut().flush_and_wait().unwrap();
         // What a reader sees between the padded write and the truncation.
         let mut raw = fs::OpenOptions::new().append(true).open(&o.path).unwrap();
         raw.write_all(&[0u8; 4000]).unwrap();
@@ -664,7 +675,7 @@ mod tests {
         // The last segment stays open (no index): export scans it too.
         r.maybe_flush().unwrap();
         if let Some(o) = &mut r.open {
-            o.writer.flush().unwrap();
+            o.writer.get_mut().flush_and_wait().unwrap();
         }
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let mut out = Vec::new();

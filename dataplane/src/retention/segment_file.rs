@@ -1,72 +1,65 @@
-//! The file under one pcap segment: written around the page cache.
+//! The file under one pcap segment: written around the page cache, by a thread of its own.
 //!
 //! Retained packets are written once and read only by an occasional export. Through the page
 //! cache every byte is copied into a cache page, the page is tracked, written back and later
 //! reclaimed — in a profile of `decnet sniffer` at 50 kpps, ext4's buffered-write path was
-//! ≈ 15 % of the process's CPU. With `O_DIRECT` the disk reads the bytes from this buffer
+//! ≈ 15–20 % of the process's CPU. With `O_DIRECT` the disk reads the bytes from our buffer
 //! instead. `O_DIRECT` wants the memory, the file offset and the length aligned to the
-//! device's block, so bytes are gathered in a [`BUF`]-byte buffer aligned to [`ALIGN`] and
+//! device's block, so bytes are gathered in [`BUF`]-byte buffers aligned to [`ALIGN`] and
 //! written at aligned offsets; a flush (once a second, so an export sees recent packets, and at
 //! sealing) writes the last partial block padded with zeros and truncates the file back to its
-//! real length; that block stays in the buffer and is written again, complete, later.
+//! real length; that block is copied into the next buffer and written again, complete, later.
+//!
+//! A direct write waits for the device (0.5–1.2 ms per MiB on this machine's virtual disk,
+//! far more on an SD card or a busy disk), and a capture thread that waits does not drain its
+//! ring. So full buffers go to a [`DiskWriter`] thread, one per ring, while the capture thread
+//! fills the next; it waits only when all [`BUFFERS`] are in flight, i.e. when the disk is
+//! slower than the traffic over several MiB (buffered writes would then be throttled too).
+//!
+//! [`BUFFERS`]: super::disk_writer::BUFFERS
 //!
 //! Where `O_DIRECT` is refused (a filesystem without it, a block size above [`ALIGN`]), the
 //! same writes go through the page cache, and each written [`BUF`] chunk is sent to disk and
-//! the one before it dropped from the cache (pcap would otherwise push the database and the
+//! the ones before it dropped from the cache (pcap would otherwise push the database and the
 //! binaries out of memory). A failure of that advice costs memory, not data: it is logged.
 
 use std::{
     fs::{File, OpenOptions},
     io::{self, Write},
-    os::unix::fs::{FileExt, OpenOptionsExt},
-    path::{Path, PathBuf},
+    os::unix::fs::OpenOptionsExt,
+    path::Path,
 };
 
-/// Alignment of the buffer, of every write's offset and of its length: the largest logical
-/// block size in use (4 KiB drives; 512-byte ones accept it too).
-pub(super) const ALIGN: usize = 4096;
-/// Bytes gathered before a write: one write (a few hundred µs on a virtual disk) per MiB.
-pub(super) const BUF: usize = 1 << 20;
+use super::disk_writer::{ALIGN, AlignedBuf, BUF, DiskWriter, Job};
 
+/// The capture thread's side of one segment file.
 pub(super) struct SegmentFile {
-    path: PathBuf,
-    file: File,
+    disk: DiskWriter,
     direct: bool,
-    /// `BUF + ALIGN` bytes; the buffer is the aligned `BUF` bytes at `start`.
-    storage: Vec<u8>,
-    start: usize,
-    /// Bytes of the buffer in use.
+    buf: AlignedBuf,
+    /// Bytes of `buf` in use.
     len: usize,
     /// File offset of the buffer's first byte (a multiple of `ALIGN`).
     file_off: u64,
     /// Bytes were added since the last flush.
     dirty: bool,
-    /// Buffered mode: the page cache was told to drop the file's bytes below this offset.
-    released: u64,
 }
 
 impl std::fmt::Debug for SegmentFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SegmentFile")
-            .field("path", &self.path)
             .field("direct", &self.direct)
             .field("len", &self.len)
             .field("file_off", &self.file_off)
+            .field("disk", &self.disk)
             .finish_non_exhaustive()
     }
 }
 
 impl SegmentFile {
-    /// Create (truncate) `path`, with `O_DIRECT` when `direct` and the filesystem allows it.
-    pub(super) fn create(path: &Path, direct: bool) -> io::Result<Self> {
-        let storage = vec![0u8; BUF + ALIGN];
-        let start = storage.as_ptr().align_offset(ALIGN);
-        // align_offset cannot fail for bytes at run time; stay correct if it ever did.
-        let (direct, start) = if start < ALIGN {
-            (direct, start)
-        } else {
-            (false, 0)
-        };
+    /// Create (truncate) `path`, with `O_DIRECT` when `direct` and the filesystem allows it,
+    /// written through `disk` (whose earlier segment must be finished).
+    pub(super) fn create(path: &Path, direct: bool, mut disk: DiskWriter) -> io::Result<Self> {
         let (file, direct) = match direct.then(|| open(path, true)) {
             Some(Ok(file)) => (file, true),
             Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
@@ -76,98 +69,59 @@ impl SegmentFile {
             Some(Err(e)) => return Err(e),
             None => (open(path, false)?, false),
         };
-        Ok(Self {
+        let buf = disk.take_buffer()?;
+        disk.send(Job::Open {
             path: path.to_owned(),
             file,
             direct,
-            storage,
-            start,
+        })?;
+        Ok(Self {
+            disk,
+            direct,
+            buf,
             len: 0,
             file_off: 0,
             dirty: false,
-            released: 0,
         })
     }
 
-    /// Whether the bytes bypass the page cache.
+    /// Whether the file was opened to bypass the page cache.
     pub(super) fn is_direct(&self) -> bool {
         self.direct
     }
 
-    fn buf(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.start + BUF]
-    }
-
-    /// Write the buffer's first `n` bytes (a multiple of `ALIGN`) at `file_off`. A direct
-    /// write refused for its alignment moves the file to the page cache and is repeated there.
-    fn write_out(&mut self, n: usize) -> io::Result<()> {
-        let (start, off) = (self.start, self.file_off);
-        match self.file.write_all_at(&self.storage[start..start + n], off) {
-            Ok(()) => Ok(()),
-            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                tracing::debug!(path = %self.path.display(), "O_DIRECT write refused; pcap goes through the page cache");
-                self.file = OpenOptions::new().write(true).open(&self.path)?;
-                self.direct = false;
-                self.file.write_all_at(&self.storage[start..start + n], off)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Write the full buffer and start the next one after it.
+    /// Hand the full buffer to the writer thread and continue in a free one.
     fn write_full(&mut self) -> io::Result<()> {
-        self.write_out(BUF)?;
-        let end = self.file_off + BUF as u64;
-        self.release_behind(end);
-        self.file_off = end;
+        let next = self.disk.take_buffer()?;
+        let full = std::mem::replace(&mut self.buf, next);
+        self.disk.send(Job::Write {
+            buf: full,
+            len: BUF,
+            offset: self.file_off,
+            truncate_to: None,
+        })?;
+        self.file_off += BUF as u64;
         self.len = 0;
         Ok(())
     }
 
-    /// Buffered mode: send the chunk just written to disk (asynchronously) and drop the
-    /// chunks before it from the page cache; their writeback had a chunk's time to finish
-    /// (the kernel skips pages still dirty or under writeback: nothing is lost).
-    fn release_behind(&mut self, written_to: u64) {
-        if self.direct {
-            return;
-        }
-        advise(
-            &self.file,
-            &self.path,
-            Advice::StartWriteback,
-            self.file_off,
-            written_to - self.file_off,
-        );
-        if self.file_off > self.released {
-            let (from, len) = (self.released, self.file_off - self.released);
-            advise(&self.file, &self.path, Advice::Drop, from, len);
-            self.released = self.file_off;
-        }
+    /// Flush and wait until the writer thread has put it in the file.
+    #[cfg(test)]
+    pub(super) fn flush_and_wait(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.disk.wait_idle()
     }
 
-    /// Flush, then (buffered mode) send the tail to disk and drop it from the page cache.
-    pub(super) fn finish(mut self) -> io::Result<()> {
+    /// Flush, wait until every byte is in the file, and give the disk writer back for the
+    /// next segment.
+    pub(super) fn finish(mut self) -> io::Result<DiskWriter> {
         self.flush()?;
-        if !self.direct {
-            let end = self.file_off + self.len as u64;
-            if end > self.released {
-                advise(
-                    &self.file,
-                    &self.path,
-                    Advice::StartWriteback,
-                    self.released,
-                    end - self.released,
-                );
-                advise(
-                    &self.file,
-                    &self.path,
-                    Advice::Drop,
-                    self.released,
-                    end - self.released,
-                );
-            }
-        }
-        Ok(())
+        let end = self.file_off + self.len as u64;
+        self.disk.send(Job::Finish { end })?;
+        self.disk.wait_idle()?;
+        let Self { mut disk, buf, .. } = self;
+        disk.spares.push(buf);
+        Ok(disk)
     }
 }
 
@@ -182,13 +136,13 @@ fn open(path: &Path, direct: bool) -> io::Result<File> {
 
 impl Write for SegmentFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        // A full buffer here is one whose write failed: try it again, or report why not.
+        // A full buffer here is one whose hand-off failed: try again, or report why not.
         if self.len == BUF {
             self.write_full()?;
         }
         let len = self.len;
         let n = data.len().min(BUF - len);
-        self.buf()[len..len + n].copy_from_slice(&data[..n]);
+        self.buf.bytes_mut()[len..len + n].copy_from_slice(&data[..n]);
         self.len += n;
         self.dirty |= n > 0;
         if self.len == BUF {
@@ -197,57 +151,31 @@ impl Write for SegmentFile {
         Ok(n)
     }
 
-    /// Put every byte written so far in the file: the last partial block goes out padded with
-    /// zeros and the file is truncated back to its real length.
+    /// Send every byte written so far to the file: the last partial block goes out padded with
+    /// zeros and the file is truncated back to its real length (by the writer thread, in
+    /// order, shortly after: this does not wait for the disk).
     fn flush(&mut self) -> io::Result<()> {
         if !self.dirty {
-            return Ok(());
+            return self.disk.reap();
         }
         let len = self.len;
         let padded = len.next_multiple_of(ALIGN);
-        self.buf()[len..padded].fill(0);
-        self.write_out(padded)?;
-        self.file.set_len(self.file_off + len as u64)?;
-        self.dirty = false;
-        // Full blocks are done; the partial one stays at the buffer's start.
         let full = len - len % ALIGN;
-        if full > 0 {
-            let start = self.start;
-            self.storage.copy_within(start + full..start + len, start);
-            self.file_off += full as u64;
-            self.len -= full;
-        }
+        self.buf.bytes_mut()[len..padded].fill(0);
+        // The partial block continues in the next buffer, to be written again once complete.
+        let mut next = self.disk.take_buffer()?;
+        next.bytes_mut()[..len - full].copy_from_slice(&self.buf.bytes()[full..len]);
+        let sent = std::mem::replace(&mut self.buf, next);
+        self.disk.send(Job::Write {
+            buf: sent,
+            len: padded,
+            offset: self.file_off,
+            truncate_to: Some(self.file_off + len as u64),
+        })?;
+        self.file_off += full as u64;
+        self.len -= full;
+        self.dirty = false;
         Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Advice {
-    StartWriteback,
-    Drop,
-}
-
-fn advise(file: &File, path: &Path, advice: Advice, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    let fd = file.as_raw_fd();
-    // SAFETY: plain syscalls on an open fd; no memory is passed.
-    let err = unsafe {
-        match advice {
-            Advice::StartWriteback => {
-                if libc::sync_file_range(fd, off, n, libc::SYNC_FILE_RANGE_WRITE) == 0 {
-                    0
-                } else {
-                    io::Error::last_os_error().raw_os_error().unwrap_or(-1)
-                }
-            }
-            Advice::Drop => libc::posix_fadvise(fd, off, n, libc::POSIX_FADV_DONTNEED),
-        }
-    };
-    if err != 0 {
-        tracing::debug!(path = %path.display(), ?advice, errno = err, "page-cache advice refused");
     }
 }
 
@@ -255,47 +183,65 @@ fn advise(file: &File, path: &Path, advice: Advice, offset: u64, len: u64) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::retention::disk_writer::BUFFERS;
 
     /// Bytes whose every position is recognisable.
     fn pattern(from: usize, n: usize) -> Vec<u8> {
         (from..from + n).map(|i| (i % 251) as u8).collect()
     }
 
-    /// Writes of awkward sizes across several buffers with flushes between them: after every
-    /// flush the file is exactly what was written, in both modes.
+    fn disk() -> DiskWriter {
+        DiskWriter::spawn("pcap-disk-test".into()).unwrap()
+    }
+
+    /// The file once the writer thread has done everything sent so far.
+    fn settled(f: &mut SegmentFile, path: &Path) -> Vec<u8> {
+        f.disk.wait_idle().unwrap();
+        std::fs::read(path).unwrap()
+    }
+
+    /// Writes of awkward sizes across several buffers with flushes between them, into two
+    /// segments in turn through one disk writer: after every flush the file is exactly what
+    /// was written, in both modes. Returns whether `O_DIRECT` was used.
     fn round_trip(direct: bool) -> bool {
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("seg.pcap");
-        let mut f = SegmentFile::create(&path, direct).unwrap();
-        let used_direct = f.is_direct();
-        let mut written = 0usize;
-        for (i, size) in [
-            24usize, 16, 60, 4000, 96, 70_000, 1, 0, 333_333, 1_500_000, 17,
-        ]
-        .into_iter()
-        .cycle()
-        .take(40)
-        .enumerate()
-        {
-            f.write_all(&pattern(written, size)).unwrap();
-            written += size;
-            if i % 3 == 0 {
-                f.flush().unwrap();
-                let on_disk = std::fs::read(&path).unwrap();
-                assert_eq!(on_disk.len(), written, "after flush {i}");
-                assert!(on_disk == pattern(0, written), "content after flush {i}");
+        let mut disk = disk();
+        let mut used_direct = true;
+        for segment in 0..2 {
+            let path = tmp.path().join(format!("seg{segment}.pcap"));
+            let mut f = SegmentFile::create(&path, direct, disk).unwrap();
+            used_direct &= f.is_direct();
+            let mut written = 0usize;
+            for (i, size) in [
+                24usize, 16, 60, 4000, 96, 70_000, 1, 0, 333_333, 1_500_000, 17,
+            ]
+            .into_iter()
+            .cycle()
+            .take(40)
+            .enumerate()
+            {
+                f.write_all(&pattern(written, size)).unwrap();
+                written += size;
+                if i % 3 == 0 {
+                    f.flush().unwrap();
+                    let on_disk = settled(&mut f, &path);
+                    assert_eq!(on_disk.len(), written, "after flush {i}");
+                    assert!(on_disk == pattern(0, written), "content after flush {i}");
+                }
             }
+            assert!(written > 3 * BUF);
+            disk = f.finish().unwrap();
+            assert_eq!(disk.in_flight, 0);
+            assert_eq!(disk.spares.len(), BUFFERS);
+            let on_disk = std::fs::read(&path).unwrap();
+            assert_eq!(on_disk.len(), written);
+            assert!(on_disk == pattern(0, written));
         }
-        assert!(written > 3 * BUF);
-        f.finish().unwrap();
-        let on_disk = std::fs::read(&path).unwrap();
-        assert_eq!(on_disk.len(), written);
-        assert!(on_disk == pattern(0, written));
         used_direct
     }
 
     #[test]
-    fn direct_writes_keep_every_byte_across_buffers_and_flushes() {
+    fn direct_writes_keep_every_byte_across_buffers_flushes_and_segments() {
         if !round_trip(true) {
             eprintln!(
                 "NOTE: the temporary directory's filesystem refused O_DIRECT; \
@@ -305,19 +251,19 @@ mod tests {
     }
 
     #[test]
-    fn page_cache_writes_keep_every_byte_across_buffers_and_flushes() {
+    fn page_cache_writes_keep_every_byte_across_buffers_flushes_and_segments() {
         assert!(!round_trip(false));
     }
 
     #[test]
-    fn a_failed_write_is_reported_for_what_it_is_and_retried() {
+    fn a_failed_write_is_reported_for_what_it_is() {
         // /dev/full refuses every write with ENOSPC (and O_DIRECT, so this is the fallback).
-        let mut f = SegmentFile::create(Path::new("/dev/full"), true).unwrap();
-        let err = f.write_all(&pattern(0, BUF + 10)).unwrap_err();
+        let mut f = SegmentFile::create(Path::new("/dev/full"), true, disk()).unwrap();
+        // The first buffers go to the thread; the failure comes back at the latest when the
+        // capture side needs one of them again.
+        let err = f.write_all(&pattern(0, (BUFFERS + 1) * BUF)).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
-        // The buffer is still full: the next write tries it again instead of claiming that
-        // nothing could be written.
-        let err = f.write(b"x").unwrap_err();
+        let err = f.finish().unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
     }
 
@@ -325,9 +271,10 @@ mod tests {
     fn a_flush_with_nothing_new_writes_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("seg.pcap");
-        let mut f = SegmentFile::create(&path, true).unwrap();
+        let mut f = SegmentFile::create(&path, true, disk()).unwrap();
         f.write_all(b"abc").unwrap();
         f.flush().unwrap();
+        f.disk.wait_idle().unwrap();
         // Someone else's bytes past the end stay: the second flush did not rewrite the block.
         std::fs::OpenOptions::new()
             .append(true)
@@ -336,6 +283,6 @@ mod tests {
             .write_all(b"xyz")
             .unwrap();
         f.flush().unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"abcxyz");
+        assert_eq!(settled(&mut f, &path), b"abcxyz");
     }
 }
