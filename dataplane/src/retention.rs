@@ -173,9 +173,12 @@ pub struct PcapRing {
 }
 
 impl PcapRing {
-    /// A ring writing into `config.dir` (created, mode 0700 under the caller's umask).
+    /// A ring writing into `config.dir` (created, mode 0700 under the caller's umask), with its
+    /// disk-writer thread and buffers ready.
     pub fn new(config: RetentionConfig) -> Result<Self, RetentionError> {
         fs::create_dir_all(&config.dir).map_err(io_err(&config.dir))?;
+        let disk = DiskWriter::spawn(format!("pcap-disk-q{}", config.queue))
+            .map_err(io_err(&config.dir))?;
         Ok(Self {
             config,
             open: None,
@@ -183,7 +186,7 @@ impl PcapRing {
             stats: RetentionStats::default(),
             direct_io: true,
             reported_direct: None,
-            disk: None,
+            disk: Some(disk),
         })
     }
 
@@ -302,6 +305,8 @@ impl PcapRing {
             None => DiskWriter::spawn(format!("pcap-disk-q{}", self.config.queue))
                 .map_err(io_err(&path))?,
         };
+        // A direct write refused mid-segment (logged then) is not tried again.
+        self.direct_io &= !disk.direct_refused;
         let file = SegmentFile::create(&path, self.direct_io, disk).map_err(io_err(&path))?;
         if self.reported_direct != Some(file.is_direct()) {
             self.reported_direct = Some(file.is_direct());

@@ -25,7 +25,9 @@ pub(super) struct AlignedBuf {
 
 impl AlignedBuf {
     fn new() -> Self {
-        let storage = vec![0u8; BUF + ALIGN];
+        // Filled (not zero-allocated) so every page is faulted in now, when the ring starts,
+        // rather than while frames are being captured; the content is never written out.
+        let storage = vec![0xa5u8; BUF + ALIGN];
         // align_offset cannot fail for bytes at run time; a misaligned buffer would only make
         // the direct writes fall back to the page cache.
         let start = storage.as_ptr().align_offset(ALIGN).min(ALIGN);
@@ -61,8 +63,10 @@ pub(super) enum Job {
 
 /// A buffer back from the writer thread, with how its write went.
 struct Done {
-    buf: Option<AlignedBuf>,
+    buf: AlignedBuf,
     result: io::Result<()>,
+    /// The file had to leave `O_DIRECT` for the page cache.
+    direct_refused: bool,
 }
 
 /// One ring's disk-writer thread and its buffers.
@@ -71,6 +75,8 @@ pub(super) struct DiskWriter {
     done: Receiver<Done>,
     pub(super) spares: Vec<AlignedBuf>,
     pub(super) in_flight: usize,
+    /// A direct write was refused on this disk: later segments should not try again.
+    pub(super) direct_refused: bool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -98,6 +104,7 @@ impl DiskWriter {
             done,
             spares: (0..BUFFERS).map(|_| AlignedBuf::new()).collect(),
             in_flight: 0,
+            direct_refused: false,
             thread: Some(thread),
         })
     }
@@ -113,10 +120,9 @@ impl DiskWriter {
     }
 
     fn settle(&mut self, done: Done) -> io::Result<()> {
-        if let Some(buf) = done.buf {
-            self.in_flight -= 1;
-            self.spares.push(buf);
-        }
+        self.in_flight -= 1;
+        self.spares.push(done.buf);
+        self.direct_refused |= done.direct_refused;
         done.result
     }
 
@@ -136,7 +142,11 @@ impl DiskWriter {
     fn wait_one(&mut self) -> io::Result<()> {
         match self.done.recv() {
             Ok(done) => self.settle(done),
-            Err(_) => Err(io::Error::other("the pcap disk-writer thread ended")),
+            // Its buffers are gone with it: nothing is in flight any more.
+            Err(_) => {
+                self.in_flight = 0;
+                Err(io::Error::other("the pcap disk-writer thread ended"))
+            }
         }
     }
 
@@ -180,13 +190,14 @@ impl Drop for DiskWriter {
 fn write_jobs(jobs: &Receiver<Job>, done: &SyncSender<Done>) {
     let mut target: Option<Target> = None;
     for job in jobs {
-        let (buf, result) = match job {
+        let (buf, result, direct_refused) = match job {
             Job::Open { path, file, direct } => {
                 target = Some(Target {
                     path,
                     file,
                     direct,
                     released: 0,
+                    failed_at: None,
                 });
                 continue;
             }
@@ -196,11 +207,18 @@ fn write_jobs(jobs: &Receiver<Job>, done: &SyncSender<Done>) {
                 offset,
                 truncate_to,
             } => {
-                let result = match &mut target {
-                    Some(t) => t.write(&buf.bytes()[..len], offset, truncate_to),
-                    None => Err(io::Error::other("pcap write before its segment was opened")),
+                let (result, refused) = match &mut target {
+                    Some(t) => {
+                        let was_direct = t.direct;
+                        let r = t.write(&buf.bytes()[..len], offset, truncate_to);
+                        (r, was_direct && !t.direct)
+                    }
+                    None => (
+                        Err(io::Error::other("pcap write before its segment was opened")),
+                        false,
+                    ),
                 };
-                (Some(buf), result)
+                (buf, result, refused)
             }
             Job::Finish { end } => {
                 if let Some(t) = target.take() {
@@ -209,7 +227,12 @@ fn write_jobs(jobs: &Receiver<Job>, done: &SyncSender<Done>) {
                 continue;
             }
         };
-        if done.send(Done { buf, result }).is_err() {
+        let done_job = Done {
+            buf,
+            result,
+            direct_refused,
+        };
+        if done.send(done_job).is_err() {
             return;
         }
     }
@@ -222,16 +245,36 @@ struct Target {
     direct: bool,
     /// Page-cache mode: the cache was told to drop the file's bytes below this offset.
     released: u64,
+    /// A write at this offset failed: the file ends there and takes no more writes.
+    failed_at: Option<u64>,
 }
 
 impl Target {
+    /// Write, or after a failed write refuse: a later write succeeding past the failed one
+    /// would leave a hole of zeros inside the segment. The first failure truncates the file to
+    /// where it happened, so the file is a clean (if cut) pcap that is never sealed.
     fn write(&mut self, bytes: &[u8], offset: u64, truncate_to: Option<u64>) -> io::Result<()> {
+        if let Some(at) = self.failed_at {
+            return Err(io::Error::other(format!(
+                "{}: not written past offset {at}, where a write failed",
+                self.path.display()
+            )));
+        }
+        let r = self.write_at(bytes, offset, truncate_to);
+        if r.is_err() {
+            self.failed_at = Some(offset);
+            let _ = self.file.set_len(offset);
+        }
+        r
+    }
+
+    fn write_at(&mut self, bytes: &[u8], offset: u64, truncate_to: Option<u64>) -> io::Result<()> {
         match self.file.write_all_at(bytes, offset) {
             Ok(()) => {}
             // A direct write refused for its alignment: the file moves to the page cache and
             // the write is repeated there.
             Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                tracing::info!(path = %self.path.display(), "O_DIRECT write refused; pcap goes through the page cache");
+                tracing::warn!(path = %self.path.display(), "O_DIRECT write refused; pcap goes through the page cache");
                 self.file = OpenOptions::new().write(true).open(&self.path)?;
                 self.direct = false;
                 self.file.write_all_at(bytes, offset)?;
@@ -294,5 +337,61 @@ fn advise(file: &File, path: &Path, advice: Advice, offset: u64, len: u64) {
     };
     if err != 0 {
         tracing::debug!(path = %path.display(), ?advice, errno = err, "page-cache advice refused");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn after_a_failed_write_a_segment_takes_no_more_so_it_never_has_a_hole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("seg.pcap");
+        let mut t = Target {
+            path: path.clone(),
+            file: File::create(&path).unwrap(),
+            direct: false,
+            released: 0,
+            failed_at: None,
+        };
+        t.write(&[1; ALIGN], 0, None).unwrap();
+        // The next buffer's write fails (here: a handle that cannot write).
+        let writable = std::mem::replace(&mut t.file, File::open(&path).unwrap());
+        let err = t.write(&[2; ALIGN], ALIGN as u64, None).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        assert_eq!(t.failed_at, Some(ALIGN as u64));
+        // The disk recovers, but the buffer after the lost one must not land past a hole.
+        t.file = writable;
+        let err = t
+            .write(&[3; ALIGN], 2 * ALIGN as u64, Some(2 * ALIGN as u64 + 10))
+            .unwrap_err();
+        assert!(err.to_string().contains("where a write failed"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), [1; ALIGN]);
+    }
+
+    #[test]
+    fn a_dead_writer_thread_is_reported_instead_of_waited_for() {
+        let mut disk = DiskWriter::spawn("pcap-disk-test".into()).unwrap();
+        let buf = disk.take_buffer().unwrap();
+        // A write with no segment opened fails in the thread; then the thread goes away.
+        disk.send(Job::Write {
+            buf,
+            len: ALIGN,
+            offset: 0,
+            truncate_to: None,
+        })
+        .unwrap();
+        assert!(disk.wait_idle().is_err());
+        disk.jobs = None;
+        if let Some(t) = disk.thread.take() {
+            t.join().unwrap();
+        }
+        // Pretend a buffer was still out: waiting must end with an error, not spin.
+        disk.in_flight = 1;
+        let err = disk.wait_idle().unwrap_err();
+        assert!(err.to_string().contains("thread ended"), "{err}");
+        assert_eq!(disk.in_flight, 0);
     }
 }

@@ -13,8 +13,11 @@
 //! A direct write waits for the device (0.5–1.2 ms per MiB on this machine's virtual disk,
 //! far more on an SD card or a busy disk), and a capture thread that waits does not drain its
 //! ring. So full buffers go to a [`DiskWriter`] thread, one per ring, while the capture thread
-//! fills the next; it waits only when all [`BUFFERS`] are in flight, i.e. when the disk is
-//! slower than the traffic over several MiB (buffered writes would then be throttled too).
+//! fills the next; it waits only when the other [`BUFFERS`] are all in flight, i.e. when the
+//! disk is slower than the traffic over several MiB (buffered writes would then be throttled
+//! too), and when a segment is sealed (its last bytes must be in the file before its index).
+//! After a failed write the thread writes nothing more into that segment and truncates it
+//! where the failure began: a segment never has a hole, and it is never sealed.
 //!
 //! [`BUFFERS`]: super::disk_writer::BUFFERS
 //!
@@ -43,6 +46,8 @@ pub(super) struct SegmentFile {
     file_off: u64,
     /// Bytes were added since the last flush.
     dirty: bool,
+    /// A write of this segment failed: it must not be sealed as complete.
+    failed: bool,
 }
 
 impl std::fmt::Debug for SegmentFile {
@@ -82,6 +87,7 @@ impl SegmentFile {
             len: 0,
             file_off: 0,
             dirty: false,
+            failed: false,
         })
     }
 
@@ -90,16 +96,24 @@ impl SegmentFile {
         self.direct
     }
 
+    /// Note a failure: the segment is then never finished as complete.
+    fn checked<T>(&mut self, r: io::Result<T>) -> io::Result<T> {
+        self.failed |= r.is_err();
+        r
+    }
+
     /// Hand the full buffer to the writer thread and continue in a free one.
     fn write_full(&mut self) -> io::Result<()> {
-        let next = self.disk.take_buffer()?;
+        let r = self.disk.take_buffer();
+        let next = self.checked(r)?;
         let full = std::mem::replace(&mut self.buf, next);
-        self.disk.send(Job::Write {
+        let r = self.disk.send(Job::Write {
             buf: full,
             len: BUF,
             offset: self.file_off,
             truncate_to: None,
-        })?;
+        });
+        self.checked(r)?;
         self.file_off += BUF as u64;
         self.len = 0;
         Ok(())
@@ -113,12 +127,20 @@ impl SegmentFile {
     }
 
     /// Flush, wait until every byte is in the file, and give the disk writer back for the
-    /// next segment.
+    /// next segment. This waits for the disk: for the buffers still in flight (up to 3 MiB)
+    /// and the last one. After any failed write it fails too (the file ends where the first
+    /// failed write began, and is left unsealed).
     pub(super) fn finish(mut self) -> io::Result<DiskWriter> {
         self.flush()?;
         let end = self.file_off + self.len as u64;
         self.disk.send(Job::Finish { end })?;
-        self.disk.wait_idle()?;
+        let r = self.disk.wait_idle();
+        self.checked(r)?;
+        if self.failed {
+            return Err(io::Error::other(
+                "an earlier write of this segment failed; it ends there",
+            ));
+        }
         let Self { mut disk, buf, .. } = self;
         disk.spares.push(buf);
         Ok(disk)
@@ -136,8 +158,9 @@ fn open(path: &Path, direct: bool) -> io::Result<File> {
 
 impl Write for SegmentFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        // A full buffer here is one whose hand-off failed: try again, or report why not.
-        if self.len == BUF {
+        // A full buffer is handed off before the next bytes, not after the last: an error
+        // then never comes back for bytes that were taken.
+        if self.len == BUF && !data.is_empty() {
             self.write_full()?;
         }
         let len = self.len;
@@ -145,9 +168,6 @@ impl Write for SegmentFile {
         self.buf.bytes_mut()[len..len + n].copy_from_slice(&data[..n]);
         self.len += n;
         self.dirty |= n > 0;
-        if self.len == BUF {
-            self.write_full()?;
-        }
         Ok(n)
     }
 
@@ -155,23 +175,27 @@ impl Write for SegmentFile {
     /// zeros and the file is truncated back to its real length (by the writer thread, in
     /// order, shortly after: this does not wait for the disk).
     fn flush(&mut self) -> io::Result<()> {
-        if !self.dirty {
-            return self.disk.reap();
+        if !self.dirty || self.len == 0 {
+            self.dirty = false;
+            let r = self.disk.reap();
+            return self.checked(r);
         }
         let len = self.len;
         let padded = len.next_multiple_of(ALIGN);
         let full = len - len % ALIGN;
         self.buf.bytes_mut()[len..padded].fill(0);
         // The partial block continues in the next buffer, to be written again once complete.
-        let mut next = self.disk.take_buffer()?;
+        let r = self.disk.take_buffer();
+        let mut next = self.checked(r)?;
         next.bytes_mut()[..len - full].copy_from_slice(&self.buf.bytes()[full..len]);
         let sent = std::mem::replace(&mut self.buf, next);
-        self.disk.send(Job::Write {
+        let r = self.disk.send(Job::Write {
             buf: sent,
             len: padded,
             offset: self.file_off,
             truncate_to: Some(self.file_off + len as u64),
-        })?;
+        });
+        self.checked(r)?;
         self.file_off += full as u64;
         self.len -= full;
         self.dirty = false;
@@ -263,8 +287,29 @@ mod tests {
         // capture side needs one of them again.
         let err = f.write_all(&pattern(0, (BUFFERS + 1) * BUF)).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
-        let err = f.finish().unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+        // The segment is not finished as if complete.
+        assert!(f.finish().is_err());
+    }
+
+    #[test]
+    fn flushes_on_block_and_buffer_boundaries_keep_every_byte() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("seg.pcap");
+        let mut f = SegmentFile::create(&path, true, disk()).unwrap();
+        let mut written = 0;
+        // Exactly a buffer, exactly a block, a block and a byte, then a buffer's worth that
+        // ends one block short of the buffer's end.
+        for size in [BUF, ALIGN, ALIGN + 1, BUF - ALIGN - ALIGN - 1, ALIGN, 5] {
+            f.write_all(&pattern(written, size)).unwrap();
+            written += size;
+            f.flush().unwrap();
+            f.flush().unwrap();
+            let on_disk = settled(&mut f, &path);
+            assert_eq!(on_disk.len(), written, "after {size}");
+            assert!(on_disk == pattern(0, written), "content after {size}");
+        }
+        f.finish().unwrap();
+        assert!(std::fs::read(&path).unwrap() == pattern(0, written));
     }
 
     #[test]
