@@ -356,18 +356,35 @@ pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, RetentionError> {
 }
 
 /// Delete the oldest segments (and their indexes) while the pcap files total more than
-/// `max_bytes`; returns how many were deleted. The newest segment is always kept.
+/// `max_bytes`; returns how many were deleted. The newest segment is always kept, and so is
+/// every queue's newest segment while it has no index: another capture thread is still
+/// writing it (the directory is shared by all queues; deleting it would lose its packets
+/// silently into an unlinked file).
 pub fn enforce_budget(dir: &Path, max_bytes: u64) -> Result<u64, RetentionError> {
     let segs = segments(dir)?;
     let sizes: Vec<u64> = segs
         .iter()
         .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
         .collect();
+    let mut newest_of_queue = std::collections::HashMap::new();
+    for (i, path) in segs.iter().enumerate() {
+        if let Some(queue) = queue_of(path) {
+            newest_of_queue.insert(queue, i);
+        }
+    }
+    let open: BTreeSet<usize> = newest_of_queue
+        .into_values()
+        .filter(|&i| !index_path(&segs[i]).exists())
+        .collect();
     let mut total: u64 = sizes.iter().sum();
     let mut deleted = 0;
-    for (path, size) in segs.iter().zip(&sizes).take(segs.len().saturating_sub(1)) {
+    let candidates = segs.iter().zip(&sizes).enumerate();
+    for (i, (path, size)) in candidates.take(segs.len().saturating_sub(1)) {
         if total <= max_bytes {
             break;
+        }
+        if open.contains(&i) {
+            continue;
         }
         match fs::remove_file(path) {
             Ok(()) => {}
@@ -379,6 +396,14 @@ pub fn enforce_budget(dir: &Path, max_bytes: u64) -> Result<u64, RetentionError>
         deleted += 1;
     }
     Ok(deleted)
+}
+
+/// The queue of a segment named `seg-<first ts>-q<queue>[-<n>].pcap`.
+fn queue_of(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let (_, rest) = name.rsplit_once("-q")?;
+    let queue: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (!queue.is_empty()).then_some(queue)
 }
 
 /// What [`export_pcap`] did.
@@ -658,6 +683,37 @@ mod tests {
             })
             .count();
         assert_eq!(idx_files, segs.len());
+    }
+
+    #[test]
+    fn budget_spares_another_queues_open_segment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut q1 = PcapRing::new(RetentionConfig {
+            dir: tmp.path().to_owned(),
+            segment_bytes: 1 << 20,
+            max_bytes: 2500,
+            queue: 1,
+        })
+        .unwrap();
+        // Queue 1 opens its segment first (the oldest name) and keeps it open.
+        q1.write(500, &frame([10, 0, 0, 9], [10, 0, 0, 2], 58))
+            .unwrap();
+        let mut q0 = ring(tmp.path(), 1000, 2500);
+        for i in 0..80 {
+            q0.write(1_000 + i, &frame([10, 0, 0, 1], [10, 0, 0, 2], 58))
+                .unwrap();
+        }
+        q0.seal().unwrap();
+        assert!(q0.stats().segments_deleted >= 7);
+        let open = q1.open.as_ref().unwrap().path.clone();
+        assert!(open.exists(), "queue 1's open segment was deleted");
+        q1.seal().unwrap();
+        assert_eq!(count(&open).len(), 1);
+        assert_eq!(queue_of(&open).as_deref(), Some("1"));
+        assert_eq!(
+            queue_of(Path::new("seg-00000000000000001000-q12-3.pcap")).as_deref(),
+            Some("12")
+        );
     }
 
     #[test]
