@@ -177,8 +177,7 @@ impl PcapRing {
     /// disk-writer thread and buffers ready.
     pub fn new(config: RetentionConfig) -> Result<Self, RetentionError> {
         fs::create_dir_all(&config.dir).map_err(io_err(&config.dir))?;
-        let disk = DiskWriter::spawn(format!("pcap-disk-q{}", config.queue))
-            .map_err(io_err(&config.dir))?;
+        let disk = DiskWriter::spawn(config.queue).map_err(io_err(&config.dir))?;
         Ok(Self {
             config,
             open: None,
@@ -302,8 +301,7 @@ impl PcapRing {
         };
         let disk = match self.disk.take() {
             Some(d) => d,
-            None => DiskWriter::spawn(format!("pcap-disk-q{}", self.config.queue))
-                .map_err(io_err(&path))?,
+            None => DiskWriter::spawn(self.config.queue).map_err(io_err(&path))?,
         };
         // A direct write refused mid-segment (logged then) is not tried again.
         self.direct_io &= !disk.direct_refused;

@@ -90,14 +90,15 @@ impl std::fmt::Debug for DiskWriter {
 }
 
 impl DiskWriter {
-    /// Start the thread (`name` shows in `top -H` and in the sniffer's thread CPU report).
-    pub(super) fn spawn(name: String) -> io::Result<Self> {
+    /// Start the thread of capture queue `queue` (named `pcap-disk-q<queue>`, as `top -H`
+    /// and the sniffer benchmark's per-thread CPU show it).
+    pub(super) fn spawn(queue: usize) -> io::Result<Self> {
         // Every job but `Open`/`Finish` holds a buffer, so neither channel ever fills beyond
         // the buffers plus the two bookkeeping jobs of a segment change.
         let (jobs, job_rx) = sync_channel::<Job>(BUFFERS + 2);
         let (done_tx, done) = sync_channel::<Done>(BUFFERS + 2);
         let thread = std::thread::Builder::new()
-            .name(name)
+            .name(format!("pcap-disk-q{queue}"))
             .spawn(move || write_jobs(&job_rx, &done_tx))?;
         Ok(Self {
             jobs: Some(jobs),
@@ -373,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_dead_writer_thread_is_reported_instead_of_waited_for() {
-        let mut disk = DiskWriter::spawn("pcap-disk-test".into()).unwrap();
+        let mut disk = DiskWriter::spawn(0).unwrap();
         let buf = disk.take_buffer().unwrap();
         // A write with no segment opened fails in the thread; then the thread goes away.
         disk.send(Job::Write {

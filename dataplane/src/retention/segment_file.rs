@@ -102,20 +102,29 @@ impl SegmentFile {
         r
     }
 
-    /// Hand the full buffer to the writer thread and continue in a free one.
-    fn write_full(&mut self) -> io::Result<()> {
+    /// Hand the buffer to the writer thread to write its first `write_len` bytes (then truncate
+    /// the file to `truncate_to`), and continue in a free buffer that starts with the bytes
+    /// from `keep_from` on, at the file offset `keep_from` (a multiple of `ALIGN`) stands for.
+    fn hand_off(
+        &mut self,
+        write_len: usize,
+        truncate_to: Option<u64>,
+        keep_from: usize,
+    ) -> io::Result<()> {
         let r = self.disk.take_buffer();
-        let next = self.checked(r)?;
-        let full = std::mem::replace(&mut self.buf, next);
+        let mut next = self.checked(r)?;
+        let kept = self.len - keep_from;
+        next.bytes_mut()[..kept].copy_from_slice(&self.buf.bytes()[keep_from..self.len]);
+        let sent = std::mem::replace(&mut self.buf, next);
         let r = self.disk.send(Job::Write {
-            buf: full,
-            len: BUF,
+            buf: sent,
+            len: write_len,
             offset: self.file_off,
-            truncate_to: None,
+            truncate_to,
         });
         self.checked(r)?;
-        self.file_off += BUF as u64;
-        self.len = 0;
+        self.file_off += keep_from as u64;
+        self.len = kept;
         Ok(())
     }
 
@@ -161,7 +170,7 @@ impl Write for SegmentFile {
         // A full buffer is handed off before the next bytes, not after the last: an error
         // then never comes back for bytes that were taken.
         if self.len == BUF && !data.is_empty() {
-            self.write_full()?;
+            self.hand_off(BUF, None, BUF)?;
         }
         let len = self.len;
         let n = data.len().min(BUF - len);
@@ -182,22 +191,9 @@ impl Write for SegmentFile {
         }
         let len = self.len;
         let padded = len.next_multiple_of(ALIGN);
-        let full = len - len % ALIGN;
         self.buf.bytes_mut()[len..padded].fill(0);
         // The partial block continues in the next buffer, to be written again once complete.
-        let r = self.disk.take_buffer();
-        let mut next = self.checked(r)?;
-        next.bytes_mut()[..len - full].copy_from_slice(&self.buf.bytes()[full..len]);
-        let sent = std::mem::replace(&mut self.buf, next);
-        let r = self.disk.send(Job::Write {
-            buf: sent,
-            len: padded,
-            offset: self.file_off,
-            truncate_to: Some(self.file_off + len as u64),
-        });
-        self.checked(r)?;
-        self.file_off += full as u64;
-        self.len -= full;
+        self.hand_off(padded, Some(self.file_off + len as u64), len - len % ALIGN)?;
         self.dirty = false;
         Ok(())
     }
@@ -215,7 +211,7 @@ mod tests {
     }
 
     fn disk() -> DiskWriter {
-        DiskWriter::spawn("pcap-disk-test".into()).unwrap()
+        DiskWriter::spawn(0).unwrap()
     }
 
     /// The file once the writer thread has done everything sent so far.
