@@ -445,21 +445,18 @@ impl Analyzer {
         self.expired = expired;
     }
 
-    /// Publish what changed since the last call. Runs for every packet, so an unchanged
-    /// counter costs a compare, not an atomic add of zero on a line the metrics reader shares.
+    /// Publish what changed since the last call (runs for every packet).
     fn sync_counters(&mut self) {
-        let ev = self.flows.counters.evicted;
-        if ev != self.evicted_seen {
-            self.metrics.flows_evicted.add(ev - self.evicted_seen);
-            self.evicted_seen = ev;
-        }
-        let sd = self.scans.dropped_sources;
-        if sd != self.scan_dropped_seen {
-            self.metrics
-                .scan_sources_dropped
-                .add(sd - self.scan_dropped_seen);
-            self.scan_dropped_seen = sd;
-        }
+        publish_growth(
+            &self.metrics.flows_evicted,
+            self.flows.counters.evicted,
+            &mut self.evicted_seen,
+        );
+        publish_growth(
+            &self.metrics.scan_sources_dropped,
+            self.scans.dropped_sources,
+            &mut self.scan_dropped_seen,
+        );
         let flows = self.flows.len() as u64;
         if flows != self.flows_reported {
             // Wrapping add of the signed difference: several analyzers share the gauge.
@@ -792,6 +789,16 @@ pub(crate) enum AppEvent {
 
 /// Tell the reader of an admitted event how many of its source's events the limiter refused
 /// since the previous one.
+/// Add to `counter` what the monotonic `now` grew by since `seen`. This runs for every packet:
+/// an unchanged value costs a compare, not an atomic add of zero on a line the metrics reader
+/// shares.
+fn publish_growth(counter: &Counter, now: u64, seen: &mut u64) {
+    if now != *seen {
+        counter.add(now - *seen);
+        *seen = now;
+    }
+}
+
 fn suppressed(ev: &mut Event, n: u64) {
     if n > 0 {
         put(ev, "suppressed", n);
