@@ -212,3 +212,102 @@ proptest::proptest! {
         proptest::prop_assert_eq!(endpoint_rank(a).cmp(&endpoint_rank(b)), a.cmp(&b));
     }
 }
+
+/// One step of the model test: a packet of flow `port` (a SYN opens or continues it, a RST ends
+/// it), or a timeout sweep.
+#[derive(Debug, Clone)]
+enum Step {
+    Syn(u16),
+    Rst(u16),
+    Sweep,
+}
+
+fn any_step() -> impl proptest::strategy::Strategy<Value = (Step, i64)> {
+    use proptest::prelude::*;
+    let step = prop_oneof![
+        6 => (0u16..12).prop_map(Step::Syn),
+        2 => (0u16..12).prop_map(Step::Rst),
+        1 => Just(Step::Sweep),
+    ];
+    (step, 0i64..40)
+}
+
+/// A flow of the model: port, first and last packet time, packets.
+type ModelFlow = (u16, i64, i64, u64);
+
+proptest::proptest! {
+    /// The table behaves like a list of flows in creation order: found again whatever moved
+    /// inside it (removals move slots), the oldest evicted when full, timeouts and closes
+    /// ending exactly the right flows, in the right order, with the right counts.
+    #[test]
+    fn the_table_matches_a_model(steps in proptest::collection::vec(any_step(), 1..200)) {
+        let cfg = FlowConfig { idle_timeout_ns: 100, active_timeout_ns: 250, max_flows: 5 };
+        let mut table = FlowTable::<()>::new(cfg);
+        let mut model: Vec<ModelFlow> = Vec::new();
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        let mut out = Vec::new();
+        let mut ts = 0;
+        let port_of = |e: &Expired<()>| e.stats.initiator.1;
+        for (step, gap) in steps {
+            ts += gap;
+            match step {
+                Step::Syn(p) | Step::Rst(p) => {
+                    let rst = matches!(step, Step::Rst(_));
+                    let flags = if rst { TcpFlags::RST } else { SYN };
+                    let frame = tcp4((A, p), (B, 80), 7, 0, flags, &[], &[]);
+                    let packet = Packet::decode(ts, &frame).unwrap();
+                    let up = table.update(&packet, &mut out);
+                    let known = model.iter().position(|f| f.0 == p);
+                    match (known, up) {
+                        (None, None) => proptest::prop_assert!(rst, "a SYN always lands"),
+                        (None, Some(up)) => {
+                            proptest::prop_assert!(up.new && !rst);
+                            if model.len() == cfg.max_flows {
+                                let f = model.remove(0);
+                                want.push((f.0, EndReason::Evicted, f.3));
+                            }
+                            model.push((p, ts, ts, 1));
+                        }
+                        (Some(at), Some(up)) => {
+                            proptest::prop_assert!(!up.new);
+                            model[at].2 = ts;
+                            model[at].3 += 1;
+                            let packets = up.stats.dir[0].packets;
+                            proptest::prop_assert_eq!(packets, model[at].3);
+                            if rst {
+                                let f = model.remove(at);
+                                want.push((f.0, EndReason::Rst, f.3));
+                            }
+                        }
+                        (Some(_), None) => proptest::prop_assert!(false, "known flow {} not found", p),
+                    }
+                    let key = FlowKey::of(&packet).unwrap().0;
+                    if let Some(e) = table.close_if_done(&key) {
+                        out.push(e);
+                    }
+                }
+                Step::Sweep => {
+                    table.expire(ts, &mut out);
+                    model.retain(|f| {
+                        let reason = if ts - f.2 >= cfg.idle_timeout_ns {
+                            EndReason::Idle
+                        } else if ts - f.1 >= cfg.active_timeout_ns {
+                            EndReason::Active
+                        } else {
+                            return true;
+                        };
+                        want.push((f.0, reason, f.3));
+                        false
+                    });
+                }
+            }
+            got.extend(out.drain(..).map(|e| (port_of(&e), e.reason, e.stats.dir[0].packets)));
+            proptest::prop_assert_eq!(table.len(), model.len());
+        }
+        table.drain(&mut out);
+        got.extend(out.drain(..).map(|e| (port_of(&e), e.reason, e.stats.dir[0].packets)));
+        want.extend(model.iter().map(|f| (f.0, EndReason::Flush, f.3)));
+        proptest::prop_assert_eq!(got, want);
+        proptest::prop_assert!(table.is_empty());
+    }
+}
