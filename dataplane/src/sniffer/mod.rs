@@ -220,6 +220,7 @@ impl Analyzer {
     /// every [`PUBLISH_EVERY`] frames, by [`Analyzer::advance`] and [`Analyzer::finish`], and
     /// by the capture loop after each batch.
     pub fn publish_metrics(&mut self) {
+        self.sync_counters();
         let u = std::mem::take(&mut self.unpublished);
         let m = &self.metrics;
         for (counter, n) in [
@@ -420,7 +421,9 @@ impl Analyzer {
             self.emit_reports(&mut reports, out);
             self.reports = reports;
         }
-        if let Some((init, resp)) = initiator {
+        if let Some((init, resp)) = initiator
+            && !app_events.is_empty()
+        {
             for ev in app_events {
                 let ev = match ev {
                     AppEvent::Udp(_) => match self.admit(LIMIT_UDP, init.0, packet.ts_ns) {
@@ -441,11 +444,15 @@ impl Analyzer {
         {
             expired.push(e);
         }
-        self.emit_expired(&mut expired, out);
+        // Most packets end no flow; the gauges catch up in `publish_metrics` then.
+        if !expired.is_empty() {
+            self.emit_expired(&mut expired, out);
+        }
         self.expired = expired;
     }
 
-    /// Publish what changed since the last call (runs for every packet).
+    /// Publish what changed since the last call (after flows end or scans report, and with
+    /// the per-packet counters).
     fn sync_counters(&mut self) {
         publish_growth(
             &self.metrics.flows_evicted,
