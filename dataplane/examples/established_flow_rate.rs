@@ -7,7 +7,8 @@
 //!     cargo run --release -p decnet-dataplane --example established_flow_rate [-- PACKETS [new]]
 //!
 //! With `new`, the source port cycles over 1024..65023 as in `bench/sniffer.sh`'s flood, so
-//! most packets open a flow (every 64,000th reuses one).
+//! most packets open a flow (every 64,000th reuses one). Each frame is announced to
+//! `Analyzer::upcoming` before the one ahead of it is processed, as the capture loop does.
 
 use std::{collections::HashMap, hint::black_box, sync::Arc, time::Instant};
 
@@ -45,12 +46,16 @@ fn main() {
         Arc::new(SnifferMetrics::default()),
     );
     let mut out = Vec::new();
+    // As the capture loop does, the next frame is announced before each one is processed.
+    let mut next = frame.clone();
+    let port_of = |i: i64| 1024 + u16::try_from(i % 64_000).unwrap_or(0);
     let t = Instant::now();
     for i in 0..packets {
         if new_flows {
-            let port = 1024 + u16::try_from(i % 64_000).unwrap_or(0);
-            frame[34..36].copy_from_slice(&port.to_be_bytes());
+            frame[34..36].copy_from_slice(&port_of(i).to_be_bytes());
+            next[34..36].copy_from_slice(&port_of(i + 1).to_be_bytes());
         }
+        analyzer.upcoming(black_box(&next));
         analyzer.process_frame(start_ns + i * 20_000, black_box(&frame), &mut out);
         out.clear();
     }

@@ -189,23 +189,77 @@ fn udp_payload(frame: &[u8]) -> Option<(u16, Vec<u8>)> {
 
 /// Drives every backend until `want` frames arrived or 5 s passed, then 200 ms more (to catch extras).
 fn collect(cap: &mut Capture, want: usize) -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
+    collect_announced(cap, want, false).0
+}
+
+/// Frames as received, and the backends' announcements checked: `upcoming(x)` comes before
+/// `frame(current)`, and `x` is the frame delivered after `current`.
+#[derive(Default)]
+struct Recorder {
+    frames: Vec<Vec<u8>>,
+    /// Check every announcement (true when no user-space filter drops frames between an
+    /// announcement and the delivery).
+    strict: bool,
+    announced: Option<Vec<u8>>,
+    /// Announced before the previous delivery: the next frame must be this one.
+    due: Option<Vec<u8>>,
+    announcements: usize,
+}
+
+impl FrameConsumer for Recorder {
+    fn frame(&mut self, data: &[u8], ts: u64) {
+        assert!(ts > 1_600_000_000_000_000_000, "timestamp {ts}");
+        let due = std::mem::replace(&mut self.due, self.announced.take());
+        if self.strict
+            && let Some(due) = due
+        {
+            assert_eq!(
+                due, data,
+                "the announced frame is not the one delivered in its turn"
+            );
+        }
+        self.frames.push(data.to_vec());
+    }
+
+    fn upcoming(&mut self, data: &[u8]) {
+        if self.strict {
+            assert!(
+                self.announced.is_none(),
+                "two frames announced without one delivered"
+            );
+        }
+        self.announced = Some(data.to_vec());
+        self.announcements += 1;
+    }
+
+    fn batch_end(&mut self) {
+        if self.strict {
+            assert!(
+                self.announced.is_none() && self.due.is_none(),
+                "a batch ended with an announced frame undelivered"
+            );
+        }
+    }
+}
+
+/// [`collect`], also returning how many frames the backends announced ahead.
+fn collect_announced(cap: &mut Capture, want: usize, strict: bool) -> (Vec<Vec<u8>>, usize) {
+    let mut rec = Recorder {
+        strict,
+        ..Recorder::default()
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut extra_until = None;
     loop {
         for b in cap.backends_mut() {
-            b.recv_batch(20, &mut |d: &[u8], ts: u64| {
-                assert!(ts > 1_600_000_000_000_000_000, "timestamp {ts}");
-                frames.push(d.to_vec());
-            })
-            .unwrap();
+            b.recv_batch(20, &mut rec).unwrap();
         }
         let now = Instant::now();
-        if frames.len() >= want && extra_until.is_none() {
+        if rec.frames.len() >= want && extra_until.is_none() {
             extra_until = Some(now + Duration::from_millis(200));
         }
         if extra_until.is_some_and(|t| now > t) || now > deadline {
-            return frames;
+            return (rec.frames, rec.announcements);
         }
     }
 }
@@ -250,8 +304,10 @@ fn exact_capture(backend: BackendChoice, attach: XdpAttach) {
         other => panic!("unexpected backend {other:?}"),
     }
     lab.send(&lab.ip(0, 1), 9999, 0..N);
-    let frames = collect(&mut cap, N);
+    let (frames, announced) = collect_announced(&mut cap, N, true);
     assert_eq!(frames.len(), N, "exactly the sent datagrams, nothing else");
+    // A burst arrives in batches of many frames: all but each batch's last are announced.
+    assert!(announced > 0, "no frame was announced ahead of its turn");
     check_payloads(&frames, 0..N);
     let st = cap.stats();
     assert_eq!(st.received, N as u64);

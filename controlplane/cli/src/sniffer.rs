@@ -249,6 +249,10 @@ impl FrameConsumer for Queue {
         }
     }
 
+    fn upcoming(&mut self, data: &[u8]) {
+        self.analyzer.upcoming(data);
+    }
+
     fn batch_end(&mut self) {
         self.forward();
     }

@@ -155,44 +155,59 @@ impl PacketSocket {
 
     /// Walks one user-owned block, then hands it back to the kernel.
     fn drain_block(&mut self, block: *mut u8, consumer: &mut dyn FrameConsumer) -> usize {
+        let block_size = self.block_size;
         let off = std::mem::offset_of!(libc::tpacket_block_desc, hdr);
         // SAFETY: the block belongs to user space (TP_STATUS_USER) until we write the status back.
         let bh = unsafe { std::ptr::read_unaligned(block.add(off).cast::<libc::tpacket_hdr_v1>()) };
-        let mut pos = bh.offset_to_first_pkt as usize;
-        let mut n = 0;
-        for _ in 0..bh.num_pkts {
-            // Offsets come from the kernel, but a bad one must end the walk, not read out of the block.
-            if pos + size_of::<libc::tpacket3_hdr>() > self.block_size {
-                break;
-            }
-            // SAFETY: bounds checked above; the kernel aligns packet headers to 16 bytes.
-            let h =
-                unsafe { std::ptr::read_unaligned(block.add(pos).cast::<libc::tpacket3_hdr>()) };
+        // Offsets come from the kernel, but a bad one must end the walk, not read out of the block.
+        let header_at = |pos: usize| {
+            (pos + size_of::<libc::tpacket3_hdr>() <= block_size).then(|| {
+                // SAFETY: bounds checked; the kernel aligns packet headers to 16 bytes.
+                unsafe { std::ptr::read_unaligned(block.add(pos).cast::<libc::tpacket3_hdr>()) }
+            })
+        };
+        let after = |pos: usize, h: &libc::tpacket3_hdr| {
             let next = pos + h.tp_next_offset as usize;
-            if h.tp_next_offset != 0 && next < self.block_size {
-                // Start pulling the next frame (written by another core) while this one is
-                // analysed.
-                sys::prefetch(block.wrapping_add(next));
-            }
+            (h.tp_next_offset != 0 && next < block_size).then_some(next)
+        };
+        let frame_at = |pos: usize, h: &libc::tpacket3_hdr| {
             let start = pos + usize::from(h.tp_mac);
             let len = h.tp_snaplen as usize;
-            if start + len <= self.block_size {
-                // SAFETY: in-bounds slice of the user-owned block.
-                let data = unsafe { std::slice::from_raw_parts(block.add(start), len) };
+            // SAFETY: an in-bounds slice of the user-owned block.
+            (start + len <= block_size)
+                .then(|| unsafe { std::slice::from_raw_parts(block.add(start), len) })
+        };
+        let mut at = Some(bh.offset_to_first_pkt as usize);
+        let mut n = 0;
+        for _ in 0..bh.num_pkts {
+            let Some(pos) = at else { break };
+            let Some(h) = header_at(pos) else { break };
+            let next = after(pos, &h);
+            // The kernel wrote the frames from another core: pull the headers of the frame
+            // after next into this core's cache, and announce the next one (pulled one frame
+            // ago), while this one is analysed.
+            if let Some(next) = next
+                && let Some(nh) = header_at(next)
+            {
+                if let Some(later) = after(next, &nh) {
+                    crate::prefetch(block.wrapping_add(later));
+                }
+                if let Some(data) = frame_at(next, &nh) {
+                    consumer.upcoming(data);
+                }
+            }
+            if let Some(data) = frame_at(pos, &h) {
                 if self.filter.matches(data) {
                     let ts = u64::from(h.tp_sec) * 1_000_000_000 + u64::from(h.tp_nsec);
                     consumer.frame(data, ts);
                     self.received += 1;
-                    self.bytes += len as u64;
+                    self.bytes += data.len() as u64;
                     n += 1;
                 } else {
                     self.filtered += 1;
                 }
             }
-            if h.tp_next_offset == 0 {
-                break;
-            }
-            pos = next;
+            at = next;
         }
         fence(Ordering::Release);
         // SAFETY: returning the block: status back to TP_STATUS_KERNEL (0).

@@ -326,22 +326,35 @@ impl XskSocket {
             // SAFETY: slot < size; entries between consumer and producer are ours to read.
             unsafe { self.rx.desc.cast::<XdpDesc>().add(slot).read() }
         };
-        for i in 0..n {
-            let d = desc(i);
-            if i + 1 < n {
-                // The kernel wrote the next frame from another core: start pulling its headers
-                // into this core's cache while this frame is analysed.
-                let next = desc(i + 1).addr;
-                if next < umem_len {
-                    sys::prefetch(base.wrapping_add(next as usize));
+        let frame_of = |d: XdpDesc| {
+            let end = d.addr.saturating_add(u64::from(d.len));
+            // SAFETY: an in-bounds range of the UMEM, written by the kernel before it
+            // published `prod`; the chunk stays ours until this batch is recycled.
+            (end <= umem_len).then(|| unsafe {
+                std::slice::from_raw_parts(base.add(d.addr as usize), d.len as usize)
+            })
+        };
+        // The kernel wrote the frames from another core: pull each one's headers into this
+        // core's cache two frames ahead, and announce the next frame one ahead (its headers
+        // are then here, so the consumer can look up what it will need).
+        let pull = |i: u32| {
+            if i < n {
+                let addr = desc(i).addr;
+                if addr < umem_len {
+                    crate::prefetch(base.wrapping_add(addr as usize));
                 }
             }
-            let end = d.addr.saturating_add(u64::from(d.len));
-            if end <= umem_len {
-                // SAFETY: in-bounds range of the UMEM; the kernel wrote it before publishing `prod`.
-                let data = unsafe {
-                    std::slice::from_raw_parts(base.add(d.addr as usize), d.len as usize)
-                };
+        };
+        pull(1);
+        for i in 0..n {
+            let d = desc(i);
+            pull(i + 2);
+            if i + 1 < n
+                && let Some(next) = frame_of(desc(i + 1))
+            {
+                consumer.upcoming(next);
+            }
+            if let Some(data) = frame_of(d) {
                 consumer.frame(data, ts);
                 self.bytes += u64::from(d.len);
             } else {

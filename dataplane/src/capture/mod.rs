@@ -59,6 +59,10 @@ pub enum CaptureError {
 pub trait FrameConsumer {
     /// One frame and its capture time (ns since the Unix epoch; AF_XDP: time of the batch).
     fn frame(&mut self, data: &[u8], ts_ns: u64);
+    /// The frame that will follow the next call to [`FrameConsumer::frame`], announced before
+    /// it so the consumer can start fetching what that frame will need (its flow's bucket in a
+    /// large flow table) while the current one is analysed. A hint: it may be skipped.
+    fn upcoming(&mut self, _data: &[u8]) {}
     /// Called after each non-empty batch (a place to flush).
     fn batch_end(&mut self) {}
     /// Called by [`Capture::run`] when a wait ended with no frame (a place for time-driven

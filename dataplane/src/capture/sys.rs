@@ -306,21 +306,3 @@ pub(crate) fn raise_memlock() {
         }
     }
 }
-
-/// Hint the CPU to fetch the two cache lines at `ptr` (a frame's headers). Never faults, so
-/// any address is allowed; a no-op off x86-64.
-#[inline]
-pub(super) fn prefetch(ptr: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: prefetch is a hint: it has no architectural effect and never faults.
-        #[allow(unused_unsafe)]
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>());
-            _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(64).cast::<i8>());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}

@@ -62,6 +62,17 @@ impl SlotIndex {
         }
     }
 
+    /// Start fetching the bucket a lookup of `hash` reads first.
+    #[inline]
+    pub(super) fn prefetch(&self, hash: u64) {
+        crate::prefetch(
+            self.buckets
+                .as_ptr()
+                .wrapping_add(self.home(tag(hash)))
+                .cast(),
+        );
+    }
+
     /// Record `slot` under `hash`. The caller keeps at most `max_slots` entries, so an empty
     /// bucket is always found.
     pub(super) fn insert(&mut self, hash: u64, slot: usize) {

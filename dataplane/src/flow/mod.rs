@@ -240,6 +240,10 @@ fn is_tail(t: &crate::decode::Tcp<'_>) -> bool {
         && t.flags.0 & (TcpFlags::ACK | TcpFlags::RST) != 0
 }
 
+/// Flows from which [`FlowTable::prefetch`] pays: below, the index buckets in use stay in
+/// cache, and decoding the next frame early for it would be pure cost.
+pub const PREFETCH_FROM_FLOWS: usize = 4096;
+
 /// Timeouts and size bound.
 #[derive(Debug, Clone, Copy)]
 pub struct FlowConfig {
@@ -340,6 +344,15 @@ impl<S: Default> FlowTable<S> {
 
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// Start fetching what an update of `packet`'s flow reads first (its index bucket): for
+    /// the next frame while the current one is analysed, once the table holds
+    /// [`PREFETCH_FROM_FLOWS`] flows.
+    pub fn prefetch(&self, packet: &Packet<'_>) {
+        if let Some((key, _)) = FlowKey::of(packet) {
+            self.index.prefetch(self.hasher.hash_one(key));
+        }
     }
 
     /// The slot number of `key`'s flow.

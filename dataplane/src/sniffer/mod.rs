@@ -282,6 +282,18 @@ impl Analyzer {
         }
     }
 
+    /// The frame after the one about to be processed (see `FrameConsumer::upcoming`): with
+    /// many flows tracked, its flow's index bucket is fetched while the current frame is
+    /// analysed, so a flood of new flows does not wait for memory on every packet.
+    #[inline]
+    pub fn upcoming(&self, frame: &[u8]) {
+        if self.flows.len() >= crate::flow::PREFETCH_FROM_FLOWS
+            && let Ok(packet) = Packet::decode(0, frame)
+        {
+            self.flows.prefetch(&packet);
+        }
+    }
+
     /// Analyze a decoded packet.
     pub fn process(&mut self, packet: &Packet<'_>, out: &mut Vec<Event>) {
         let before = out.len();
