@@ -113,10 +113,10 @@ receiver() {
         capture-*)
             # The sniffer's AF_XDP settings — keep in step with `Sniffing::start` in
             # controlplane/cli/src/sniffer.rs: no spinning, adaptive 0.5–10 ms coalescing
-            # sleeps, 32,768 UMEM frames, rings of 16,384, batches of 1,024.
+            # sleeps, 32,768 UMEM frames, rings of 16,384, batches of 4,096.
             /usr/bin/time -f "TIME %U %S %M" -o "$work/time.log" \
                 "$CAPTURE" "$RX" --backend "${name#capture-}" --spins 0 --coalesce-us 500 \
-                --coalesce-max-us 10000 --frames 32768 --ring 16384 --batch 1024 \
+                --coalesce-max-us 10000 --frames 32768 --ring 16384 --batch 4096 \
                 --touch --quiet --seconds 100000 >"$work/rx.log" 2>&1 &
             pid=$!
             for _ in $(seq 200); do grep -q READY "$work/rx.log" 2>/dev/null && break; sleep 0.1; done ;;

@@ -336,11 +336,14 @@ impl Sniffing {
         };
         // A shared appliance core: batch wakeups instead of spinning (see NOTES-dp-capture).
         cfg.xsk.busy_poll_spins = 0;
-        // Each wakeup takes about a batch: 500 µs sleeps at high rates, up to 10 ms (AF_PACKET's
-        // block timeout) on a slow link — 10 ms × 16,384 ring entries leaves room up to ~1.6 Mpps.
+        // Each wakeup takes about a batch: sleeps of 0.5–10 ms, the longest on a slow link —
+        // 10 ms × 16,384 ring entries leaves room up to ~1.6 Mpps. A batch of 4,096 keeps the
+        // sleeps long at high rates too: with 1,024, the generator flat out (≈ 350 kpps) held
+        // them near 1 ms, and the wakeups cost 650–670 ns per packet against 173–181 ns
+        // (the floor receiver, BENCHMARKS.md).
         cfg.xsk.coalesce_us = 500;
         cfg.xsk.coalesce_max_us = 10_000;
-        cfg.xsk.batch = 1024;
+        cfg.xsk.batch = 4096;
         // 64 MiB of UMEM per queue (the default is 8): a descheduled or busy analyzer thread on
         // a loaded appliance must not turn into ring drops (AF_PACKET gets 16 MiB, which holds
         // ~200k small frames). Traffic arrives in bursts at line rate: with 8,192-entry rings a
