@@ -38,28 +38,30 @@ impl SlotIndex {
         tag as usize & self.mask
     }
 
-    fn next(&self, at: usize) -> usize {
-        (at + 1) & self.mask
+    /// The buckets a probe from `home` visits, in order: at most every bucket once, so a
+    /// broken load bound could cost time but never hang a lookup.
+    fn probe(&self, home: usize) -> impl Iterator<Item = usize> + use<> {
+        let mask = self.mask;
+        (0..=mask).map(move |i| (home + i) & mask)
     }
 
     /// The slot with this hash for which `is_key` holds.
     #[inline]
     pub(super) fn find(&self, hash: u64, mut is_key: impl FnMut(usize) -> bool) -> Option<usize> {
         let tag = tag(hash);
-        let mut at = self.home(tag);
-        loop {
+        for at in self.probe(self.home(tag)) {
             let word = *self.buckets.get(at)?;
             if word == 0 {
                 return None;
             }
             if (word >> 32) as u32 == tag {
-                let slot = (word as u32 - 1) as usize;
+                let slot = (word as u32).wrapping_sub(1) as usize;
                 if is_key(slot) {
                     return Some(slot);
                 }
             }
-            at = self.next(at);
         }
+        None
     }
 
     /// Start fetching the bucket a lookup of `hash` reads first.
@@ -80,11 +82,10 @@ impl SlotIndex {
         let Ok(slot) = u32::try_from(slot + 1) else {
             return;
         };
-        let mut at = self.home(tag);
-        while self.buckets.get(at).is_some_and(|&w| w != 0) {
-            at = self.next(at);
-        }
-        if let Some(bucket) = self.buckets.get_mut(at) {
+        let free = self
+            .probe(self.home(tag))
+            .find(|&at| self.buckets.get(at) == Some(&0));
+        if let Some(bucket) = free.and_then(|at| self.buckets.get_mut(at)) {
             *bucket = u64::from(tag) << 32 | u64::from(slot);
         }
     }
@@ -92,8 +93,7 @@ impl SlotIndex {
     /// The bucket that holds `slot`, filed under `hash`.
     fn bucket_of(&self, hash: u64, slot: usize) -> Option<usize> {
         let want = u32::try_from(slot + 1).ok()?;
-        let mut at = self.home(tag(hash));
-        loop {
+        for at in self.probe(self.home(tag(hash))) {
             let word = *self.buckets.get(at)?;
             if word == 0 {
                 return None;
@@ -101,8 +101,8 @@ impl SlotIndex {
             if word as u32 == want {
                 return Some(at);
             }
-            at = self.next(at);
         }
+        None
     }
 
     /// `slot`, filed under `hash`, now lives at slot `to`.
@@ -120,9 +120,7 @@ impl SlotIndex {
         let Some(mut hole) = self.bucket_of(hash, slot) else {
             return;
         };
-        let mut at = hole;
-        loop {
-            at = self.next(at);
+        for at in self.probe(hole).skip(1) {
             let word = self.buckets.get(at).copied().unwrap_or(0);
             if word == 0 {
                 break;
@@ -215,6 +213,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_full_index_neither_hangs_nor_finds_what_it_lacks() {
+        // Two buckets, filled beyond the bound the flow table keeps (one slot).
+        let mut index = SlotIndex::new(1);
+        index.insert(1 << 32, 0);
+        index.insert(1 << 32, 1);
+        index.insert(1 << 32, 2);
+        assert_eq!(index.find(1 << 32, |s| s == 1), Some(1));
+        assert_eq!(index.find(1 << 32, |s| s == 2), None);
+        assert_eq!(index.find(5 << 32, |_| true), None);
+        index.remove(1 << 32, 0);
+        assert_eq!(index.find(1 << 32, |s| s == 1), Some(1));
     }
 
     #[test]
