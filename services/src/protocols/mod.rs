@@ -6,6 +6,7 @@ use crate::{persona::Persona, runtime::Protocol};
 
 pub mod banner;
 pub mod ftp;
+pub mod glob;
 pub mod http;
 pub mod imap;
 pub mod line;

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::{
     persona::Persona,
+    protocols::glob,
     runtime::Protocol,
     session::{ConnInfo, Session, Step},
 };
@@ -267,19 +268,6 @@ fn array(out: &mut Step, items: &[String]) {
     }
 }
 
-/// Redis glob matching for `*`, `?` and literal characters (enough for KEYS/SCAN patterns).
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.first(), text.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..]))
-        }
-        (Some(b'?'), Some(_)) => glob(&pattern[1..], &text[1..]),
-        (Some(p), Some(t)) if p == t => glob(&pattern[1..], &text[1..]),
-        _ => false,
-    }
-}
-
 const CONFIG: &[(&str, &str)] = &[
     ("dir", "/var/lib/redis"),
     ("dbfilename", "dump.rdb"),
@@ -443,7 +431,7 @@ impl RedisSession {
             }
             "keys" if arity(2, out) => {
                 let pattern = arg(1).unwrap_or("*").as_bytes().to_vec();
-                let keys: Vec<String> = self.all_keys().into_iter().filter(|k| glob(&pattern, k.as_bytes())).collect();
+                let keys: Vec<String> = self.all_keys().into_iter().filter(|k| glob::glob(&pattern, k.as_bytes())).collect();
                 array(out, &keys);
             }
             "scan" if arity(2, out) => {
@@ -452,7 +440,7 @@ impl RedisSession {
                     .position(|a| a.eq_ignore_ascii_case("match"))
                     .and_then(|i| text.get(i + 1))
                     .map_or_else(|| b"*".to_vec(), |p| p.as_bytes().to_vec());
-                let keys: Vec<String> = self.all_keys().into_iter().filter(|k| glob(&pattern, k.as_bytes())).collect();
+                let keys: Vec<String> = self.all_keys().into_iter().filter(|k| glob::glob(&pattern, k.as_bytes())).collect();
                 out.send(b"*2\r\n");
                 bulk(out, "0");
                 array(out, &keys);
@@ -515,7 +503,7 @@ impl RedisSession {
                     let pattern = arg(2).unwrap_or_default().as_bytes().to_vec();
                     let flat: Vec<String> = CONFIG
                         .iter()
-                        .filter(|(k, _)| glob(&pattern, k.as_bytes()))
+                        .filter(|(k, _)| glob::glob(&pattern, k.as_bytes()))
                         .flat_map(|(k, v)| [(*k).to_owned(), (*v).to_owned()])
                         .collect();
                     array(out, &flat);

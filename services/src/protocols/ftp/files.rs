@@ -59,7 +59,8 @@ impl FtpSession {
         }
         entries.retain(|(name, _)| {
             (all || !name.starts_with('.'))
-                && (filter.is_empty() || fs::glob(filter.as_bytes(), name.as_bytes()))
+                && (filter.is_empty()
+                    || crate::protocols::glob::glob(filter.as_bytes(), name.as_bytes()))
         });
         if options.contains('t') {
             entries.sort_by(|a, b| b.1.mtime.cmp(&a.1.mtime).then(a.0.cmp(b.0)));

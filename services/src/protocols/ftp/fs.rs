@@ -190,34 +190,6 @@ pub fn resolve(cwd: &str, arg: &str) -> Option<String> {
     Some(format!("/{}", parts.join("/")))
 }
 
-/// vsftpd's filter matching: `*` and `?` within the last path component.
-pub fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    // Iterative with one backtrack point: linear-ish even on hostile patterns.
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
-}
-
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
@@ -327,16 +299,5 @@ mod tests {
         let names: Vec<&str> = t.children("/").map(|(n, _)| n).collect();
         assert_eq!(names, ["b"]);
         assert!(t.remove("/b/f") && t.remove("/b"));
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob(b"*.sql", b"db_dump.sql"));
-        assert!(glob(b"c?edentials*", b"credentials.txt"));
-        assert!(!glob(b"*.gz", b"config.ini"));
-        assert!(!glob(
-            &[b'*'; 64].iter().chain(b"x").copied().collect::<Vec<_>>(),
-            &[b'a'; 64]
-        ));
     }
 }

@@ -176,6 +176,7 @@ fn protocol_errors_close_like_redis() {
 
 #[test]
 fn glob_patterns() {
+    use crate::protocols::glob::glob;
     assert!(glob(b"aws:*", b"aws:secret_access_key"));
     assert!(glob(b"s?ssion:*", b"session:ab"));
     assert!(!glob(b"user:*", b"api_key"));
