@@ -190,17 +190,45 @@ fn clip(s: &str) -> String {
 }
 
 /// Case-insensitive LIST pattern match: `*` matches anything, `%` anything but the separator.
+///
+/// One pass over the name per pattern byte (O(pattern × name)): the pattern is the attacker's,
+/// and trying every split by recursion took exponential time on patterns of many wildcards.
 fn list_match(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.first() {
-        None => name.is_empty(),
-        Some(b'*') => (0..=name.len()).any(|i| list_match(&pattern[1..], &name[i..])),
-        Some(b'%') => (0..=name.len())
-            .take_while(|&i| i == 0 || name[i - 1] != b'.')
-            .any(|i| list_match(&pattern[1..], &name[i..])),
-        Some(p) => name
-            .first()
-            .is_some_and(|n| n.eq_ignore_ascii_case(p) && list_match(&pattern[1..], &name[1..])),
+    // matched[j]: the pattern so far matches exactly `name[..j]`.
+    let mut matched = vec![false; name.len() + 1];
+    let mut next = matched.clone();
+    matched[0] = true;
+    for &p in pattern {
+        // Whether some prefix the wildcard can extend from reaches the current position.
+        let mut open = false;
+        for (j, slot) in next.iter_mut().enumerate() {
+            let before = j.checked_sub(1).and_then(|k| name.get(k));
+            let here = matched.get(j).copied().unwrap_or(false);
+            *slot = match p {
+                b'*' => {
+                    open |= here;
+                    open
+                }
+                b'%' => {
+                    // `%` cannot extend across a separator.
+                    if before == Some(&b'.') {
+                        open = false;
+                    }
+                    open |= here;
+                    open
+                }
+                _ => {
+                    before.is_some_and(|n| n.eq_ignore_ascii_case(&p))
+                        && j.checked_sub(1).and_then(|k| matched.get(k)) == Some(&true)
+                }
+            };
+        }
+        std::mem::swap(&mut matched, &mut next);
+        if !matched.contains(&true) {
+            return false;
+        }
     }
+    matched.last() == Some(&true)
 }
 
 impl ImapSession {
