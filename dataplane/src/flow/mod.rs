@@ -230,6 +230,19 @@ pub struct Update<'t, S> {
     pub half_open_reset: bool,
     /// The segment was a retransmission.
     pub retransmit: bool,
+    /// The flow is over after this packet (a RST either way, or FIN both ways): end it with
+    /// [`FlowTable::end`] once the packet is analysed.
+    pub ends: Option<EndReason>,
+    /// Where the flow lives, for [`FlowTable::end`] without a second lookup.
+    pub slot: FlowSlot,
+}
+
+/// A flow's place in the table as of one [`Update`]; [`FlowTable::end`] checks it still
+/// holds that flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowSlot {
+    at: usize,
+    generation: u64,
 }
 
 /// A bare ACK or RST: of an unknown flow, the tail of one that already ended (the last ACK
@@ -428,6 +441,7 @@ impl<S: Default> FlowTable<S> {
         };
         // `at` is a live slot: found in, or just pushed onto, `slots`.
         let slot = self.slots.get_mut(at)?;
+        let generation = slot.generation;
         slot.last_ts = slot.last_ts.max(ts);
         let entry = &mut *slot.entry;
         let st = &mut entry.stats;
@@ -479,6 +493,15 @@ impl<S: Default> FlowTable<S> {
                 st.retransmits += 1;
             }
         }
+        let ends = if tcp.is_none() {
+            None
+        } else if st.flags().has(TcpFlags::RST) {
+            Some(EndReason::Rst)
+        } else if st.dir[0].fin && st.dir[1].fin {
+            Some(EndReason::Fin)
+        } else {
+            None
+        };
         Some(Update {
             stats: &entry.stats,
             state: &mut entry.state,
@@ -487,22 +510,18 @@ impl<S: Default> FlowTable<S> {
             handshake_completed,
             half_open_reset,
             retransmit,
+            ends,
+            slot: FlowSlot { at, generation },
         })
     }
 
-    /// End the flow of `key` if the last packet closed it (RST, or FIN both ways).
-    pub fn close_if_done(&mut self, key: &FlowKey) -> Option<Expired<S>> {
-        let hash = self.hasher.hash_one(key);
-        let at = self.find(hash, key)?;
-        let st = &self.slots.get(at)?.entry.stats;
-        let reason = if st.flags().has(TcpFlags::RST) {
-            EndReason::Rst
-        } else if st.dir[0].fin && st.dir[1].fin {
-            EndReason::Fin
-        } else {
+    /// End the flow an [`Update`] found in `slot` (as its `ends` says, after the packet was
+    /// analysed). `None` when the table changed since and the slot holds another flow.
+    pub fn end(&mut self, slot: FlowSlot, reason: EndReason) -> Option<Expired<S>> {
+        if self.slots.get(slot.at)?.generation != slot.generation {
             return None;
-        };
-        self.remove_at(at, reason)
+        }
+        self.remove_at(slot.at, reason)
     }
 
     /// End the flow in slot `at`; the last slot moves into its place.

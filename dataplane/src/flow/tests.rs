@@ -20,11 +20,31 @@ fn feed(
     let p = Packet::decode(ts, frame).unwrap();
     let up = t.update(&p, out).unwrap();
     let r = (up.from_initiator, up.handshake_completed, up.retransmit);
-    let key = FlowKey::of(&p).unwrap().0;
-    if let Some(e) = t.close_if_done(&key) {
-        out.push(e);
+    if let Some(reason) = up.ends {
+        let slot = up.slot;
+        out.push(t.end(slot, reason).unwrap());
     }
     r
+}
+
+#[test]
+fn a_stale_slot_ends_nothing() {
+    let mut t = FlowTable::<()>::new(FlowConfig::default());
+    let mut out = Vec::new();
+    let (f1, f2) = (
+        udp4((A, 1000), (B, 53), b"a"),
+        udp4((A, 1001), (B, 53), b"b"),
+    );
+    let first = Packet::decode(0, &f1).unwrap();
+    let stale = t.update(&first, &mut out).unwrap().slot;
+    // The first flow times out; the second, created after it, then moves into its slot.
+    let second = Packet::decode(1, &f2).unwrap();
+    t.update(&second, &mut out).unwrap();
+    t.expire(FlowConfig::default().idle_timeout_ns, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(t.len(), 1);
+    assert!(t.end(stale, EndReason::Rst).is_none());
+    assert_eq!(t.len(), 1, "the flow now in the stale slot must live on");
 }
 
 #[test]
@@ -257,6 +277,7 @@ proptest::proptest! {
                     let frame = tcp4((A, p), (B, 80), 7, 0, flags, &[], &[]);
                     let packet = Packet::decode(ts, &frame).unwrap();
                     let up = table.update(&packet, &mut out);
+                    let ending = up.as_ref().and_then(|u| u.ends.map(|r| (u.slot, r)));
                     let known = model.iter().position(|f| f.0 == p);
                     match (known, up) {
                         (None, None) => proptest::prop_assert!(rst, "a SYN always lands"),
@@ -281,9 +302,8 @@ proptest::proptest! {
                         }
                         (Some(_), None) => proptest::prop_assert!(false, "known flow {} not found", p),
                     }
-                    let key = FlowKey::of(&packet).unwrap().0;
-                    if let Some(e) = table.close_if_done(&key) {
-                        out.push(e);
+                    if let Some((slot, reason)) = ending {
+                        out.push(table.end(slot, reason).unwrap());
                     }
                 }
                 Step::Sweep => {

@@ -386,8 +386,8 @@ impl Analyzer {
         let mut probe: Option<(Probe, u16)> = None;
         let mut app_events: Vec<AppEvent> = Vec::new();
         let mut initiator = None;
-        let key = if let Some(up) = self.flows.update(packet, &mut expired) {
-            let key = up.stats.key;
+        let ends = if let Some(up) = self.flows.update(packet, &mut expired) {
+            let ends = up.ends.map(|reason| (up.slot, reason));
             initiator = Some((up.stats.initiator, up.stats.responder));
             match &packet.transport {
                 Transport::Tcp(t) => {
@@ -422,7 +422,7 @@ impl Analyzer {
                 }
                 _ => {}
             }
-            Some(key)
+            ends
         } else {
             None
         };
@@ -449,10 +449,8 @@ impl Analyzer {
                 }
             }
         }
-        // Only TCP flows close on a packet (FIN/RST); skip the lookup for the rest.
-        if let Some(key) = key
-            && packet.tcp().is_some()
-            && let Some(e) = self.flows.close_if_done(&key)
+        if let Some((slot, reason)) = ends
+            && let Some(e) = self.flows.end(slot, reason)
         {
             expired.push(e);
         }
