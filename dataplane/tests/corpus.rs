@@ -10,9 +10,14 @@ use std::{
     collections::{BTreeSet, HashMap},
     net::IpAddr,
     path::PathBuf,
+    sync::Arc,
 };
 
-use decnet_dataplane::pcapfile::analyze_pcap;
+use decnet_dataplane::{
+    decode::Packet,
+    pcapfile::{PcapReader, analyze_pcap},
+    sniffer::{Analyzer, AnalyzerConfig, SnifferMetrics},
+};
 use decnet_store::{Event, Severity};
 
 const CORPUS: [&str; 8] = [
@@ -304,4 +309,100 @@ fn icmp_echo_and_udp_probe() {
         icmp.iter()
             .all(|e| e.field("icmp_name") == Some("echo_request"))
     );
+}
+
+/// The frames of a corpus file, in order.
+#[allow(clippy::unwrap_used)]
+fn frames(name: &str) -> Vec<(i64, Vec<u8>)> {
+    let file = std::fs::File::open(corpus_path(name)).unwrap();
+    let mut reader = PcapReader::new(std::io::BufReader::new(file)).unwrap();
+    let mut out = Vec::new();
+    while let Some(rec) = reader.next_record().unwrap() {
+        out.push((rec.ts_ns, rec.data.to_vec()));
+    }
+    out
+}
+
+/// Every TCP segment over IPv4 or IPv6 re-sent as one segment per payload byte (sequence
+/// numbers and IP lengths adjusted; the decoder checks no checksum).
+#[allow(clippy::unwrap_used)]
+fn one_byte_segments(frames: &[(i64, Vec<u8>)]) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (ts, data) in frames {
+        let Ok(p) = Packet::decode(*ts, data) else {
+            out.push((*ts, data.clone()));
+            continue;
+        };
+        let Some(tcp) = p.tcp().filter(|t| t.payload.len() > 1) else {
+            out.push((*ts, data.clone()));
+            continue;
+        };
+        let offset = |s: &[u8]| s.as_ptr() as usize - data.as_ptr() as usize;
+        let payload_at = offset(tcp.payload);
+        let tcp_at = payload_at - 20 - tcp.options_raw.len();
+        let ip_at = 14;
+        let v6 = data[ip_at] >> 4 == 6;
+        for (i, byte) in tcp.payload.iter().enumerate() {
+            let mut f = data[..payload_at].to_vec();
+            f.push(*byte);
+            let seq = tcp.seq.wrapping_add(i as u32);
+            f[tcp_at + 4..tcp_at + 8].copy_from_slice(&seq.to_be_bytes());
+            if v6 {
+                let len = (f.len() - ip_at - 40) as u16;
+                f[ip_at + 4..ip_at + 6].copy_from_slice(&len.to_be_bytes());
+            } else {
+                let len = (f.len() - ip_at) as u16;
+                f[ip_at + 2..ip_at + 4].copy_from_slice(&len.to_be_bytes());
+            }
+            out.push((*ts, f));
+        }
+    }
+    out
+}
+
+fn analyze_frames(frames: &[(i64, Vec<u8>)]) -> Vec<Event> {
+    let deckies = HashMap::from([(IpAddr::from([127, 0, 0, 1]), "decky-lo".to_owned())]);
+    let mut analyzer = Analyzer::new(
+        AnalyzerConfig::default(),
+        deckies,
+        Arc::new(SnifferMetrics::default()),
+    );
+    let mut out = Vec::new();
+    for (ts, data) in frames {
+        analyzer.process_frame(*ts, data, &mut out);
+    }
+    analyzer.finish(&mut out);
+    out
+}
+
+/// Real clients' and servers' bytes, re-cut into one-byte segments, give the same hellos,
+/// certificate, banners and requests: what the analyzer finds does not depend on how a peer
+/// segments its stream (and looking at a stream only when it can tell more loses nothing).
+#[test]
+fn one_byte_segments_give_the_same_fingerprints() {
+    const APP: [&str; 5] = [
+        "tls_client_hello",
+        "tls_server_hello",
+        "tls_certificate",
+        "ssh_kexinit",
+        "http_request",
+    ];
+    let app = |events: &[Event]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| APP.contains(&e.kind.as_str()))
+            .map(|e| format!("{e:?}"))
+            .collect()
+    };
+    for name in ["tls.pcap", "ssh.pcap", "http.pcap"] {
+        let frames = frames(name);
+        let whole = app(&analyze_frames(&frames));
+        let split = one_byte_segments(&frames);
+        assert!(
+            split.len() > frames.len() * 4,
+            "{name}: few payloads to cut"
+        );
+        assert!(!whole.is_empty(), "{name}: nothing found");
+        assert_eq!(app(&analyze_frames(&split)), whole, "{name}");
+    }
 }

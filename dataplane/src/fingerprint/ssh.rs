@@ -103,9 +103,30 @@ pub struct SshHello {
     pub kexinit: Option<Kexinit>,
 }
 
+/// What [`parse_stream_need`] lacks before another call can tell more: a caller fed one
+/// segment at a time waits for it instead of re-reading the stream on every byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshNeed {
+    /// Nothing: the KEXINIT is in.
+    Nothing,
+    /// The end of the line being read, or the stream at this length (where that line is too
+    /// long for a banner).
+    LineEnd(usize),
+    /// The stream at this length (the rest of the KEXINIT packet).
+    Len(usize),
+}
+
 /// Read the banner and KEXINIT from the start of a stream; `Ok(None)` = need more bytes.
 /// `server` allows the RFC 4253 pre-banner lines.
 pub fn parse_stream(stream: &[u8], server: bool) -> Result<Option<SshHello>, SshError> {
+    parse_stream_need(stream, server).map(|(hello, _)| hello)
+}
+
+/// [`parse_stream`], and what it lacks to tell more.
+pub fn parse_stream_need(
+    stream: &[u8],
+    server: bool,
+) -> Result<(Option<SshHello>, SshNeed), SshError> {
     let mut rest = stream;
     let mut lines = 0usize;
     let banner = loop {
@@ -113,7 +134,8 @@ pub fn parse_stream(stream: &[u8], server: bool) -> Result<Option<SshHello>, Ssh
             if rest.len() >= MAX_BANNER {
                 return Err(SshError::BannerTooLong);
             }
-            return Ok(None);
+            let line_start = stream.len() - rest.len();
+            return Ok((None, SshNeed::LineEnd(line_start + MAX_BANNER)));
         };
         let line = &rest[..nl];
         rest = &rest[nl + 1..];
@@ -129,8 +151,9 @@ pub fn parse_stream(stream: &[u8], server: bool) -> Result<Option<SshHello>, Ssh
         banner: printable(banner),
         kexinit: None,
     };
+    let packet_start = stream.len() - rest.len();
     if rest.len() < 6 {
-        return Ok(Some(hello));
+        return Ok((Some(hello), SshNeed::Len(packet_start + 6)));
     }
     let len = usize::try_from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]))
         .unwrap_or(usize::MAX);
@@ -138,18 +161,18 @@ pub fn parse_stream(stream: &[u8], server: bool) -> Result<Option<SshHello>, Ssh
         return Err(SshError::BadPacketLength(len));
     }
     let Some(packet) = rest.get(4..4 + len) else {
-        return Ok(Some(hello));
+        return Ok((Some(hello), SshNeed::Len(packet_start + 4 + len)));
     };
     let padding = usize::from(packet[0]);
     let payload = packet
         .get(1..len.saturating_sub(padding))
         .ok_or(SshError::BadPacketLength(len))?;
     hello.kexinit = Some(parse_kexinit(payload)?);
-    Ok(Some(hello))
+    Ok((Some(hello), SshNeed::Nothing))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn namelist(s: &str) -> Vec<u8> {
@@ -158,7 +181,7 @@ mod tests {
         v
     }
 
-    fn kexinit_packet(lists: [&str; 10]) -> Vec<u8> {
+    pub(crate) fn kexinit_packet(lists: [&str; 10]) -> Vec<u8> {
         let mut payload = vec![20u8];
         payload.extend_from_slice(&[0x11; 16]);
         for l in lists {

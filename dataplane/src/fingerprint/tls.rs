@@ -39,9 +39,13 @@ pub fn is_grease(v: u16) -> bool {
     (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff)
 }
 
-/// Whether `stream` looks like the start of TLS (handshake record, SSL3+/TLS version).
+/// Whether `stream` looks like the start of TLS (handshake record, SSL3+/TLS version), or is
+/// too short to tell otherwise (a client may send its first byte alone).
 pub fn looks_like_tls(stream: &[u8]) -> bool {
-    matches!(stream, [RECORD_HANDSHAKE, 3, 0..=4, ..])
+    matches!(
+        stream,
+        [RECORD_HANDSHAKE] | [RECORD_HANDSHAKE, 3] | [RECORD_HANDSHAKE, 3, 0..=4, ..]
+    )
 }
 
 /// Complete handshake messages at the start of a stream.
@@ -52,6 +56,10 @@ pub struct Handshake {
     /// A non-handshake record (ChangeCipherSpec, alert, application data) followed: nothing
     /// more will come in clear.
     pub ended: bool,
+    /// The stream length below which another call cannot complete another message (a lower
+    /// bound): a caller fed one segment at a time waits for it instead of cutting the same
+    /// records again on every byte, which would cost the square of the stream's length.
+    pub need: usize,
 }
 
 /// Cut the handshake messages out of the records at the start of `stream`. Incomplete trailing
@@ -60,6 +68,8 @@ pub fn handshake_messages(stream: &[u8]) -> Result<Handshake, TlsError> {
     let mut out = Handshake::default();
     let mut joined: Vec<u8> = Vec::new();
     let mut r = Reader::new(stream);
+    // Payload length of an incomplete last record whose header is in.
+    let mut partial = None;
     while r.remaining() >= 5 {
         let head = r.rest();
         let (ctype, version) = (head[0], u16::from_be_bytes([head[1], head[2]]));
@@ -75,22 +85,35 @@ pub fn handshake_messages(stream: &[u8]) -> Result<Handshake, TlsError> {
         }
         let len = usize::from(u16::from_be_bytes([head[3], head[4]]));
         if r.remaining() < 5 + len {
+            partial = Some(len);
             break;
         }
         let _ = r.take(5, "record header")?;
         joined.extend_from_slice(r.take(len, "record")?);
     }
+    let records_end = stream.len() - r.remaining();
     let mut m = Reader::new(&joined);
+    // Handshake bytes the next message still lacks (at least its 4-byte header).
+    let mut missing = 4 - m.remaining().min(4);
     while m.remaining() >= 4 {
         let rest = m.rest();
         let len = (usize::from(rest[1]) << 16) | (usize::from(rest[2]) << 8) | usize::from(rest[3]);
         if m.remaining() < 4 + len {
+            missing = 4 + len - m.remaining();
             break;
         }
         let t = m.u8("handshake type")?;
         let body = m.vec(3, "handshake body")?;
         out.messages.push((t, body.to_vec()));
+        missing = 4 - m.remaining().min(4);
     }
+    // Only whole records are read: the message completes at the end of the record that
+    // brings its last byte, one more record header (5 bytes) for each record it takes.
+    out.need = match partial {
+        Some(len) if len >= missing => records_end + 5 + len,
+        Some(len) => records_end + 5 + len + 5 + (missing - len),
+        None => records_end + 5 + missing,
+    };
     Ok(out)
 }
 

@@ -173,6 +173,24 @@ proptest! {
     }
 
     #[test]
+    /// `need` is a lower bound: no prefix shorter than it holds more messages than the prefix
+    /// it was computed on, and at `need` itself the next message may be complete.
+    fn need_never_skips_a_message(
+        bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..4),
+        record in 1usize..30,
+    ) {
+        let stream: Vec<u8> = bodies.iter().flat_map(|b| records(hs::CLIENT_HELLO, b, record)).collect();
+        let count = |n: usize| handshake_messages(&stream[..n]).unwrap().messages.len();
+        for p in 0..=stream.len() {
+            let hs = handshake_messages(&stream[..p]).unwrap();
+            prop_assert!(hs.need > p, "need {} at {}", hs.need, p);
+            for l in p..hs.need.min(stream.len() + 1) {
+                prop_assert_eq!(count(l), hs.messages.len(), "prefix {} vs {} (need {})", l, p, hs.need);
+            }
+        }
+    }
+
+    #[test]
     fn truncated_chrome_hello_never_panics(cut in 0usize..600, flip in 0usize..600, val in any::<u8>()) {
         let mut body = chrome_client_hello();
         if flip < body.len() {
