@@ -21,6 +21,8 @@ pub struct RateLimiter {
     window: Duration,
     kinds: Vec<String>,
     seen: HashMap<(String, String, String, String), Instant>,
+    /// Walks of `seen` to drop expired keys (each costs every key).
+    prunes: u64,
 }
 
 impl RateLimiter {
@@ -30,6 +32,7 @@ impl RateLimiter {
             window,
             kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
             seen: HashMap::new(),
+            prunes: 0,
         }
     }
 
@@ -59,9 +62,13 @@ impl RateLimiter {
         }
         if self.seen.len() >= MAX_KEYS {
             let window = self.window;
+            self.prunes += 1;
             self.seen
                 .retain(|_, t| now.saturating_duration_since(*t) < window);
-            if self.seen.len() >= MAX_KEYS {
+            // A prune must free a quarter of the keys, or the next insert prunes again: new
+            // keys arriving about as fast as old ones expire made every insert walk them all.
+            // Forgetting every key only lets a few repeats through.
+            if self.seen.len() > MAX_KEYS * 3 / 4 {
                 self.seen.clear();
             }
         }
@@ -98,5 +105,21 @@ mod tests {
         let mut off = RateLimiter::new(Duration::ZERO, &DEFAULT_KINDS);
         assert!(off.admit(&ev("connect", "10.0.0.1"), t0));
         assert!(off.admit(&ev("connect", "10.0.0.1"), t0));
+    }
+
+    /// New keys arriving about as fast as old ones expire: each prune frees a quarter of the
+    /// keys at least, so inserts between prunes stay many (a prune per insert walked every key).
+    #[test]
+    fn prunes_stay_rare_when_keys_turn_over_steadily() {
+        let window = Duration::from_secs(1);
+        let mut rl = RateLimiter::new(window, &DEFAULT_KINDS);
+        let t0 = Instant::now();
+        let step = window / MAX_KEYS as u32;
+        for i in 0..(4 * MAX_KEYS) as u32 {
+            let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+            assert!(rl.admit(&ev("connect", &ip), t0 + step * i));
+        }
+        let prunes = rl.prunes;
+        assert!(prunes <= 16, "{prunes} prunes for {} inserts", 4 * MAX_KEYS);
     }
 }
