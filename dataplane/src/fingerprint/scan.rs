@@ -6,7 +6,9 @@
 //! SYN (SYN without ACK), connect (handshakes completed — nmap `-sT`; `-sS` resets an answered
 //! SYN instead, counted as half-open), FIN, NULL, Xmas (FIN+PSH+URG)
 //! and UDP (the first datagram of a new UDP flow, so server replies never count).
-//! State is bounded: sources, and ports/hosts per source.
+//! State is bounded: sources, ports/hosts per source, and ports/hosts remembered across all
+//! sources (spoofed sources each probing random hosts would otherwise hold 2^16 × 2^16
+//! targets); a report whose counts stopped at a bound says so (`capped`).
 
 use std::{collections::BTreeSet, net::IpAddr};
 
@@ -54,6 +56,9 @@ pub struct ScanConfig {
     pub max_sources: usize,
     /// Distinct ports/hosts remembered per source (counts stop growing past it).
     pub max_targets: usize,
+    /// Distinct ports and hosts remembered across all open windows (about 24 bytes each at
+    /// most); past it, windows keep counting probes but remember no new target.
+    pub max_remembered: usize,
 }
 
 impl Default for ScanConfig {
@@ -64,6 +69,7 @@ impl Default for ScanConfig {
             min_hosts: 10,
             max_sources: 1 << 16,
             max_targets: 1 << 16,
+            max_remembered: 1 << 22,
         }
     }
 }
@@ -77,6 +83,8 @@ struct Window {
     counts: ProbeCounts,
     /// A destination seen (for the report's address when there is just one host).
     first_dst: Option<IpAddr>,
+    /// A target went unremembered (a bound was reached): the distinct counts are floors.
+    capped: bool,
 }
 
 /// Probes seen per class.
@@ -106,6 +114,8 @@ pub struct ScanReport {
     pub scan_type: &'static str,
     /// The lowest ports probed (at most 32), for the event.
     pub ports_sample: Vec<u16>,
+    /// A bound on remembered targets was reached: the distinct counts are floors.
+    pub capped: bool,
 }
 
 /// The detector.
@@ -115,6 +125,8 @@ pub struct ScanDetector {
     sources: crate::FastMap<IpAddr, Window>,
     /// Probes ignored because `max_sources` windows were open.
     pub dropped_sources: u64,
+    /// Ports and hosts held by the open windows.
+    remembered: usize,
 }
 
 impl ScanDetector {
@@ -123,7 +135,15 @@ impl ScanDetector {
             config,
             sources: crate::FastMap::default(),
             dropped_sources: 0,
+            remembered: 0,
         }
+    }
+
+    /// Take a closed window out of the targets budget.
+    fn forget(&mut self, w: &Window) {
+        self.remembered = self
+            .remembered
+            .saturating_sub(w.ports.len() + w.hosts.len());
     }
 
     /// Count one probe from `src` to `dst:port` at `ts`.
@@ -140,28 +160,39 @@ impl ScanDetector {
             .sources
             .get(&src)
             .is_some_and(|w| ts.saturating_sub(w.start_ts) >= self.config.window_ns);
-        if window_over
-            && let Some(w) = self.sources.remove(&src)
-            && let Some(r) = self.report(src, &w)
-        {
-            out.push(r);
+        if window_over && let Some(w) = self.sources.remove(&src) {
+            self.forget(&w);
+            if let Some(r) = self.report(src, &w) {
+                out.push(r);
+            }
         }
         if !self.sources.contains_key(&src) && self.sources.len() >= self.config.max_sources {
             self.dropped_sources += 1;
             return;
         }
         let max = self.config.max_targets;
+        let room = self.remembered < self.config.max_remembered;
         let w = self.sources.entry(src).or_insert_with(|| Window {
             start_ts: ts,
             ..Window::default()
         });
         w.last_ts = w.last_ts.max(ts);
         w.first_dst.get_or_insert(dst);
-        if w.ports.len() < max {
-            w.ports.insert(port);
+        if !w.ports.contains(&port) {
+            if room && w.ports.len() < max {
+                w.ports.insert(port);
+                self.remembered += 1;
+            } else {
+                w.capped = true;
+            }
         }
-        if w.hosts.len() < max {
-            w.hosts.insert(dst);
+        if !w.hosts.contains(&dst) {
+            if room && w.hosts.len() < max {
+                w.hosts.insert(dst);
+                self.remembered += 1;
+            } else {
+                w.capped = true;
+            }
         }
         let c = &mut w.counts;
         match probe {
@@ -186,10 +217,11 @@ impl ScanDetector {
             .collect();
         ended.sort_unstable();
         for src in ended {
-            if let Some(w) = self.sources.remove(&src)
-                && let Some(r) = self.report(src, &w)
-            {
-                out.push(r);
+            if let Some(w) = self.sources.remove(&src) {
+                self.forget(&w);
+                if let Some(r) = self.report(src, &w) {
+                    out.push(r);
+                }
             }
         }
     }
@@ -197,6 +229,7 @@ impl ScanDetector {
     /// Close every window (end of capture).
     pub fn drain(&mut self, out: &mut Vec<ScanReport>) {
         let mut all: Vec<(IpAddr, Window)> = self.sources.drain().collect();
+        self.remembered = 0;
         all.sort_unstable_by_key(|(k, _)| *k);
         for (src, w) in all {
             if let Some(r) = self.report(src, &w) {
@@ -206,10 +239,20 @@ impl ScanDetector {
     }
 
     fn report(&self, src: IpAddr, w: &Window) -> Option<ScanReport> {
-        if w.ports.len() < self.config.min_ports && w.hosts.len() < self.config.min_hosts {
+        let c = w.counts;
+        let probes = c.syn + c.connect + c.half_open + c.fin + c.null + c.xmas + c.udp;
+        // A capped window may have probed more targets than it remembers: its probes decide.
+        let enough_probes = w.capped
+            && probes
+                >= u64::try_from(self.config.min_ports.min(self.config.min_hosts))
+                    .unwrap_or(u64::MAX);
+        if w.ports.len() < self.config.min_ports
+            && w.hosts.len() < self.config.min_hosts
+            && !enough_probes
+        {
             return None;
         }
-        let mut c = w.counts;
+        let mut c = c;
         // Closed ports answer SYN and connect() probes alike (RST), so only open ports tell the
         // two scans apart: completed handshakes and no half-open resets make the closed-port
         // SYNs connect() attempts too; otherwise a completed handshake moves from SYN to connect.
@@ -249,6 +292,7 @@ impl ScanDetector {
             counts: ProbeCounts { syn: syn_only, ..c },
             scan_type,
             ports_sample: w.ports.iter().copied().take(32).collect(),
+            capped: w.capped,
         })
     }
 }
@@ -280,6 +324,48 @@ mod tests {
         assert_eq!(r.dst, Some(dst));
         d.drain(&mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    /// Spoofed sources each probing fresh hosts: what the windows remember stays within the
+    /// budget, the reports say their counts are floors, and closing windows frees the budget.
+    #[test]
+    fn remembered_targets_stay_within_the_budget() {
+        let config = ScanConfig {
+            max_remembered: 1000,
+            ..ScanConfig::default()
+        };
+        let mut d = ScanDetector::new(config);
+        let mut out = Vec::new();
+        for s in 0..20u32 {
+            let src = IpAddr::from((0x0a00_0000 + s).to_be_bytes());
+            for h in 0..100u32 {
+                let dst = IpAddr::from((0xc0a8_0000 + h).to_be_bytes());
+                d.observe(1, src, dst, 80 + (h % 5) as u16, Probe::Syn, &mut out);
+                assert!(d.remembered <= 1000);
+            }
+        }
+        let held: usize = d
+            .sources
+            .values()
+            .map(|w| w.ports.len() + w.hosts.len())
+            .sum();
+        assert_eq!(held, d.remembered);
+        d.expire(61 * 1_000_000_000, &mut out);
+        assert_eq!(d.remembered, 0);
+        assert_eq!(out.len(), 20, "every source probed 100 hosts");
+        assert!(!out[0].capped && out[0].distinct_hosts == 100);
+        assert!(out[19].capped && out[19].distinct_hosts < 100);
+        assert_eq!(out[19].counts.syn, 100, "probes are still counted");
+        // The budget is free again.
+        let src: IpAddr = "10.9.9.9".parse().unwrap();
+        for h in 0..100u32 {
+            let dst = IpAddr::from((0xc0a8_0000 + h).to_be_bytes());
+            d.observe(62 * 1_000_000_000, src, dst, 80, Probe::Syn, &mut out);
+        }
+        d.drain(&mut out);
+        let last = out.last().unwrap();
+        assert_eq!((last.distinct_hosts, last.capped), (100, false));
+        assert_eq!(d.remembered, 0);
     }
 
     #[test]

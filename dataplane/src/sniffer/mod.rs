@@ -768,6 +768,10 @@ impl Analyzer {
         put(&mut ev, "scan_type", r.scan_type);
         put(&mut ev, "distinct_ports", r.distinct_ports);
         put(&mut ev, "distinct_hosts", r.distinct_hosts);
+        if r.capped {
+            // The counts stopped at a memory bound: they are floors.
+            put(&mut ev, "capped", true);
+        }
         put(&mut ev, "syn", r.counts.syn);
         put(&mut ev, "connect", r.counts.connect);
         put(&mut ev, "half_open", r.counts.half_open);
