@@ -39,6 +39,10 @@ pub struct AnalyzerConfig {
     pub scan: ScanConfig,
     /// Bytes of each stream direction kept for the TLS/SSH/HTTP parsers.
     pub stream_cap: usize,
+    /// Bytes every stream direction of the analyzer may hold together: past it, directions
+    /// that bring new bytes are given up (counted), so flows that each hold an unfinished
+    /// record cannot add up to `max_flows` × 2 × `stream_cap` (16 GiB at the defaults).
+    pub stream_budget: usize,
     /// `decky` of events whose addresses are not in the decky map.
     pub default_decky: String,
     /// Emit one `udp` event per new UDP flow.
@@ -57,6 +61,7 @@ impl Default for AnalyzerConfig {
             flows: FlowConfig::default(),
             scan: ScanConfig::default(),
             stream_cap: 32 * 1024,
+            stream_budget: 128 << 20,
             default_decky: "sensor".to_owned(),
             udp_events: true,
             flow_events: true,
@@ -81,6 +86,9 @@ pub struct SnifferMetrics {
     pub rate_limited: [Counter; limit::KINDS],
     /// Events the store's queue refused (full): the capture never waits for the store.
     pub events_queue_full: Counter,
+    /// Stream directions given up unparsed because the analyzer's streams held
+    /// [`AnalyzerConfig::stream_budget`].
+    pub streams_over_budget: Counter,
     /// Flows tracked now, over every analyzer sharing these metrics.
     pub flows_active: std::sync::atomic::AtomicU64,
 }
@@ -96,7 +104,7 @@ impl SnifferMetrics {
     /// Prometheus text exposition (Vector component naming, like the intake's).
     pub fn render(&self, out: &mut String) {
         use std::fmt::Write as _;
-        let rows: [(&str, &str, &Counter); 7] = [
+        let rows: [(&str, &str, &Counter); 8] = [
             ("component_received_packets_total", "", &self.received),
             ("component_received_bytes_total", "", &self.received_bytes),
             ("component_decoded_packets_total", "", &self.decoded),
@@ -111,6 +119,11 @@ impl SnifferMetrics {
                 "component_discarded_events_total",
                 "scan_sources_full",
                 &self.scan_sources_dropped,
+            ),
+            (
+                "component_discarded_streams_total",
+                "stream_budget",
+                &self.streams_over_budget,
             ),
         ];
         for (name, reason, c) in rows {
@@ -169,6 +182,8 @@ pub struct Analyzer {
     limiter: EventLimiter,
     expired: Vec<Expired<FlowState>>,
     reports: Vec<ScanReport>,
+    /// Bytes the flows' stream directions hold (see [`AnalyzerConfig::stream_budget`]).
+    stream_held: usize,
     /// Per-packet counts not yet added to the shared metrics (atomics cost more than the
     /// rest of a small packet's analysis; they are published every [`PUBLISH_EVERY`] frames).
     unpublished: Unpublished,
@@ -212,6 +227,7 @@ impl Analyzer {
             limiter: EventLimiter::new(limiter_config),
             expired: Vec::new(),
             reports: Vec::new(),
+            stream_held: 0,
             unpublished: Unpublished::default(),
         }
     }
@@ -405,14 +421,18 @@ impl Analyzer {
                     }
                     let dir = usize::from(!up.from_initiator);
                     let state = up.state;
-                    if state.streams[dir].push(t, cap) {
-                        stream::analyze(
-                            &mut state.streams[dir],
-                            &mut state.app[dir],
-                            dir == 0,
-                            &mut app_events,
-                        );
+                    let stream = &mut state.streams[dir];
+                    let held = stream.held();
+                    if self.stream_held >= self.config.stream_budget
+                        && !stream.done
+                        && !t.payload.is_empty()
+                    {
+                        stream.finish();
+                        self.metrics.streams_over_budget.inc();
+                    } else if stream.push(t, cap) {
+                        stream::analyze(stream, &mut state.app[dir], dir == 0, &mut app_events);
                     }
+                    self.stream_held = (self.stream_held + stream.held()).saturating_sub(held);
                 }
                 Transport::Udp(u) if up.new && up.from_initiator => {
                     probe = Some((Probe::Udp, u.dst_port));
@@ -500,6 +520,8 @@ impl Analyzer {
     fn emit_expired(&mut self, expired: &mut Vec<Expired<FlowState>>, out: &mut Vec<Event>) {
         self.sync_counters();
         for e in expired.drain(..) {
+            let held: usize = e.state.streams.iter().map(Stream::held).sum();
+            self.stream_held = self.stream_held.saturating_sub(held);
             // A banner whose KEXINIT never came (banner grabbers, scanners) is still worth an
             // event; the stream still holds it because its parser never answered.
             for (dir, stream) in e.state.streams.iter().enumerate() {

@@ -114,9 +114,15 @@ impl Stream {
         ssh::parse_stream(&self.buf, !from_client).ok().flatten()
     }
 
-    fn finish(&mut self) {
+    /// Nothing more will be read from this direction; its bytes are freed.
+    pub(crate) fn finish(&mut self) {
         self.done = true;
         self.buf = Vec::new();
+    }
+
+    /// Bytes this direction holds (what its buffer has allocated).
+    pub(crate) fn held(&self) -> usize {
+        self.buf.capacity()
     }
 }
 

@@ -250,3 +250,49 @@ fn idle_flows_expire_on_later_packets_even_undecodable_ones() {
     assert_eq!(a.metrics().events.get(), 2);
     assert_eq!(a.active_flows(), 0);
 }
+
+/// Flows that each hold an unfinished TLS record stop at the analyzer's stream budget: the
+/// directions past it are given up and counted, and the bytes come back as the flows end.
+#[test]
+fn stream_bytes_stay_within_the_budget() {
+    let config = AnalyzerConfig {
+        stream_budget: 10_000,
+        ..AnalyzerConfig::default()
+    };
+    let mut a = Analyzer::new(config, HashMap::new(), Arc::new(SnifferMetrics::default()));
+    let mut out = Vec::new();
+    // A record header announcing 16,000 bytes, then 995 of them.
+    let mut partial = vec![22, 3, 3, 0x3e, 0x80];
+    partial.resize(1000, 0);
+    let s = (DECKY, 443);
+    for i in 0..30u16 {
+        let c = (CLIENT, 40000 + i);
+        a.process_frame(i64::from(i), &tcp4(c, s, 1, 0, SYN, &[], &[]), &mut out);
+        a.process_frame(i64::from(i), &tcp4(c, s, 2, 0, PA, &[], &partial), &mut out);
+        assert!(
+            a.stream_held <= 10_000 + 1000,
+            "{} bytes held",
+            a.stream_held
+        );
+    }
+    assert_eq!(a.stream_held, 10_000);
+    assert_eq!(a.metrics().streams_over_budget.get(), 20);
+    for i in 0..30u16 {
+        let c = (CLIENT, 40000 + i);
+        let rst = tcp4(c, s, 1002, 0, TcpFlags::RST, &[], &[]);
+        a.process_frame(100, &rst, &mut out);
+    }
+    assert_eq!(a.stream_held, 0);
+    // Room again: the next ClientHello is read.
+    let c = (CLIENT, 50000);
+    let body = crate::fingerprint::tls::tests::chrome_client_hello();
+    let hello = crate::fingerprint::tls::tests::records(hs::CLIENT_HELLO, &body, 16_000);
+    a.process_frame(200, &tcp4(c, s, 1, 0, SYN, &[], &[]), &mut out);
+    a.process_frame(201, &tcp4(c, s, 2, 0, PA, &[], &hello), &mut out);
+    assert_eq!(kinds(&out).last(), Some(&"tls_client_hello"));
+    let mut text = String::new();
+    a.metrics().render(&mut text);
+    assert!(text.contains(
+        "decnet_component_discarded_streams_total{component=\"sniffer\",reason=\"stream_budget\"} 20"
+    ));
+}
