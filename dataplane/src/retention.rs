@@ -4,9 +4,10 @@
 //! (nanosecond pcap, Ethernet) in the retention directory and starts a new segment once the
 //! current one reaches `segment_bytes`. When a segment is sealed, a sidecar
 //! `seg-….pcap.idx` is written next to it: a small text file with the first and last
-//! timestamps and every IP address seen in the segment. Then the oldest segments (by name,
-//! i.e. by first timestamp, across all queues) are deleted until the directory holds at most
-//! `max_bytes` of pcap. Segment bytes bypass the page cache (`O_DIRECT`) where the
+//! timestamps and every IP address seen in the segment (up to [`MAX_INDEX_IPS`]; a segment
+//! with more is marked to be scanned by every export, so spoofed addresses cannot grow the
+//! index without bound). Then the oldest segments (by name, i.e. by first timestamp, across
+//! all queues) are deleted until the directory holds at most `max_bytes` of pcap and indexes. Segment bytes bypass the page cache (`O_DIRECT`) where the
 //! filesystem allows it: see [`segment_file`]. A segment on disk is complete up to the last
 //! flush (once a second while packets arrive).
 //!
@@ -77,6 +78,9 @@ pub struct RetentionConfig {
     pub queue: usize,
 }
 
+/// Addresses one segment's index lists; past it the index says "any address".
+pub const MAX_INDEX_IPS: usize = 65_536;
+
 /// What one sealed segment holds, from its sidecar index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SegmentIndex {
@@ -84,6 +88,9 @@ pub struct SegmentIndex {
     pub last_ts_ns: i64,
     pub packets: u64,
     pub ips: BTreeSet<IpAddr>,
+    /// More than [`MAX_INDEX_IPS`] addresses were seen: `ips` is incomplete, so the index
+    /// rules no address out.
+    pub ips_overflow: bool,
 }
 
 impl SegmentIndex {
@@ -92,6 +99,9 @@ impl SegmentIndex {
             "first_ts_ns {}\nlast_ts_ns {}\npackets {}\n",
             self.first_ts_ns, self.last_ts_ns, self.packets
         );
+        if self.ips_overflow {
+            s.push_str("ips_overflow 1\n");
+        }
         for ip in &self.ips {
             s.push_str("ip ");
             s.push_str(&ip.to_string());
@@ -114,6 +124,7 @@ impl SegmentIndex {
                 "first_ts_ns" => idx.first_ts_ns = value.parse().map_err(|_| bad())?,
                 "last_ts_ns" => idx.last_ts_ns = value.parse().map_err(|_| bad())?,
                 "packets" => idx.packets = value.parse().map_err(|_| bad())?,
+                "ips_overflow" => idx.ips_overflow = value == "1",
                 "ip" => {
                     idx.ips.insert(value.parse().map_err(|_| bad())?);
                 }
@@ -121,6 +132,20 @@ impl SegmentIndex {
             }
         }
         Ok(idx)
+    }
+
+    /// Note an address seen in the segment.
+    fn add_ip(&mut self, ip: IpAddr) {
+        if self.ips.len() < MAX_INDEX_IPS {
+            self.ips.insert(ip);
+        } else if !self.ips.contains(&ip) {
+            self.ips_overflow = true;
+        }
+    }
+
+    /// Whether the segment may hold packets of `ip`.
+    pub fn may_hold(&self, ip: &IpAddr) -> bool {
+        self.ips_overflow || self.ips.contains(ip)
     }
 }
 
@@ -235,7 +260,7 @@ impl PcapRing {
         // Consecutive frames mostly share their addresses: skip the set lookups then.
         if addrs != open.last_addrs {
             for ip in addrs.into_iter().flatten() {
-                idx.ips.insert(ip);
+                idx.add_ip(ip);
             }
             open.last_addrs = addrs;
         }
@@ -353,16 +378,17 @@ pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, RetentionError> {
     Ok(out)
 }
 
-/// Delete the oldest segments (and their indexes) while the pcap files total more than
-/// `max_bytes`; returns how many were deleted. The newest segment is always kept, and so is
+/// Delete the oldest segments (and their indexes) while the pcap files and their indexes total
+/// more than `max_bytes`; returns how many were deleted. The newest segment is always kept, and so is
 /// every queue's newest segment while it has no index: another capture thread is still
 /// writing it (the directory is shared by all queues; deleting it would lose its packets
 /// silently into an unlinked file).
 pub fn enforce_budget(dir: &Path, max_bytes: u64) -> Result<u64, RetentionError> {
     let segs = segments(dir)?;
+    let size_of = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
     let sizes: Vec<u64> = segs
         .iter()
-        .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
+        .map(|p| size_of(p) + size_of(&index_path(p)))
         .collect();
     let mut newest_of_queue = std::collections::HashMap::new();
     for (i, path) in segs.iter().enumerate() {
@@ -462,7 +488,7 @@ fn export_with(
         let sealed = idx_path.exists();
         if sealed {
             let idx = SegmentIndex::read(&idx_path)?;
-            if idx.last_ts_ns < from_ns || idx.first_ts_ns > to_ns || !idx.ips.contains(&ip) {
+            if idx.last_ts_ns < from_ns || idx.first_ts_ns > to_ns || !idx.may_hold(&ip) {
                 summary.segments_skipped += 1;
                 continue;
             }
@@ -661,8 +687,11 @@ mod tests {
         }
         r.seal().unwrap();
         let segs = segments(tmp.path()).unwrap();
-        let total: u64 = segs.iter().map(|s| fs::metadata(s).unwrap().len()).sum();
-        assert!(total <= 2500, "total {total}");
+        let total: u64 = segs
+            .iter()
+            .map(|s| fs::metadata(s).unwrap().len() + fs::metadata(index_path(s)).unwrap().len())
+            .sum();
+        assert!(total <= 2500, "total {total} (segments and their indexes)");
         assert!(r.stats().segments_deleted >= 7);
         // What is left is the newest packets, ending with the last one written.
         let last = segs.last().unwrap();
@@ -712,6 +741,33 @@ mod tests {
             queue_of(Path::new("seg-00000000000000001000-q12-3.pcap")).as_deref(),
             Some("12")
         );
+    }
+
+    /// A segment of more addresses than an index lists: the index stays bounded, says so, and
+    /// rules no address out, so the export still finds an unlisted address's packets.
+    #[test]
+    fn an_index_of_too_many_addresses_rules_nothing_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = ring(tmp.path(), 1 << 30, 1 << 40);
+        let decky = [10, 0, 0, 5];
+        let n = u32::try_from(MAX_INDEX_IPS / 2 + 10).unwrap();
+        for i in 0..n {
+            let src = (0xc000_0000 + 2 * i).to_be_bytes();
+            let dst = (0xc000_0000 + 2 * i + 1).to_be_bytes();
+            r.write(1_000 + i64::from(i), &frame(src, dst, 4)).unwrap();
+        }
+        r.write(999_999, &frame([203, 0, 113, 1], decky, 4))
+            .unwrap();
+        r.seal().unwrap();
+        let segs = segments(tmp.path()).unwrap();
+        let idx = SegmentIndex::read(&index_path(&segs[0])).unwrap();
+        assert_eq!(idx.ips.len(), MAX_INDEX_IPS);
+        assert!(idx.ips_overflow);
+        let late: IpAddr = "203.0.113.1".parse().unwrap();
+        assert!(!idx.ips.contains(&late) && idx.may_hold(&late));
+        let mut out = Vec::new();
+        let s = export_pcap(tmp.path(), late, 0, i64::MAX, &mut out).unwrap();
+        assert_eq!((s.packets, s.segments_scanned), (1, 1));
     }
 
     #[test]
