@@ -43,13 +43,22 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Printable ASCII rendering of attacker bytes for an event field (others become `\xNN`).
+/// Rendering stops just past what an event field keeps ([`decnet_store::MAX_FIELD_BYTES`]):
+/// the field is then cut and marked truncated, and a 32 KiB SNI costs no more than 4 KiB.
 pub fn printable(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let cap = decnet_store::MAX_FIELD_BYTES + 1;
+    let mut out = String::with_capacity(bytes.len().min(cap));
     for &b in bytes {
+        if out.len() >= cap {
+            break;
+        }
         if (0x20..0x7f).contains(&b) && b != b'\\' {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("\\x{b:02x}"));
+            out.push_str("\\x");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
     out
@@ -116,5 +125,23 @@ impl<'a> Reader<'a> {
             _ => usize::try_from(self.u32(what)?).map_err(|_| Short(what))?,
         };
         self.take(len, what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_escapes_and_stops_past_the_field_cap() {
+        assert_eq!(printable(b"GET /a\\b\x00\xff"), "GET /a\\x5cb\\x00\\xff");
+        let cap = decnet_store::MAX_FIELD_BYTES;
+        // Past the cap by one character at most: the event field is cut and marked truncated.
+        let long = printable(&vec![0u8; 32 * 1024]);
+        assert!(long.len() > cap && long.len() <= cap + 4, "{}", long.len());
+        let mut ev = decnet_store::Event::new(0, "d", "sniffer", "k", decnet_store::Severity::Info);
+        ev.push_field("sni", &long).unwrap();
+        assert!(ev.truncated);
+        assert_eq!(printable(&vec![b'a'; cap]).len(), cap);
     }
 }
