@@ -55,6 +55,11 @@ pub struct IntakeConfig {
     pub lifecycle_kinds: Vec<String>,
     /// Most concurrent TCP senders.
     pub max_tcp_connections: usize,
+    /// Most concurrent TCP senders from one address, so one peer cannot take every place.
+    pub max_tcp_connections_per_source: usize,
+    /// A TCP sender that completes no message in this long is disconnected: bytes alone do
+    /// not count, so a peer trickling a byte at a time cannot hold a place.
+    pub tcp_idle: Duration,
     /// Syslog over TLS (RFC 5425): address and identity.
     #[cfg(feature = "tls")]
     pub tls: Option<(SocketAddr, tls::TlsIdentity)>,
@@ -75,6 +80,8 @@ impl Default for IntakeConfig {
                 .map(|k| (*k).to_owned())
                 .collect(),
             max_tcp_connections: 256,
+            max_tcp_connections_per_source: 16,
+            tcp_idle: Duration::from_secs(300),
             #[cfg(feature = "tls")]
             tls: None,
             docker_logs: None,

@@ -1,14 +1,16 @@
 //! TCP syslog (RFC 6587): octet-counting or LF framing, detected per connection by the
-//! sans-IO [`FrameDecoder`]; one thread per sender, bounded in number.
+//! sans-IO [`FrameDecoder`]; one thread per sender, bounded in number overall and per source
+//! address, each dropped when it completes no message for [`IntakeConfig::tcp_idle`].
 
 use std::{
+    collections::HashMap,
     io::Read,
-    net::{TcpListener, TcpStream},
+    net::{IpAddr, TcpListener, TcpStream},
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use decnet_store::pipeline::EventSender;
@@ -16,8 +18,32 @@ use decnet_store::pipeline::EventSender;
 use super::{Ingest, IntakeConfig, IntakeMetrics, POLL};
 use crate::syslog::FrameDecoder;
 
-/// A sender silent this long is disconnected.
-const IDLE: Duration = Duration::from_secs(300);
+/// Connections per source address.
+#[derive(Debug, Default)]
+struct PerSource(Mutex<HashMap<IpAddr, usize>>);
+
+impl PerSource {
+    /// Count one more connection from `ip` unless it has `max` already.
+    fn admit(&self, ip: IpAddr, max: usize) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
+}
 
 pub(crate) fn accept_loop(
     listener: &TcpListener,
@@ -46,6 +72,7 @@ pub(crate) fn accept_with<S: Read + Send + 'static>(
         return;
     }
     let live = Arc::new(AtomicUsize::new(0));
+    let per_source = Arc::new(PerSource::default());
     while !stop.load(Ordering::Relaxed) {
         let (stream, peer) = match listener.accept() {
             Ok(c) => c,
@@ -65,11 +92,18 @@ pub(crate) fn accept_with<S: Read + Send + 'static>(
             tracing::warn!(%peer, limit = config.max_tcp_connections, "{proto} intake connection refused: too many senders");
             continue;
         }
+        let source = peer.ip();
+        if !per_source.admit(source, config.max_tcp_connections_per_source) {
+            metrics.refused_connections.inc();
+            tracing::warn!(%peer, limit = config.max_tcp_connections_per_source, "{proto} intake connection refused: too many from this address");
+            continue;
+        }
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(POLL));
         let stream = match wrap(stream) {
             Ok(s) => s,
             Err(e) => {
+                per_source.release(source);
                 metrics.socket_errors.inc();
                 tracing::warn!(%peer, error = %e, "{proto} intake session setup failed");
                 continue;
@@ -78,35 +112,40 @@ pub(crate) fn accept_with<S: Read + Send + 'static>(
         live.fetch_add(1, Ordering::Relaxed);
         let mut ingest = Ingest::new(config, sender.clone(), Arc::clone(metrics));
         let max_frame = config.limits.max_message_len;
+        let idle = config.tcp_idle;
         let stop = Arc::clone(stop);
         let live2 = Arc::clone(&live);
+        let per_source2 = Arc::clone(&per_source);
         let spawned = std::thread::Builder::new()
             .name(format!("intake-{proto}-conn"))
             .spawn(move || {
-                serve(stream, &mut ingest, max_frame, &stop);
+                serve(stream, &mut ingest, max_frame, idle, &stop);
                 live2.fetch_sub(1, Ordering::Relaxed);
+                per_source2.release(source);
             });
         if let Err(e) = spawned {
             live.fetch_sub(1, Ordering::Relaxed);
+            per_source.release(source);
             metrics.socket_errors.inc();
             tracing::warn!(error = %e, "{proto} intake cannot start a connection thread");
         }
     }
 }
 
-/// Read frames from one sender until it closes, idles out or the intake stops. `stream` must
-/// time out its reads at [`POLL`] so the stop flag is seen.
+/// Read frames from one sender until it closes, completes no message for `idle` or the
+/// intake stops. `stream` must time out its reads at [`POLL`] so the stop flag is seen.
 pub(crate) fn serve(
     mut stream: impl Read,
     ingest: &mut Ingest,
     max_frame: usize,
+    idle: Duration,
     stop: &AtomicBool,
 ) {
     let mut decoder = FrameDecoder::new(max_frame);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut idle = Duration::ZERO;
+    let mut last_message = Instant::now();
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || last_message.elapsed() >= idle {
             return;
         }
         let n = match stream.read(&mut buf) {
@@ -118,20 +157,16 @@ pub(crate) fn serve(
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                idle += POLL;
-                if idle >= IDLE {
-                    return;
-                }
                 continue;
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return,
         };
-        idle = Duration::ZERO;
         decoder.push(&buf[..n]);
         loop {
             match decoder.next_frame() {
                 Ok(Some(frame)) => {
+                    last_message = Instant::now();
                     if !ingest.message(frame) {
                         return;
                     }

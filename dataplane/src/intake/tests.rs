@@ -23,17 +23,16 @@ fn line(host: &str, kind: &str, n: u32) -> Vec<u8> {
         .into_bytes()
 }
 
-#[test]
-fn unix_udp_and_both_tcp_framings_reach_sql_and_refusals_are_counted() {
+/// A runtime, an SQLite repository in `dir` and a pipeline of segments into it.
+fn sqlite_pipeline(dir: &std::path::Path) -> (tokio::runtime::Runtime, SqlRepository, Pipeline) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let segments = dir.path().join("segments");
+    let segments = dir.join("segments");
     std::fs::create_dir(&segments).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
     let repo = rt.block_on(SqlRepository::connect(&url)).unwrap();
     let pipeline = Pipeline::start(
         &PipelineConfig::new(segments),
@@ -42,6 +41,93 @@ fn unix_udp_and_both_tcp_framings_reach_sql_and_refusals_are_counted() {
         Arc::new(StoreMetrics::default()),
     )
     .unwrap();
+    (rt, repo, pipeline)
+}
+
+/// Whether the intake closed `conn` within `within` (a read sees the end of the stream).
+fn closed_by_peer(conn: &mut TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    conn.set_read_timeout(Some(within)).unwrap();
+    let mut b = [0u8; 16];
+    matches!(conn.read(&mut b), Ok(0))
+        || matches!(conn.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}
+
+/// One address cannot take every TCP place, and a sender that trickles bytes without ever
+/// completing a message loses its place after `tcp_idle`, while one that keeps sending
+/// messages keeps it.
+#[test]
+fn tcp_places_are_bounded_per_source_and_trickling_senders_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, _repo, pipeline) = sqlite_pipeline(dir.path());
+    let config = IntakeConfig {
+        tcp: Some("127.0.0.1:0".parse().unwrap()),
+        max_tcp_connections_per_source: 2,
+        tcp_idle: Duration::from_secs(2),
+        ..IntakeConfig::default()
+    };
+    let metrics = Arc::new(IntakeMetrics::default());
+    let intake = Intake::start(&config, &pipeline.sender().unwrap(), Arc::clone(&metrics)).unwrap();
+    let addr = intake.tcp_addr.unwrap();
+    let mut talker = TcpStream::connect(addr).unwrap();
+    let mut trickler = TcpStream::connect(addr).unwrap();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    talker.write_all(&line("talker", "command", 0)).unwrap();
+    talker.write_all(b"\n").unwrap();
+    wait_for("the first message", &|| {
+        metrics.received_messages.get() == 1
+    });
+    let mut third = TcpStream::connect(addr).unwrap();
+    assert!(
+        closed_by_peer(&mut third, Duration::from_secs(5)),
+        "a third place from one address"
+    );
+    wait_for("the refusal counted", &|| {
+        metrics.refused_connections.get() == 1
+    });
+    // Four seconds: the trickler sends a byte every 100 ms, the talker a message every 500 ms.
+    trickler.write_all(b"<13>1 - trickle").unwrap();
+    let start = Instant::now();
+    let mut n = 1;
+    let mut trickler_dropped = false;
+    while start.elapsed() < Duration::from_secs(4) {
+        if trickler.write_all(b"x").is_err() {
+            trickler_dropped = true;
+        }
+        if start.elapsed() >= Duration::from_millis(500 * n) {
+            talker
+                .write_all(&line("talker", "command", n as u32))
+                .unwrap();
+            talker.write_all(b"\n").unwrap();
+            n += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        trickler_dropped || closed_by_peer(&mut trickler, Duration::from_secs(1)),
+        "a trickle of bytes kept its place"
+    );
+    talker.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    assert!(
+        matches!(std::io::Read::read(&mut talker, &mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a sender of messages keeps its place"
+    );
+    wait_for("every message", &|| metrics.received_messages.get() == n);
+    intake.stop();
+    pipeline.shutdown();
+}
+
+#[test]
+fn unix_udp_and_both_tcp_framings_reach_sql_and_refusals_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, repo, pipeline) = sqlite_pipeline(dir.path());
     let sock = dir.path().join("run/intake.sock");
     let config = IntakeConfig {
         unix: Some(sock.clone()),
@@ -167,23 +253,8 @@ mod rfc5425 {
 
     #[test]
     fn octet_counted_frames_over_tls_reach_sql_and_the_identity_is_kept() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let segments = dir.path().join("segments");
-        std::fs::create_dir(&segments).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let repo = rt.block_on(SqlRepository::connect(&url)).unwrap();
-        let pipeline = Pipeline::start(
-            &PipelineConfig::new(segments),
-            repo.clone(),
-            rt.handle().clone(),
-            Arc::new(StoreMetrics::default()),
-        )
-        .unwrap();
+        let (rt, repo, pipeline) = sqlite_pipeline(dir.path());
         let secrets = dir.path().join("secrets");
         let config = IntakeConfig {
             tls: Some((
