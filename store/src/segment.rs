@@ -448,7 +448,9 @@ impl SealedSegment {
                 .last()
                 .map_err(|e| SegmentError::db(path, e))?
                 .map_or(0, |(k, v)| {
-                    k.value() + u64::from(block::entry_count(v.value()))
+                    // A damaged key near u64::MAX must not overflow (a debug build panics).
+                    k.value()
+                        .saturating_add(u64::from(block::entry_count(v.value())))
                 })
         } else {
             txn.open_table(EVENTS)
@@ -556,7 +558,7 @@ impl Entries<'_> {
                 && current.remaining > 0
             {
                 let seq = current.next_seq;
-                current.next_seq += 1;
+                current.next_seq = current.next_seq.saturating_add(1);
                 current.remaining -= 1;
                 if let Some(e) = &current.damaged {
                     return Some(Ok(f(seq, Err(e.clone()))));

@@ -148,8 +148,8 @@ impl SeqRanges {
         // Unwrap relative to the last segment: the nearest 64-bit value with these low bits.
         let rel = seq.wrapping_sub(base);
         let delta = i64::from(rel.wrapping_sub(self.last as u32) as i32);
-        let start = self.last + delta;
-        let end = start + i64::from(len);
+        let start = self.last.saturating_add(delta);
+        let end = start.saturating_add(i64::from(len));
         self.last = start;
         if self.ranges.iter().any(|&(s, e)| s <= start && end <= e) {
             return true;
