@@ -1218,6 +1218,14 @@ impl Profiler {
         }
     }
 
+    /// Forget the sessions ended and bounties found since the last [`Self::take_changes`], for
+    /// a caller that keeps no repository (`decnet correlate` reports from the attackers
+    /// themselves): without it they pile up for the whole log.
+    pub fn discard_changes(&mut self) {
+        self.closed_sessions.clear();
+        self.bounties.clear();
+    }
+
     /// Everything changed since the last call: attacker rows (with behaviour, identity key
     /// and saved state), sessions ended or updated, and new bounties.
     pub fn take_changes(&mut self) -> Result<Changes, IntelError> {

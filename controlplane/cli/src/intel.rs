@@ -52,11 +52,7 @@ fn feed_lines(engine: &mut Profiler, input: impl Read) -> Result<(u64, u64), Fai
             break;
         }
         if line.len() > MAX_LINE && !line.ends_with(b"\n") {
-            // Skip the rest of an oversized line.
-            let mut sink = Vec::new();
-            reader
-                .read_until(b'\n', &mut sink)
-                .map_err(|e| Failure::runtime(format!("cannot read the log: {e}")))?;
+            skip_line(&mut reader)?;
             bad += 1;
             continue;
         }
@@ -71,8 +67,38 @@ fn feed_lines(engine: &mut Profiler, input: impl Read) -> Result<(u64, u64), Fai
             Ok(p) => engine.feed(&p.message.to_event(now)),
             Err(_) => bad += 1,
         }
+        if lines % DISCARD_EVERY == 0 {
+            engine.discard_changes();
+        }
     }
     Ok((lines, bad))
+}
+
+/// Events fed between two [`Profiler::discard_changes`]: correlate keeps no repository, so the
+/// ended sessions and bounties meant for one are dropped as they come.
+const DISCARD_EVERY: u64 = 4096;
+
+/// Read past the rest of an oversized line without holding it (a log line with no newline
+/// could be as large as the file).
+fn skip_line(reader: &mut impl BufRead) -> Result<(), Failure> {
+    loop {
+        let buf = reader
+            .fill_buf()
+            .map_err(|e| Failure::runtime(format!("cannot read the log: {e}")))?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
 }
 
 pub fn correlate(args: &CorrelateArgs, json: bool) -> Result<(), Failure> {
@@ -104,6 +130,7 @@ pub fn correlate(args: &CorrelateArgs, json: bool) -> Result<(), Failure> {
                 for r in &rows {
                     engine.feed(&r.event);
                 }
+                engine.discard_changes();
                 after = last;
             }
             repo.close().await;
@@ -288,4 +315,29 @@ pub fn spawn_in_serve(
         follow(&mut worker, interval, stop.notified()).await;
         eprintln!("serve: profiler stopped at event {}", worker.cursor());
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// An oversized line is skipped in place (not read into memory) and counted, and the lines
+    /// around it are still read.
+    #[test]
+    fn an_oversized_line_is_skipped_and_counted() {
+        let good = b"<134>1 2026-11-27T05:00:00Z web01 ssh - command [relay@55555 src_ip=\"198.51.100.9\" command=\"id\"] x\n";
+        let mut log = good.to_vec();
+        log.extend(std::iter::repeat_n(b'a', MAX_LINE * 5));
+        log.push(b'\n');
+        log.extend_from_slice(good);
+        let mut engine = Profiler::new(Config::default());
+        let (lines, bad) = feed_lines(&mut engine, &log[..]).unwrap();
+        assert_eq!((lines, bad), (2, 1));
+        let mut reader = BufReader::with_capacity(16, &b"abcdefghijklmnopqrstuvwxyz\nnext\n"[..]);
+        skip_line(&mut reader).unwrap();
+        let mut rest = String::new();
+        reader.read_line(&mut rest).unwrap();
+        assert_eq!(rest, "next\n");
+    }
 }
