@@ -932,8 +932,7 @@ async fn attacker_pcap(
         None => (0, i64::MAX, String::new()),
         Some(id) => {
             check_len("session", id, 1, 128)?;
-            let rows = state.repo.sessions(Some(&a.ip), 1000, 0).await?;
-            let s = rows.iter().find(|r| r.id == id).ok_or_else(|| {
+            let s = state.repo.session(&a.ip, id).await?.ok_or_else(|| {
                 ApiError::NotFound("no session with that id for this attacker".into())
             })?;
             let safe: String = id

@@ -517,6 +517,29 @@ impl SqlRepository {
             .map_err(q("listing sessions"))
     }
 
+    /// One session of the attacker at `ip`, by its id (what a session's pcap export needs,
+    /// however many sessions the attacker has).
+    pub async fn session(&self, ip: &str, id: &str) -> Result<Option<SessionRow>, RepoError> {
+        let mut sql = Sql::new(
+            self.backend,
+            &format!(
+                "SELECT {} FROM sessions WHERE attacker_ip = ",
+                SESSION_COLS.join(", ")
+            ),
+        );
+        sql.bind(Arg::Text(ip.to_owned()));
+        sql.push(" AND id = ").bind(Arg::Text(id.to_owned()));
+        let row = sql
+            .query()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("reading a session"))?;
+        row.as_ref()
+            .map(session_from_row)
+            .transpose()
+            .map_err(q("reading a session"))
+    }
+
     /// The behaviour row of an attacker.
     pub async fn behavior(&self, attacker_uuid: &str) -> Result<Option<BehaviorRow>, RepoError> {
         let mut sql = Sql::new(

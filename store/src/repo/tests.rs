@@ -790,6 +790,12 @@ async fn intel_tables(repo: &SqlRepository) {
     assert_eq!(repo.open_session_ips(10).await.unwrap(), ["192.0.2.50"]);
     let s = repo.sessions(Some("192.0.2.50"), 10, 0).await.unwrap();
     assert_eq!(s, vec![session("s1", "192.0.2.50", false)]);
+    assert_eq!(
+        repo.session("192.0.2.50", "s1").await.unwrap(),
+        Some(session("s1", "192.0.2.50", false))
+    );
+    assert_eq!(repo.session("192.0.2.51", "s1").await.unwrap(), None);
+    assert_eq!(repo.session("192.0.2.50", "s9").await.unwrap(), None);
 
     // Re-committing (a replayed batch) upserts in place: same uuid, same rows, new values.
     let mut again = commit.clone();
