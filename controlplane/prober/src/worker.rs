@@ -115,7 +115,13 @@ fn probeable(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_link_local())
         }
-        IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast()),
+        // Link-local like IPv4's 169.254/16: it names a host only together with an interface.
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.is_unicast_link_local())
+        }
     }
 }
 
@@ -453,6 +459,7 @@ mod tests {
             "::ffff:169.254.169.254",
             "224.0.0.1",
             "255.255.255.255",
+            "fe80::1",
         ] {
             assert!(!probeable(bad.parse().unwrap()), "{bad}");
         }
@@ -461,6 +468,7 @@ mod tests {
             "203.0.113.7",
             "2001:db8::7",
             "::ffff:203.0.113.7",
+            "fd00::7",
         ] {
             assert!(probeable(good.parse().unwrap()), "{good}");
         }
