@@ -155,7 +155,8 @@ pub fn matches(tokens: &[Token], e: &Event) -> bool {
         Token::Field(k, v) => e.field(k) == Some(v.as_str()),
         Token::Word(w) => {
             let w = w.to_lowercase();
-            let has = |s: &str| s.to_lowercase().contains(&w);
+            let mut scratch = String::new();
+            let mut has = |s: &str| contains_lowercase(s, &w, &mut scratch);
             has(&e.decky)
                 || has(&e.service)
                 || has(&e.kind)
@@ -163,6 +164,19 @@ pub fn matches(tokens: &[Token], e: &Event) -> bool {
                 || e.fields().iter().any(|(k, v)| has(k) || has(v))
         }
     })
+}
+
+/// Whether `hay` holds `needle` (lowercase) ignoring case. An ASCII needle is looked for in
+/// an ASCII-lowercased copy made in `scratch`, so filtering every live event for every client
+/// allocates no string per field (fields hold up to 4 KiB each); others lowercase `hay` fully.
+fn contains_lowercase(hay: &str, needle: &str, scratch: &mut String) -> bool {
+    if !needle.is_ascii() {
+        return hay.to_lowercase().contains(needle);
+    }
+    scratch.clear();
+    scratch.push_str(hay);
+    scratch.make_ascii_lowercase();
+    scratch.contains(needle)
 }
 
 enum Phase {
@@ -323,4 +337,23 @@ pub async fn stream(
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[cfg(test)]
+mod word_tests {
+    use super::contains_lowercase;
+
+    #[test]
+    fn words_match_ignoring_case_in_ascii_and_beyond() {
+        let mut scratch = String::new();
+        assert!(contains_lowercase(
+            "User-Agent: CURL/8",
+            "curl/8",
+            &mut scratch
+        ));
+        assert!(contains_lowercase("ÄRGER im Büro", "ärger", &mut scratch));
+        assert!(contains_lowercase("grüße AUS köln", "aus k", &mut scratch));
+        assert!(!contains_lowercase("wget", "curl", &mut scratch));
+        assert!(contains_lowercase("anything", "", &mut scratch));
+    }
 }
