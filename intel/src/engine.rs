@@ -408,6 +408,8 @@ pub struct Profiler {
     taken: HashSet<IpAddr, RandomState>,
     closed_sessions: Vec<SessionRow>,
     bounties: Vec<NewBounty>,
+    /// Bytes of `bounties`' payloads (what a batch holds until it commits).
+    bounty_bytes: usize,
     /// Latest event time seen: the clock sessions end by (event time, so replays agree).
     watermark_ns: i64,
     pub events_seen: u64,
@@ -753,6 +755,7 @@ impl Profiler {
             taken: HashSet::default(),
             closed_sessions: Vec::new(),
             bounties: Vec::new(),
+            bounty_bytes: 0,
             watermark_ns: i64::MIN,
             events_seen: 0,
             events_skipped: 0,
@@ -890,6 +893,7 @@ impl Profiler {
         let credential = bounty::credential(e);
         let user_agent = bounty::user_agent(e);
         let bounties = &mut self.bounties;
+        let bounty_bytes = &mut self.bounty_bytes;
         bounty::payloads(
             e,
             credential.as_ref(),
@@ -908,6 +912,7 @@ impl Profiler {
                         st.credential_count += 1;
                     }
                 }
+                *bounty_bytes += payload.len();
                 bounties.push(NewBounty {
                     ts_ns: e.ts_ns,
                     decky: e.decky.clone(),
@@ -1224,6 +1229,14 @@ impl Profiler {
     pub fn discard_changes(&mut self) {
         self.closed_sessions.clear();
         self.bounties.clear();
+        self.bounty_bytes = 0;
+    }
+
+    /// Bytes of bounty payloads found since the last [`Self::take_changes`]: a caller ends its
+    /// batch early when they grow large (every attempt of a brute force with long, distinct
+    /// passwords is a bounty of up to a few KiB).
+    pub fn pending_bounty_bytes(&self) -> usize {
+        self.bounty_bytes
     }
 
     /// Everything changed since the last call: attacker rows (with behaviour, identity key
@@ -1246,6 +1259,7 @@ impl Profiler {
         sessions.extend(closed);
         let expected = self.bounties.len().min(1 << 16);
         let bounties = std::mem::replace(&mut self.bounties, Vec::with_capacity(expected));
+        self.bounty_bytes = 0;
         let mut attackers = Vec::with_capacity(dirty.len());
         // One buffer for every state's JSON, copied out at its exact size.
         let mut text = Vec::with_capacity(16 * 1024);

@@ -22,6 +22,10 @@ pub const MAX_BATCH: i64 = 1_000_000;
 /// Most events per batch unless configured (`decnet profiler --batch`): it bounds the memory
 /// a batch's results take before they are committed.
 pub const DEFAULT_BATCH: i64 = 500_000;
+/// Bounty payload bytes after which a batch commits without reading further: a batch holds
+/// its bounties until it commits, and a brute force of long distinct passwords makes one
+/// bounty of a few KiB per event (500,000 of them would hold gigabytes).
+pub const MAX_PENDING_BOUNTY_BYTES: usize = 64 << 20;
 
 /// While catching up, a batch is committed once it has been read and fed for this long (or
 /// holds its most events, or reached the end of the table), whichever comes first.
@@ -178,7 +182,11 @@ impl Worker {
             };
             let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= want;
             want = page(events + rows.len());
-            if full && want > 0 && started.elapsed() < self.commit_interval {
+            if full
+                && want > 0
+                && started.elapsed() < self.commit_interval
+                && self.engine.pending_bounty_bytes() < MAX_PENDING_BOUNTY_BYTES
+            {
                 next = Some(self.read_ahead(page_last, want));
             }
             let missing = self.engine.missing(rows.iter().map(|r| &r.event));

@@ -327,6 +327,43 @@ fn run_engine(events: &[Event]) -> Profiler {
     p
 }
 
+/// A batch knows how many bounty bytes it holds (the worker commits early on them), and a
+/// commit or a discard frees them.
+#[test]
+fn pending_bounty_bytes_follow_the_bounties_held() {
+    let mut p = Profiler::new(Config::default());
+    for i in 0..10 {
+        let pw = format!("{i}{}", "x".repeat(4000));
+        p.feed(&ev(
+            i,
+            BRUTE,
+            "decky-a",
+            "ssh",
+            "auth_attempt",
+            &[("username", "root"), ("password", &pw)],
+        ));
+    }
+    assert!(
+        p.pending_bounty_bytes() >= 40_000,
+        "{}",
+        p.pending_bounty_bytes()
+    );
+    let changes = p.take_changes().unwrap();
+    assert_eq!(changes.bounties.len(), 10);
+    assert_eq!(p.pending_bounty_bytes(), 0);
+    p.feed(&ev(
+        20,
+        BRUTE,
+        "decky-a",
+        "ssh",
+        "auth_attempt",
+        &[("username", "root"), ("password", "other")],
+    ));
+    assert!(p.pending_bounty_bytes() > 0);
+    p.discard_changes();
+    assert_eq!(p.pending_bounty_bytes(), 0);
+}
+
 #[test]
 fn scanner_is_classified_with_tools_and_os() {
     let p = run_engine(&all_events());
