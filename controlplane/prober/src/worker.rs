@@ -262,16 +262,17 @@ impl Prober {
         let own = self.own_addresses().await?;
         let mut out = Vec::new();
         let mut newest = self.seen_up_to_ns;
-        let mut offset = 0;
-        'pages: loop {
+        let mut after: Option<(i64, String)> = None;
+        loop {
             let page = self
                 .repo
-                .attackers(None, None, "last_seen", PAGE, offset)
+                .attackers_seen_since(
+                    self.seen_up_to_ns,
+                    after.as_ref().map(|(ts, uuid)| (*ts, uuid.as_str())),
+                    PAGE,
+                )
                 .await?;
             for a in &page {
-                if a.last_seen_ns < self.seen_up_to_ns {
-                    break 'pages;
-                }
                 newest = newest.max(a.last_seen_ns);
                 // Only attackers that spoke to a decky's service (a completed handshake): a
                 // sniffer-only source may be a spoofed SYN naming a third party we must not
@@ -284,10 +285,12 @@ impl Prober {
                     out.push(ip);
                 }
             }
-            if i64::try_from(page.len()).unwrap_or(0) < PAGE {
-                break;
+            match page.last() {
+                Some(last) if i64::try_from(page.len()).unwrap_or(0) >= PAGE => {
+                    after = Some((last.last_seen_ns, last.uuid.clone()));
+                }
+                _ => break,
             }
-            offset += PAGE;
         }
         // Event time, not write time: an event dated in the future must not hide the
         // attackers that come after it, so the mark never passes now minus a minute.

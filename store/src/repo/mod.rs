@@ -31,7 +31,7 @@ pub use events::{EventQuery, HistogramBucket, MAX_PAGE, Stats, StoredEvent, Toke
 pub use intel::{AttackerUpdate, BehaviorRow, IdentityGroup, IntelCommit, SessionRow};
 pub use lease::LeaseHeld;
 pub use sql::Backend;
-pub use tables::{Attacker, Bounty, DeckyRecord, NewBounty, User, bounty_dedup_key};
+pub use tables::{Attacker, AttackerSeen, Bounty, DeckyRecord, NewBounty, User, bounty_dedup_key};
 pub use tally::EventTally;
 
 /// Environment variable choosing the backend (`sqlite`, `postgres`, `mysql`/`mariadb`).

@@ -45,6 +45,15 @@ pub struct Bounty {
     pub payload: String,
 }
 
+/// What picking probe targets needs of an attacker (no command or fingerprint lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttackerSeen {
+    pub uuid: String,
+    pub ip: String,
+    pub last_seen_ns: i64,
+    pub service_count: i64,
+}
+
 /// One attacker's aggregate row (maintained by the profiler).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attacker {
@@ -494,6 +503,47 @@ impl SqlRepository {
             .map(attacker_from_row)
             .collect::<Result<_, _>>()
             .map_err(q("listing attackers"))
+    }
+
+    /// Attackers last seen at or after `since_ns`, newest first (then by uuid), `limit` at a
+    /// time, resuming after `after` (the last row of the previous page): keyset paging, so a
+    /// walk over every attacker reads each row once where OFFSET paging re-read every earlier
+    /// page, and only the columns a probe target needs.
+    pub async fn attackers_seen_since(
+        &self,
+        since_ns: i64,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<AttackerSeen>, RepoError> {
+        let mut sql = Sql::new(
+            self.backend,
+            "SELECT uuid, ip, last_seen_ns, service_count FROM attackers WHERE last_seen_ns >= ",
+        );
+        sql.bind(Arg::I64(since_ns));
+        if let Some((ts, uuid)) = after {
+            sql.push(" AND (last_seen_ns < ").bind(Arg::I64(ts));
+            sql.push(" OR (last_seen_ns = ").bind(Arg::I64(ts));
+            sql.push(" AND uuid > ").bind(Arg::Text(uuid.to_owned()));
+            sql.push("))");
+        }
+        sql.push(" ORDER BY last_seen_ns DESC, uuid LIMIT ")
+            .bind(Arg::I64(limit.clamp(0, 10_000)));
+        let rows = sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("listing recent attackers"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttackerSeen {
+                    uuid: r.try_get("uuid")?,
+                    ip: r.try_get("ip")?,
+                    last_seen_ns: r.try_get("last_seen_ns")?,
+                    service_count: r.try_get("service_count")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(q("listing recent attackers"))
     }
 
     fn attacker_filter(&self, sql: &mut Sql, search: Option<&str>, service: Option<&str>) {
