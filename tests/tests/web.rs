@@ -174,6 +174,9 @@ fn serve_first_login_forced_change_logs_and_stream_resume() {
             assert_eq!(s["total"], 1, "{s}");
             assert_eq!(s["data"][0]["service"], "ssh", "{s}");
             assert_eq!(s["data"][0]["decky"], "web01", "{s}");
+            // The stored lists are served as JSON, not as strings holding JSON.
+            assert!(s["data"][0]["commands"].is_array(), "{s}");
+            assert!(s["data"][0]["credentials"].is_array(), "{s}");
             break;
         }
         assert!(

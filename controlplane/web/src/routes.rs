@@ -11,8 +11,8 @@ use axum::{
     routing::{delete, get, post, put},
 };
 use decnet_store::repo::{EventQuery, StoredEvent, User};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json, value::RawValue};
 
 use crate::{
     ApiError, AppState,
@@ -845,25 +845,62 @@ async fn attacker_sessions(
     State(state): State<AppState>,
     _who: Viewer,
     ApiPath(uuid): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let attacker = find_attacker(&state, &uuid).await?;
-    // The profiler keeps at most a few hundred sessions per attacker; one page holds them.
     let rows = state.repo.sessions(Some(&attacker.ip), 1000, 0).await?;
-    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
-    let data: Vec<Value> = rows
+    // The stored command and credential lists (up to ~90 KiB of attacker text a session)
+    // go out as they are: parsed into `Value`s, a thousand sessions took gigabytes.
+    let data: Vec<SessionOut<'_>> = rows
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.id, "decky": r.decky, "service": r.service, "dst_port": r.dst_port,
-                "start_ns": r.start_ns, "end_ns": r.end_ns,
-                "start": rfc3339(r.start_ns), "end": rfc3339(r.end_ns),
-                "event_count": r.event_count, "flow_count": r.flow_count,
-                "commands": parse(&r.commands), "credentials": parse(&r.credentials),
-                "auth_success": r.auth_success, "closed": r.closed,
-            })
+        .map(|r| SessionOut {
+            id: &r.id,
+            decky: &r.decky,
+            service: &r.service,
+            dst_port: r.dst_port,
+            start_ns: r.start_ns,
+            end_ns: r.end_ns,
+            start: rfc3339(r.start_ns),
+            end: rfc3339(r.end_ns),
+            event_count: r.event_count,
+            flow_count: r.flow_count,
+            commands: serde_json::from_str(&r.commands).ok(),
+            credentials: serde_json::from_str(&r.credentials).ok(),
+            auth_success: r.auth_success,
+            closed: r.closed,
         })
         .collect();
-    Ok(Json(json!({"total": data.len(), "data": data})))
+    let body = serde_json::to_vec(&SessionsOut {
+        total: data.len(),
+        data,
+    })
+    .map_err(|e| ApiError::Internal(format!("session list: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+#[derive(Serialize)]
+struct SessionsOut<'a> {
+    total: usize,
+    data: Vec<SessionOut<'a>>,
+}
+
+/// One session as `/attackers/{uuid}/sessions` lists it.
+#[derive(Serialize)]
+struct SessionOut<'a> {
+    id: &'a str,
+    decky: &'a str,
+    service: &'a str,
+    dst_port: Option<i64>,
+    start_ns: i64,
+    end_ns: i64,
+    start: String,
+    end: String,
+    event_count: i64,
+    flow_count: i64,
+    /// The stored JSON as it is (`null` if it does not parse).
+    commands: Option<&'a RawValue>,
+    credentials: Option<&'a RawValue>,
+    auth_success: bool,
+    closed: bool,
 }
 
 #[derive(Debug, Deserialize)]
