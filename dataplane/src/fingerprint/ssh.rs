@@ -181,7 +181,7 @@ pub(crate) mod tests {
         v
     }
 
-    pub(crate) fn kexinit_packet(lists: [&str; 10]) -> Vec<u8> {
+    fn kexinit_packet(lists: [&str; 10]) -> Vec<u8> {
         let mut payload = vec![20u8];
         payload.extend_from_slice(&[0x11; 16]);
         for l in lists {
@@ -212,8 +212,8 @@ pub(crate) mod tests {
         assert_eq!(k.hassh(), "472b5de333ad665af5cbf10ff892c4df");
     }
 
-    #[test]
-    fn banner_and_kexinit_from_a_stream() {
+    /// An OpenSSH 9.2 client's banner and a KEXINIT with short algorithm lists.
+    pub(crate) fn openssh_client_stream() -> Vec<u8> {
         let mut stream = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n".to_vec();
         stream.extend(kexinit_packet([
             "curve25519-sha256,ext-info-c",
@@ -227,6 +227,12 @@ pub(crate) mod tests {
             "",
             "",
         ]));
+        stream
+    }
+
+    #[test]
+    fn banner_and_kexinit_from_a_stream() {
+        let stream = openssh_client_stream();
         let hello = parse_stream(&stream, false).unwrap().unwrap();
         assert_eq!(hello.banner, "SSH-2.0-OpenSSH_9.2p1 Debian-2");
         let k = hello.kexinit.unwrap();

@@ -264,7 +264,7 @@ fn tls_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fingerprint::{ssh::tests::kexinit_packet, tls::hs, tls::tests as tls_tests};
+    use crate::fingerprint::{ssh::tests::openssh_client_stream, tls::hs, tls::tests as tls_tests};
 
     const CAP: usize = 32 * 1024;
 
@@ -303,19 +303,7 @@ mod tests {
 
     fn ssh_hello(lines_before: &[u8]) -> Vec<u8> {
         let mut s = lines_before.to_vec();
-        s.extend_from_slice(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
-        s.extend(kexinit_packet([
-            "curve25519-sha256,ext-info-c",
-            "ssh-ed25519",
-            "aes128-ctr",
-            "aes256-ctr",
-            "hmac-sha2-256",
-            "hmac-sha2-512",
-            "none",
-            "zlib",
-            "",
-            "",
-        ]));
+        s.extend(openssh_client_stream());
         s
     }
 
