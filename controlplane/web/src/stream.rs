@@ -38,8 +38,23 @@ const STATS_EVERY: Duration = Duration::from_secs(5);
 /// event still shows up). The event counts are then cached; the bounty count may be re-read.
 const STATS_IDLE_EVERY: Duration = Duration::from_secs(60);
 
-/// One broadcast batch of newly flushed events, oldest first.
-pub type Batch = Arc<Vec<StoredEvent>>;
+/// One broadcast batch of newly flushed events, oldest first, each with its JSON (serialized
+/// once by the feeder, not once per client).
+pub type Batch = Arc<Vec<LiveEvent>>;
+
+/// A newly flushed event and the JSON the stream sends for it.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub row: StoredEvent,
+    pub json: String,
+}
+
+impl LiveEvent {
+    fn of(row: StoredEvent) -> Self {
+        let json = serde_json::to_string(&event_json(&row)).unwrap_or_default();
+        Self { row, json }
+    }
+}
 
 #[derive(Debug)]
 pub struct Live {
@@ -98,7 +113,8 @@ pub async fn run_feeder(state: AppState) {
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
                 state.live.cursor.store(cursor, Ordering::Release);
                 // No receivers is fine: nobody is watching.
-                let _ = state.live.tx.send(Arc::new(rows));
+                let batch: Vec<LiveEvent> = rows.into_iter().map(LiveEvent::of).collect();
+                let _ = state.live.tx.send(Arc::new(batch));
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "live feeder read failed; retrying"),
@@ -203,14 +219,23 @@ impl Drop for Client {
     }
 }
 
-fn logs_frame(rows: &[&StoredEvent]) -> Option<SseEvent> {
-    let last = rows.last()?.id;
-    let data: Vec<_> = rows.iter().map(|r| event_json(r)).collect();
+/// A `logs` frame of events given by id and JSON, oldest first.
+fn logs_frame<'a>(rows: impl IntoIterator<Item = (i64, &'a str)>) -> Option<SseEvent> {
+    let mut data = String::from("[");
+    let mut last = None;
+    for (id, json) in rows {
+        if last.is_some() {
+            data.push(',');
+        }
+        data.push_str(json);
+        last = Some(id);
+    }
+    data.push(']');
     Some(
         SseEvent::default()
             .event("logs")
-            .id(last.to_string())
-            .data(serde_json::to_string(&data).unwrap_or_default()),
+            .id(last?.to_string())
+            .data(data),
     )
 }
 
@@ -262,8 +287,17 @@ pub async fn stream(
                     .data("{\"reload\":true}"),
             );
         } else {
-            let refs: Vec<&StoredEvent> = rows.iter().filter(|r| r.id <= cursor).collect();
-            frames.extend(logs_frame(&refs));
+            let json: Vec<(i64, String)> = rows
+                .iter()
+                .filter(|r| r.id <= cursor)
+                .map(|r| {
+                    (
+                        r.id,
+                        serde_json::to_string(&event_json(r)).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            frames.extend(logs_frame(json.iter().map(|(id, j)| (*id, j.as_str()))));
             last_sent = cursor;
         }
     }
@@ -302,14 +336,16 @@ pub async fn stream(
             tokio::select! {
                 got = c.rx.recv() => match got {
                     Ok(batch) => {
-                        let rows: Vec<&StoredEvent> = batch
+                        let last_sent = c.last_sent;
+                        let rows = batch
                             .iter()
-                            .filter(|r| r.id > c.last_sent && matches(&c.tokens, &r.event))
-                            .collect();
+                            .filter(|e| e.row.id > last_sent && matches(&c.tokens, &e.row.event))
+                            .map(|e| (e.row.id, e.json.as_str()));
+                        let frame = logs_frame(rows);
                         if let Some(last) = batch.last() {
-                            c.last_sent = c.last_sent.max(last.id);
+                            c.last_sent = c.last_sent.max(last.row.id);
                         }
-                        if let Some(frame) = logs_frame(&rows) {
+                        if let Some(frame) = frame {
                             return Some((Ok(frame), c));
                         }
                     }

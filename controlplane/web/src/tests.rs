@@ -879,7 +879,16 @@ async fn stream_resumes_from_last_event_id_then_goes_live() {
         frame = next_frame(&mut body).await;
     }
     assert!(frame.contains("id: 6"), "{frame}");
-    assert!(frame.contains("10.0.0.10"));
+    // The feeder's once-serialized events make one JSON array, as the backfill's do.
+    let live: Value = serde_json::from_str(
+        frame
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(live[0]["id"], 6, "{live}");
+    assert_eq!(live[0]["attacker_ip"], "10.0.0.10", "{live}");
     feeder.abort();
 }
 
