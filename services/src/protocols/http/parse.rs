@@ -199,7 +199,8 @@ fn dechunk(buf: &[u8], from: usize) -> Result<Option<(Vec<u8>, usize)>, u16> {
                 }
             }
         }
-        if body.len() + size > MAX_BODY {
+        // `size` is the peer's (up to 2^64 - 1): compared so nothing can overflow.
+        if size > MAX_BODY.saturating_sub(body.len()) {
             return Err(413);
         }
         if buf.len() < pos + size + 2 {
@@ -314,6 +315,16 @@ mod tests {
             parse(b"GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"),
             Parsed::Reject(413, _)
         ));
+        // A chunk size near 2^64 once wrapped `body + size` past the cap and panicked.
+        for size in ["ffffffffffffffff", "fffffffffffffffe", "100000"] {
+            let raw = format!(
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nA\r\n{size}\r\nB"
+            );
+            assert!(
+                matches!(parse(raw.as_bytes()), Parsed::Reject(413, _)),
+                "{size}"
+            );
+        }
         let many: String = (0..=MAX_FIELDS).map(|i| format!("X{i}: 1\r\n")).collect();
         assert!(matches!(
             parse(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()),
