@@ -219,6 +219,23 @@ impl Drop for SourceSlot {
     }
 }
 
+/// Counts a connection in `stats.active` until dropped, also when its task panics: a panicking
+/// session once left its place taken until the service restarted.
+struct ActiveConnection(Arc<ServiceContext>);
+
+impl ActiveConnection {
+    fn new(ctx: &Arc<ServiceContext>) -> Self {
+        ctx.stats.active.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(ctx))
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.stats.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn claim_slot(
     table: &Arc<Mutex<HashMap<IpAddr, usize>>>,
     ip: IpAddr,
@@ -277,7 +294,7 @@ pub async fn serve_tcp(
         let session = protocol.session(&conn);
         let ctx = Arc::clone(&ctx);
         ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        ctx.stats.active.fetch_add(1, Ordering::Relaxed);
+        let counted = ActiveConnection::new(&ctx);
         #[cfg(feature = "tls")]
         let tls = protocol.tls();
         tokio::spawn(async move {
@@ -292,7 +309,7 @@ pub async fn serve_tcp(
             }
             #[cfg(not(feature = "tls"))]
             run_connection(stream, conn, session, &ctx).await;
-            ctx.stats.active.fetch_sub(1, Ordering::Relaxed);
+            drop(counted);
             drop(slot);
         });
     }
@@ -338,9 +355,21 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         ctx.emit(&conn, &produced.events);
         ctx.store(&conn, produced.artifacts).await;
         if !produced.out.is_empty() {
-            if stream.write_all(&produced.out).await.is_err() {
-                reason = "reset";
-                break 'conn;
+            // A peer that stops reading (a zero window) must not hold its place past the idle
+            // timeout: an unbounded write never reached the idle or session deadline.
+            let stall = tokio::time::Instant::now() + ctx.limits.idle_timeout;
+            match tokio::time::timeout_at(stall.min(deadline), stream.write_all(&produced.out))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    reason = "reset";
+                    break 'conn;
+                }
+                Err(_) => {
+                    reason = "write_timeout";
+                    break 'conn;
+                }
             }
             bytes_out += produced.out.len() as u64;
         }

@@ -51,6 +51,9 @@ impl Session for ToySession {
                     step.delay(Duration::from_millis(300));
                     step.send(b"z\n");
                 }
+                // More than the socket buffers hold: stalls on a peer that does not read.
+                ("B", _) => step.send(&vec![b'x'; 32 << 20]),
+                ("!", _) => panic!("the toy session panics on purpose"),
                 _ => step.send(b"?\n"),
             }
         }
@@ -114,6 +117,56 @@ async fn start_with(quarantine: Option<PathBuf>, limits: Limits) -> (Client, wat
     };
     assert_eq!(client.hear().await, "hi");
     (client, stop)
+}
+
+/// The toy service on a loopback port, with its context (for its counters).
+async fn serve_toy(
+    limits: Limits,
+) -> (
+    Arc<ServiceContext>,
+    std::net::SocketAddr,
+    watch::Sender<bool>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (emitter, _task) = Emitter::spawn(Vec::new());
+    let ctx = Arc::new(ServiceContext::new("t", "toy", emitter, limits));
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(serve_tcp(
+        listener,
+        Arc::new(Toy),
+        Arc::clone(&ctx),
+        stop_rx,
+    ));
+    (ctx, addr, stop)
+}
+
+async fn until_no_connection_is_active(ctx: &ServiceContext, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ctx.stats.active.load(Ordering::Relaxed) > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Neither a session that panics nor a peer that stops reading keeps its place: the first once
+/// leaked its place until restart, the second blocked its write past every timeout.
+#[tokio::test]
+async fn panics_and_stalled_peers_give_their_place_back() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let (ctx, addr, _stop) = serve_toy(limits).await;
+    let mut panicking = TcpStream::connect(addr).await.unwrap();
+    panicking.write_all(b"!\n").await.unwrap();
+    until_no_connection_is_active(&ctx, "a panicking session kept its place").await;
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled.write_all(b"B\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(ctx.stats.active.load(Ordering::Relaxed), 1);
+    until_no_connection_is_active(&ctx, "a peer that does not read kept its place").await;
+    drop(stalled);
 }
 
 async fn read_all(mut stream: TcpStream) -> Vec<u8> {
