@@ -46,8 +46,15 @@ pub struct Upload {
     kept: Vec<u8>,
     /// Highest byte offset written (the file's size as the client sees it).
     size: u64,
+    /// Bytes the client actually sent for this file.
+    received: u64,
     truncated: bool,
 }
+
+/// Zero-filled gap a write may leave past the kept bytes, beyond what the client has sent:
+/// clients pipeline their writes a few hundred KiB ahead, and a write far past the end once
+/// made one 100-byte request allocate the connection's whole upload allowance in zeros.
+const MAX_HOLE: u64 = 1 << 20;
 
 impl Upload {
     pub fn new(path: &str) -> Self {
@@ -55,6 +62,7 @@ impl Upload {
             path: path.chars().take(MAX_PATH).collect(),
             kept: Vec::new(),
             size: 0,
+            received: 0,
             truncated: false,
         }
     }
@@ -63,10 +71,16 @@ impl Upload {
     pub fn write(&mut self, offset: u64, data: &[u8], budget: &Budget) {
         let end = offset.saturating_add(data.len() as u64);
         self.size = self.size.max(end);
+        self.received = self.received.saturating_add(data.len() as u64);
+        let hole = offset.saturating_sub(self.kept.len() as u64);
         let Ok(start) = usize::try_from(offset) else {
             self.truncated = true;
             return;
         };
+        if hole > self.received.saturating_add(MAX_HOLE) {
+            self.truncated = true;
+            return;
+        }
         let want_end = start.saturating_add(data.len());
         if want_end > self.kept.len() {
             let grow = budget.take(want_end - self.kept.len());
@@ -149,5 +163,28 @@ mod tests {
             ev.field("sha256").unwrap_or_default()
         );
         assert_eq!(budget.take(5), 0);
+    }
+
+    /// One byte at a far offset keeps nothing (and allocates nothing); the reported size is
+    /// still the client's.
+    #[test]
+    fn a_write_far_past_the_end_is_not_zero_filled() {
+        let budget = Budget::new(64 << 20);
+        let mut u = Upload::new("/tmp/sparse");
+        u.write(1 << 40, b"x", &budget);
+        assert!(u.data().is_empty());
+        u.write(0, b"head", &budget);
+        // A modest hole after data (pipelined writes arriving out of order) is kept.
+        u.write(4 + 65_536, b"tail", &budget);
+        assert_eq!(u.data().len(), 4 + 65_536 + 4);
+        let mut step = Step::default();
+        u.finish("sftp", false, &mut step);
+        let ev = &step.events[0];
+        assert_eq!(
+            ev.field("size"),
+            Some(((1u64 << 40) + 1).to_string().as_str())
+        );
+        assert_eq!(ev.field("truncated"), Some("true"));
+        assert!(budget.take(1) > 0, "the allowance was not spent on zeros");
     }
 }
