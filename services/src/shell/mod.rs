@@ -11,6 +11,10 @@ use fs::{FakeFs, HostInfo, Node, resolve};
 
 /// Bytes of output one command may produce (a `cat` of a huge overlay file is cut).
 const MAX_OUTPUT: usize = 256 * 1024;
+/// Most text one command builds before it is shown (cut to [`MAX_OUTPUT`]) or written to a file
+/// (which the overlay caps at [`fs::MAX_OVERLAY_BYTES`]): `cat b b b …` over a 4 MB file once
+/// built gigabytes before the output cap applied.
+const MAX_BUILT: usize = fs::MAX_OVERLAY_BYTES + MAX_OUTPUT;
 /// History entries kept per session.
 const MAX_HISTORY: usize = 1000;
 
@@ -252,6 +256,9 @@ impl Shell {
             "cat" | "more" | "less" | "head" | "tail" => {
                 let mut text = String::new();
                 for op in &operands {
+                    if text.len() > MAX_BUILT {
+                        break;
+                    }
                     let path = self.path(op);
                     match self.fs.get(&path) {
                         Some(Node::File { content, .. }) => {

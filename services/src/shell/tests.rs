@@ -106,3 +106,24 @@ proptest! {
         prop_assert!(out.text.len() <= MAX_OUTPUT);
     }
 }
+
+/// `cat` of one large file many times over builds at most a bounded text, shown cut to the
+/// output cap (it once built the whole concatenation first: gigabytes from one line).
+#[test]
+fn cat_of_a_large_file_many_times_stays_bounded() {
+    let mut sh = shell("root");
+    let chunk = "x".repeat(4000);
+    sh.run(&format!("echo {chunk} > a"));
+    let many_a = vec!["a"; 1000].join(" ");
+    sh.run(&format!("cat {many_a} > b"));
+    let many_b = vec!["b"; 2000].join(" ");
+    let started = std::time::Instant::now();
+    let out = sh.run(&format!("cat {many_b}"));
+    assert!(out.text.len() <= MAX_OUTPUT);
+    assert!(out.text.len() > MAX_OUTPUT / 2, "the file is there to show");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
