@@ -85,9 +85,27 @@ pub struct Step {
     pub artifacts: Vec<Artifact>,
 }
 
+/// Output one step may hold. Past it the rest is dropped and the connection closes once what
+/// fits is sent: no real reply comes near it, while pipelined Redis `KEYS *` over a large
+/// keyspace once built gigabytes in one step.
+pub const MAX_STEP_OUT: usize = 8 << 20;
+
 impl Step {
     pub fn send(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+        let room = MAX_STEP_OUT.saturating_sub(self.out.len());
+        if bytes.len() <= room {
+            self.out.extend_from_slice(bytes);
+            return;
+        }
+        self.out.extend_from_slice(&bytes[..room]);
+        if !self.close {
+            self.event(
+                "output_limit",
+                Severity::Notice,
+                &[("limit_bytes", &MAX_STEP_OUT.to_string())],
+            );
+        }
+        self.close = true;
     }
 
     /// Record an event of `kind` with `fields` in order.

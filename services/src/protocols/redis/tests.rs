@@ -193,3 +193,26 @@ proptest! {
         prop_assert!(s.buf.len() <= MAX_INLINE + 512 + MAX_BULK + 64);
     }
 }
+
+/// Pipelined `KEYS *` over a keyspace of long names: one step's output stops at its cap, the
+/// connection closes, and the rest of the pipeline is not run (it once built gigabytes).
+#[test]
+fn pipelined_keys_over_long_names_stop_at_the_output_cap() {
+    let mut s = session();
+    for i in 0..40 {
+        let key = format!("{i:02}{}", "k".repeat(256 * 1024));
+        let set = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len());
+        drive(&mut s, set.as_bytes());
+    }
+    let keys = b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n".repeat(500);
+    let started = std::time::Instant::now();
+    let step = drive(&mut s, &keys);
+    assert!(step.close);
+    assert_eq!(step.out.len(), crate::session::MAX_STEP_OUT);
+    assert!(step.events.iter().any(|e| e.kind == "output_limit"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
