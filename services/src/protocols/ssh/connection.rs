@@ -41,6 +41,8 @@ const OPEN_ADMINISTRATIVELY_PROHIBITED: u32 = 1;
 /// sshd's CHAN_SES_WINDOW_DEFAULT and CHAN_SES_PACKET_DEFAULT.
 const WINDOW: u32 = 64 * 32 * 1024;
 const MAX_PACKET: u32 = 32 * 1024;
+/// Smallest packet the server sends channel data in, whatever the client asks for.
+const MIN_PACKET: u32 = 512;
 /// sshd's default MaxSessions.
 const MAX_CHANNELS: usize = 10;
 /// Output queued per channel while the client's window is shut; beyond it output is lost.
@@ -64,7 +66,9 @@ pub struct Login {
 
 #[derive(Debug)]
 enum Pending {
-    Data(Vec<u8>),
+    /// Bytes to send and how many of them went out already (an offset, so sending a large
+    /// buffer in small packets does not move the rest of it each time).
+    Data(Vec<u8>, usize),
     Msg(Vec<u8>),
 }
 
@@ -232,7 +236,9 @@ impl Connection {
                     Channel {
                         remote,
                         window,
-                        max_packet: max_packet.clamp(1, MAX_PACKET),
+                        // A client asking for tiny packets would make every byte of output a
+                        // packet of its own; no real client asks for less than this.
+                        max_packet: max_packet.clamp(MIN_PACKET, MAX_PACKET),
                         local_window: 0,
                         consumed: 0,
                         pending: VecDeque::new(),
@@ -589,7 +595,7 @@ fn queue(ch: &mut Channel, data: Vec<u8>, msgs: &mut Vec<Vec<u8>>) {
     let mut data = data;
     data.truncate(room);
     ch.pending_bytes += data.len();
-    ch.pending.push_back(Pending::Data(data));
+    ch.pending.push_back(Pending::Data(data, 0));
     flush(ch, msgs);
 }
 
@@ -623,21 +629,22 @@ fn finish(ch: &mut Channel, status: u32, openssh: bool, msgs: &mut Vec<Vec<u8>>)
 fn flush(ch: &mut Channel, msgs: &mut Vec<Vec<u8>>) {
     while let Some(front) = ch.pending.front_mut() {
         match front {
-            Pending::Data(buf) => {
-                let n = buf
+            Pending::Data(buf, sent) => {
+                let rest = buf.get(*sent..).unwrap_or_default();
+                let n = rest
                     .len()
                     .min(ch.window as usize)
                     .min(ch.max_packet as usize);
-                if n == 0 && !buf.is_empty() {
+                if n == 0 && !rest.is_empty() {
                     return;
                 }
                 let mut w = Writer::message(MSG_CHANNEL_DATA);
-                w.u32(ch.remote).string(&buf[..n]);
+                w.u32(ch.remote).string(&rest[..n]);
                 msgs.push(w.finish());
-                buf.drain(..n);
+                *sent += n;
                 ch.window -= u32::try_from(n).unwrap_or(0);
                 ch.pending_bytes -= n;
-                if buf.is_empty() {
+                if *sent >= buf.len() {
                     ch.pending.pop_front();
                 }
             }

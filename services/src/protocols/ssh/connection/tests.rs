@@ -151,6 +151,36 @@ fn pty_shell_session_is_recorded() {
     assert!(msgs.is_empty());
 }
 
+/// A client that asks for one-byte packets still gets its output in packets of a sane size
+/// (every byte a packet of its own, each send moving the rest of the buffer, was quadratic).
+#[test]
+fn tiny_max_packet_requests_get_packets_of_a_sane_size() {
+    let mut c = connection(false);
+    let mut w = Writer::message(MSG_CHANNEL_OPEN);
+    w.string(b"session").u32(7).u32(u32::MAX).u32(1);
+    let (msgs, _) = run(&mut c, &w.finish());
+    let mut r = Reader::new(&msgs[0]);
+    assert_eq!(r.u8(), Some(MSG_CHANNEL_OPEN_CONFIRMATION));
+    r.u32();
+    let id = r.u32().unwrap();
+    let line = format!("cat {}", vec!["/etc/passwd"; 20].join(" "));
+    let cmd = Writer::new().string(line.as_bytes()).finish();
+    let (msgs, _) = run(&mut c, &channel_request(id, "exec", true, &cmd));
+    let (text, _) = split(&msgs);
+    assert!(text.len() > 1500, "{text}");
+    let sizes: Vec<usize> = msgs
+        .iter()
+        .filter(|m| m[0] == MSG_CHANNEL_DATA)
+        .map(|m| Reader::new(&m[5..]).string().unwrap().len())
+        .collect();
+    assert!(
+        sizes[..sizes.len() - 1]
+            .iter()
+            .all(|&n| n == MIN_PACKET as usize),
+        "{sizes:?}"
+    );
+}
+
 #[test]
 fn exec_runs_one_command_and_closes() {
     let mut c = connection(false);
