@@ -59,6 +59,11 @@ pub struct Limits {
     pub session_timeout: Duration,
     /// Bytes accepted from one connection before it is closed.
     pub max_bytes_in: u64,
+    /// Artifact bytes and files this service writes to quarantine in its lifetime: past
+    /// either, artifacts are hashed and reported but not kept (`quarantine_full`), so uploads
+    /// of many small or large files cannot fill the disk.
+    pub max_quarantine_bytes: u64,
+    pub max_quarantine_files: u64,
 }
 
 impl Default for Limits {
@@ -69,6 +74,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             session_timeout: Duration::from_secs(3600),
             max_bytes_in: 16 * 1024 * 1024,
+            max_quarantine_bytes: 512 << 20,
+            max_quarantine_files: 50_000,
         }
     }
 }
@@ -82,6 +89,11 @@ pub struct RuntimeStats {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub io_errors: AtomicU64,
+    /// Artifacts written to quarantine, and their bytes.
+    pub quarantined_files: AtomicU64,
+    pub quarantined_bytes: AtomicU64,
+    /// Artifacts not kept because the quarantine budget was spent.
+    pub quarantine_refused: AtomicU64,
 }
 
 /// Who events are attributed to and where they go.
@@ -139,6 +151,24 @@ impl ServiceContext {
     async fn store(&self, conn: &ConnInfo, artifacts: Vec<Artifact>) {
         let Some(dir) = &self.quarantine else { return };
         for artifact in artifacts {
+            let size = artifact.bytes.len() as u64;
+            let stats = &self.stats;
+            let files = stats.quarantined_files.load(Ordering::Relaxed);
+            let bytes = stats.quarantined_bytes.load(Ordering::Relaxed);
+            if files >= self.limits.max_quarantine_files
+                || bytes.saturating_add(size) > self.limits.max_quarantine_bytes
+            {
+                stats.quarantine_refused.fetch_add(1, Ordering::Relaxed);
+                let ev = service_event(
+                    "quarantine_full",
+                    Severity::Warning,
+                    &[("name", &artifact.name), ("size", &size.to_string())],
+                );
+                self.emit(conn, &[ev]);
+                continue;
+            }
+            stats.quarantined_files.fetch_add(1, Ordering::Relaxed);
+            stats.quarantined_bytes.fetch_add(size, Ordering::Relaxed);
             let name = artifact.name.clone();
             let dir = dir.clone();
             let written = tokio::task::spawn_blocking(move || write_artifact(&dir, &artifact))

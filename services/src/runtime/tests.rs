@@ -273,6 +273,30 @@ async fn artifacts_land_in_quarantine_with_safe_names_only() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Past the quarantine budget, artifacts are reported but not written.
+#[tokio::test]
+async fn quarantine_stops_at_its_file_budget() {
+    let dir = std::env::temp_dir().join(format!("rt-quarantine-budget-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let limits = Limits {
+        max_quarantine_files: 2,
+        ..Limits::default()
+    };
+    let (mut c, _stop) = start_with(Some(dir.clone()), limits).await;
+    for name in ["one", "two", "three", "four"] {
+        c.say(&format!("K {name}")).await;
+    }
+    c.say("nope").await;
+    assert_eq!(c.hear().await, "?");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["one", "two"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn idle_sessions_get_last_words() {
     let limits = Limits {
