@@ -497,6 +497,14 @@ impl Session for HttpSession {
             return;
         }
         self.buf.extend_from_slice(data);
+        // Empty lines before a request are ignored (as Apache does); dropping them here keeps
+        // a peer sending nothing else from growing the buffer that every read re-parses.
+        let blank = self
+            .buf
+            .chunks_exact(2)
+            .take_while(|pair| *pair == b"\r\n")
+            .count();
+        self.buf.drain(..blank * 2);
         loop {
             match parse::parse(&self.buf) {
                 Parsed::Incomplete => break,

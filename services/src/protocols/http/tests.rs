@@ -222,3 +222,17 @@ fn server_header_defaults_follow_the_persona() {
         "{text}"
     );
 }
+
+/// Empty lines before a request are dropped as they come, so a peer sending only those does
+/// not grow the buffer each read parses again; the request after them is still served.
+#[test]
+fn leading_empty_lines_do_not_accumulate() {
+    let mut s = session(&[]);
+    for _ in 0..1000 {
+        let (text, _) = drive(&mut s, &b"\r\n".repeat(8 * 1024));
+        assert!(text.is_empty());
+    }
+    assert!(s.buf.is_empty(), "{} bytes held", s.buf.len());
+    let (text, _) = drive(&mut s, b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(text.starts_with("HTTP/1.1 "), "{text}");
+}
