@@ -229,7 +229,9 @@ fn parse(buf: &[u8]) -> Parse {
         return Parse::Error("invalid multibulk length");
     }
     let mut pos = eol + 2;
-    let mut args = Vec::new();
+    // Where each argument lies; copied once the whole command is in (copying them on every
+    // read of an unfinished command re-copied everything received so far, each time).
+    let mut args: Vec<(usize, usize)> = Vec::new();
     for _ in 0..count {
         match buf.get(pos) {
             None => return Parse::Incomplete,
@@ -251,9 +253,13 @@ fn parse(buf: &[u8]) -> Parse {
         if buf.len() < start + len + 2 {
             return Parse::Incomplete;
         }
-        args.push(buf[start..start + len].to_vec());
+        args.push((start, len));
         pos = start + len + 2;
     }
+    let args = args
+        .into_iter()
+        .map(|(start, len)| buf[start..start + len].to_vec())
+        .collect();
     Parse::Command(args, pos)
 }
 
