@@ -36,6 +36,8 @@ pub const MSG_SERVICE_REQUEST: u8 = 5;
 pub const MSG_SERVICE_ACCEPT: u8 = 6;
 pub const MSG_EXT_INFO: u8 = 7;
 pub const MSG_NEWKEYS: u8 = 21;
+/// Key exchanges one connection may run by default, the first included.
+pub const MAX_KEY_EXCHANGES: u32 = 16;
 /// SSH_MSG_USERAUTH_SUCCESS: delayed compression starts after it.
 const MSG_USERAUTH_SUCCESS: u8 = 52;
 
@@ -78,6 +80,8 @@ pub struct TransportConfig {
     banner: String,
     host_keys: HostKeys,
     proposal: Proposal,
+    /// Key exchanges one connection may run, the first included.
+    max_key_exchanges: u32,
 }
 
 impl TransportConfig {
@@ -91,7 +95,15 @@ impl TransportConfig {
             banner: banner.to_owned(),
             host_keys: HostKeys::from_seed(seed)?,
             proposal: Proposal::server_default(),
+            max_key_exchanges: MAX_KEY_EXCHANGES,
         })
+    }
+
+    /// Allow `n` key exchanges per connection instead of [`MAX_KEY_EXCHANGES`].
+    #[must_use]
+    pub fn with_max_key_exchanges(mut self, n: u32) -> Self {
+        self.max_key_exchanges = n;
+        self
     }
 
     pub fn banner(&self) -> &str {
@@ -203,6 +215,8 @@ pub struct Transport {
     strict: bool,
     client_ext_info: bool,
     ignore_next_kex_packet: bool,
+    /// Key exchanges the client started on this connection (bounded by the configuration).
+    key_exchanges: u32,
     queued: Vec<Vec<u8>>,
     queued_bytes: usize,
     compression: Compression,
@@ -237,6 +251,7 @@ impl Transport {
             strict: false,
             client_ext_info: false,
             ignore_next_kex_packet: false,
+            key_exchanges: 0,
             queued: Vec::new(),
             queued_bytes: 0,
             service_accepted: false,
@@ -555,6 +570,8 @@ impl Transport {
         }
     }
 
+    /// Re-keying is the client's to ask for (OpenSSH does so after a gigabyte or an hour); a
+    /// client asking again and again makes the server do an 8192-bit exponentiation each time.
     fn on_kexinit(
         &mut self,
         seq: u32,
@@ -564,6 +581,12 @@ impl Transport {
     ) {
         if self.kex.is_some() {
             self.protocol_error(seq, MSG_KEXINIT, out, events);
+            return;
+        }
+        self.key_exchanges += 1;
+        if self.key_exchanges > self.config.max_key_exchanges {
+            let text = "too many key exchanges";
+            self.fail(text, Some(text), out, events);
             return;
         }
         let Some(client) = Proposal::decode(payload) else {

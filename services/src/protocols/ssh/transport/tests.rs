@@ -523,6 +523,45 @@ fn openssh_client_interop() {
     assert!(failures.is_empty(), "failed: {failures:?}");
 }
 
+/// A client that re-keys again and again is cut off after the configured number of key
+/// exchanges (each one costs the server a large modular exponentiation; the default is
+/// [`MAX_KEY_EXCHANGES`]). Needs the OpenSSH client.
+#[test]
+fn endless_rekeying_is_cut_off() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = Arc::new(
+        TransportConfig::new(DEFAULT_BANNER, b"test-seed")
+            .unwrap()
+            .with_max_key_exchanges(3),
+    );
+    std::thread::spawn(move || {
+        if let Some(stream) = listener.incoming().flatten().next() {
+            serve(stream, config);
+        }
+    });
+    let output = Command::new("timeout")
+        .args(["20", "ssh", "-F", "/dev/null", "-N"])
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "RekeyLimit=default 1",
+        ])
+        .args([
+            "-o",
+            "ServerAliveInterval=1",
+            "-p",
+            &port.to_string(),
+            "ok@127.0.0.1",
+        ])
+        .output()
+        .expect("ssh runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("too many key exchanges"), "{log}");
+}
+
 /// Delayed zlib compression after USERAUTH_SUCCESS, then a client-initiated re-key with
 /// keepalives answered on both sides of it.
 /// Needs the OpenSSH client (Debian `openssh-client`) and loopback only.
