@@ -106,6 +106,8 @@ pub struct ServiceContext {
     pub stats: Arc<RuntimeStats>,
     /// Where artifacts sessions ask to keep are written; `None` drops them.
     pub quarantine: Option<PathBuf>,
+    /// Connections per source ([`source_key`]) over every port of the service.
+    sources: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl ServiceContext {
@@ -117,6 +119,7 @@ impl ServiceContext {
             limits,
             stats: Arc::new(RuntimeStats::default()),
             quarantine: None,
+            sources: Arc::default(),
         }
     }
 
@@ -266,12 +269,24 @@ impl Drop for ActiveConnection {
     }
 }
 
+/// What the per-source limit counts: an IPv4 address, or an IPv6 /64 (one subscriber's
+/// allocation, in which a single host can pick a new address for every connection).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !u128::from(u64::MAX),
+        )),
+    }
+}
+
 fn claim_slot(
     table: &Arc<Mutex<HashMap<IpAddr, usize>>>,
     ip: IpAddr,
     limits: &Limits,
     active: u64,
 ) -> Option<SourceSlot> {
+    let ip = source_key(ip);
     if usize::try_from(active).unwrap_or(usize::MAX) >= limits.max_connections {
         return None;
     }
@@ -294,7 +309,7 @@ pub async fn serve_tcp(
     ctx: Arc<ServiceContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let sources: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let sources = Arc::clone(&ctx.sources);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,

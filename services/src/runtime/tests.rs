@@ -273,6 +273,45 @@ async fn artifacts_land_in_quarantine_with_safe_names_only() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The per-source limit spans every port of a service, and counts an IPv6 /64 as one source.
+#[tokio::test]
+async fn the_source_limit_spans_ports_and_ipv6_prefixes() {
+    let limits = Limits {
+        max_per_source: 1,
+        ..Limits::default()
+    };
+    let (emitter, _task) = Emitter::spawn(Vec::new());
+    let ctx = Arc::new(ServiceContext::new("t", "toy", emitter, limits));
+    let (_stop, stop_rx) = watch::channel(false);
+    let mut ports = Vec::new();
+    for _ in 0..2 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ports.push(listener.local_addr().unwrap().port());
+        tokio::spawn(serve_tcp(
+            listener,
+            Arc::new(Toy),
+            Arc::clone(&ctx),
+            stop_rx.clone(),
+        ));
+    }
+    let mut first = BufReader::new(TcpStream::connect(("127.0.0.1", ports[0])).await.unwrap());
+    let mut hi = String::new();
+    first.read_line(&mut hi).await.unwrap();
+    assert_eq!(hi, "hi\n");
+    let second = TcpStream::connect(("127.0.0.1", ports[1])).await.unwrap();
+    assert!(
+        read_all(second).await.is_empty(),
+        "a second place on another port"
+    );
+    let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+    let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+    let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+    assert_eq!(source_key(a), source_key(b));
+    assert_ne!(source_key(a), source_key(c));
+    let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+    assert_eq!(source_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+}
+
 /// Past the quarantine budget, artifacts are reported but not written.
 #[tokio::test]
 async fn quarantine_stops_at_its_file_budget() {
