@@ -90,6 +90,9 @@ pub struct Step {
 /// keyspace once built gigabytes in one step.
 pub const MAX_STEP_OUT: usize = 8 << 20;
 
+/// Longest pause one step may ask for before its output goes out.
+pub const MAX_STEP_DELAY: Duration = Duration::from_secs(10);
+
 impl Step {
     pub fn send(&mut self, bytes: &[u8]) {
         let room = MAX_STEP_OUT.saturating_sub(self.out.len());
@@ -124,9 +127,12 @@ impl Step {
         self.close = true;
     }
 
-    /// Delay this step's output by `by` (added to any delay already asked for).
+    /// Delay this step's output by `by` (added to any delay already asked for, up to
+    /// [`MAX_STEP_DELAY`]: a pipeline of failed logins, each worth a pause, once added up to
+    /// an hour of silence in which the idle timeout never ran).
     pub fn delay(&mut self, by: Duration) {
-        self.delay = Some(self.delay.unwrap_or_default() + by);
+        let total = self.delay.unwrap_or_default().saturating_add(by);
+        self.delay = Some(total.min(MAX_STEP_DELAY));
     }
 
     /// Ask the runtime for something on the data channel.
@@ -172,4 +178,32 @@ pub trait Session: Send {
     fn idle(&mut self, _step: &mut Step) {}
     /// The peer went away or a limit ended the connection; nothing more can be sent.
     fn finish(&mut self, _step: &mut Step) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_holds_bounded_output_and_delay() {
+        let mut step = Step::default();
+        for _ in 0..1000 {
+            step.delay(Duration::from_secs(2));
+        }
+        assert_eq!(step.delay, Some(MAX_STEP_DELAY));
+        step.send(&vec![b'x'; MAX_STEP_OUT - 1]);
+        assert!(!step.close);
+        step.send(b"yz");
+        assert_eq!(step.out.len(), MAX_STEP_OUT);
+        assert!(step.close);
+        step.send(b"more");
+        assert_eq!(step.out.len(), MAX_STEP_OUT);
+        assert_eq!(
+            step.events
+                .iter()
+                .filter(|e| e.kind == "output_limit")
+                .count(),
+            1
+        );
+    }
 }
