@@ -540,26 +540,24 @@ fn endless_rekeying_is_cut_off() {
             serve(stream, config);
         }
     });
+    let log = rekeying_client(port, 20, 1, &[]);
+    assert!(log.contains("too many key exchanges"), "{log}");
+}
+
+/// `ssh -N` to `ok@127.0.0.1:port` for at most `secs`, re-keying every `every` seconds with a
+/// keepalive each second; its stderr.
+fn rekeying_client(port: u16, secs: u32, every: u32, extra: &[&str]) -> String {
     let output = Command::new("timeout")
-        .args(["20", "ssh", "-F", "/dev/null", "-N"])
+        .args([&secs.to_string(), "ssh", "-F", "/dev/null", "-N"])
+        .args(extra)
         .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
-        .args([
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "RekeyLimit=default 1",
-        ])
-        .args([
-            "-o",
-            "ServerAliveInterval=1",
-            "-p",
-            &port.to_string(),
-            "ok@127.0.0.1",
-        ])
+        .args(["-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", &format!("RekeyLimit=default {every}")])
+        .args(["-o", "ServerAliveInterval=1"])
+        .args(["-p", &port.to_string(), "ok@127.0.0.1"])
         .output()
         .expect("ssh runs");
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(log.contains("too many key exchanges"), "{log}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Delayed zlib compression after USERAUTH_SUCCESS, then a client-initiated re-key with
@@ -568,25 +566,7 @@ fn endless_rekeying_is_cut_off() {
 #[test]
 fn openssh_client_compression_and_rekey() {
     let port = spawn_server();
-    let output = Command::new("timeout")
-        .args(["6", "ssh", "-vvv", "-F", "/dev/null", "-N", "-C"])
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
-        .args([
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "RekeyLimit=default 2",
-        ])
-        .args([
-            "-o",
-            "ServerAliveInterval=1",
-            "-p",
-            &port.to_string(),
-            "ok@127.0.0.1",
-        ])
-        .output()
-        .expect("ssh runs");
-    let log = String::from_utf8_lossy(&output.stderr);
+    let log = rekeying_client(port, 6, 2, &["-vvv", "-C"]);
     assert!(log.contains("Enabling compression at level 6"), "{log}");
     let newkeys = log.matches("SSH2_MSG_NEWKEYS received").count();
     assert!(newkeys >= 2, "no re-key: {log}");
