@@ -718,7 +718,9 @@ async fn attackers(
         .responses
         .get(key, || async {
             let (rows, total) = tokio::try_join!(
-                state.repo.attackers(search, service, sort, limit, offset),
+                state
+                    .repo
+                    .attacker_summaries(search, service, sort, limit, offset),
                 state.repo.count_attackers(search, service)
             )?;
             let data: Vec<Value> = rows.iter().map(attacker_json).collect();

@@ -478,6 +478,43 @@ impl SqlRepository {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Attacker>, RepoError> {
+        self.attackers_selecting("*", search, service, sort, limit, offset)
+            .await
+    }
+
+    /// [`Self::attackers`] without their command lists (`commands` is empty): what a listing
+    /// shows, without reading up to ~200 KiB of attacker text per row it does not show.
+    pub async fn attacker_summaries(
+        &self,
+        search: Option<&str>,
+        service: Option<&str>,
+        sort: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Attacker>, RepoError> {
+        let columns: Vec<&str> = ATTACKER_COLS
+            .iter()
+            .map(|c| {
+                if *c == "commands" {
+                    "'' AS commands"
+                } else {
+                    c
+                }
+            })
+            .collect();
+        self.attackers_selecting(&columns.join(", "), search, service, sort, limit, offset)
+            .await
+    }
+
+    async fn attackers_selecting(
+        &self,
+        columns: &str,
+        search: Option<&str>,
+        service: Option<&str>,
+        sort: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Attacker>, RepoError> {
         let order = match sort {
             "first_seen" => "first_seen_ns DESC",
             "events" => "event_count DESC",
@@ -489,7 +526,7 @@ impl SqlRepository {
                 )));
             }
         };
-        let mut sql = Sql::new(self.backend, "SELECT * FROM attackers");
+        let mut sql = Sql::new(self.backend, &format!("SELECT {columns} FROM attackers"));
         self.attacker_filter(&mut sql, search, service);
         sql.push(&format!(" ORDER BY {order}, uuid LIMIT "));
         sql.bind(Arg::I64(limit.clamp(0, 10_000)));

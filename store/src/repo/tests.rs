@@ -617,6 +617,20 @@ async fn attackers_and_deckies(repo: &SqlRepository) {
         .map(|a| a.ip)
         .collect();
     assert_eq!(recent, ["203.0.113.5", "198.51.100.1"]);
+    // Summaries are the rows without their command lists.
+    let full = repo.attackers(None, None, "score", 10, 0).await.unwrap();
+    let summaries = repo
+        .attacker_summaries(None, None, "score", 10, 0)
+        .await
+        .unwrap();
+    let stripped: Vec<Attacker> = full
+        .into_iter()
+        .map(|a| Attacker {
+            commands: String::new(),
+            ..a
+        })
+        .collect();
+    assert_eq!(summaries, stripped);
     // Keyset pages of one row walk every attacker seen since a time once, newest first.
     for (i, ip) in ["192.0.2.71", "192.0.2.72", "192.0.2.73"]
         .iter()
