@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
         rebuilt.push(entry);
     }
     let bytes = rebuilt.bytes().to_vec();
-    let again: Vec<&[u8]> = Block::parse(&bytes).expect("rebuilt block parses").collect();
+    let again: Vec<&[u8]> = Block::parse(&bytes)
+        .expect("rebuilt block parses")
+        .collect();
     assert_eq!(again, entries);
 });

@@ -3,4 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| decnet_fuzz::drive_service("http", data));
+fuzz_target!(
+    init: decnet_fuzz::warm_service("http"),
+    |data: &[u8]| decnet_fuzz::drive_service("http", data)
+);

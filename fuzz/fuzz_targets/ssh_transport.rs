@@ -4,4 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| decnet_fuzz::drive_ssh_transport(data));
+fuzz_target!(
+    init: decnet_fuzz::warm_ssh_transport(),
+    |data: &[u8]| decnet_fuzz::drive_ssh_transport(data)
+);

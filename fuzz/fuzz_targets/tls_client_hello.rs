@@ -20,7 +20,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = der::certificate_summary(data);
     if let Ok(hs) = tls::handshake_messages(data) {
         // What a stream waits for lies ahead of what it has (or nothing more comes in clear).
-        assert!(hs.ended || hs.need > data.len(), "need {} of {}", hs.need, data.len());
+        assert!(
+            hs.ended || hs.need > data.len(),
+            "need {} of {}",
+            hs.need,
+            data.len()
+        );
         for (_, body) in hs.messages {
             let _ = tls::parse_client_hello(&body);
         }

@@ -26,6 +26,13 @@ fn protocol(slug: &str) -> Arc<dyn Protocol> {
     }))
 }
 
+/// Build `slug`'s protocol before fuzzing starts (`fuzz_target!(init: …)`): building one can
+/// take seconds in an instrumented build, and inside the first input it counted against
+/// libFuzzer's per-input timeout.
+pub fn warm_service(slug: &str) {
+    let _ = protocol(slug);
+}
+
 /// Feed `data` to a fresh session of `slug`, split into chunks at the sizes its first bytes
 /// pick.
 pub fn drive_service(slug: &str, data: &[u8]) {
@@ -106,14 +113,8 @@ pub fn drive_ssh_layers(data: &[u8]) {
 /// client bytes. The first byte picks raw bytes after a valid identification, or plaintext
 /// packets (each chunk framed as one) after a client KEXINIT offering every kex.
 pub fn drive_ssh_transport(data: &[u8]) {
-    use decnet_services::protocols::ssh::transport::{
-        DEFAULT_BANNER, Proposal, Transport, TransportConfig,
-    };
-    static CONFIG: OnceLock<Option<Arc<TransportConfig>>> = OnceLock::new();
-    let Some(config) = CONFIG
-        .get_or_init(|| TransportConfig::new(DEFAULT_BANNER, b"fuzz").ok().map(Arc::new))
-        .clone()
-    else {
+    use decnet_services::protocols::ssh::transport::{Proposal, Transport};
+    let Some(config) = ssh_transport_config() else {
         return;
     };
     fn plain_packet(payload: &[u8]) -> Vec<u8> {
@@ -141,7 +142,12 @@ pub fn drive_ssh_transport(data: &[u8]) {
     }
     let mut client = Proposal::server_default();
     client.kex.retain(|k| !k.starts_with("kex-strict"));
-    t.receive(&plain_packet(&client.encode(&[0; 16])), &mut out, &mut upper, &mut events);
+    t.receive(
+        &plain_packet(&client.encode(&[0; 16])),
+        &mut out,
+        &mut upper,
+        &mut events,
+    );
     let mut rest = rest;
     while let Some((&len, tail)) = rest.split_first() {
         let n = (usize::from(len) * 8).min(tail.len());
@@ -149,4 +155,23 @@ pub fn drive_ssh_transport(data: &[u8]) {
         rest = next;
         t.receive(&plain_packet(payload), &mut out, &mut upper, &mut events);
     }
+}
+
+/// The transport's configuration, host keys derived once (about 15 s in an instrumented build).
+fn ssh_transport_config() -> Option<Arc<decnet_services::protocols::ssh::transport::TransportConfig>>
+{
+    use decnet_services::protocols::ssh::transport::{DEFAULT_BANNER, TransportConfig};
+    static CONFIG: OnceLock<Option<Arc<TransportConfig>>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            TransportConfig::new(DEFAULT_BANNER, b"fuzz")
+                .ok()
+                .map(Arc::new)
+        })
+        .clone()
+}
+
+/// Derive the transport's host keys before fuzzing starts, outside the per-input timeout.
+pub fn warm_ssh_transport() {
+    let _ = ssh_transport_config();
 }
