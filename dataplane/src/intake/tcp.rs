@@ -18,30 +18,61 @@ use decnet_store::pipeline::EventSender;
 use super::{Ingest, IntakeConfig, IntakeMetrics, POLL};
 use crate::syslog::FrameDecoder;
 
-/// Connections per source address.
+/// The senders being served: in all, and per source address.
 #[derive(Debug, Default)]
-struct PerSource(Mutex<HashMap<IpAddr, usize>>);
+struct Places {
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+    live: AtomicUsize,
+}
 
-impl PerSource {
-    /// Count one more connection from `ip` unless it has `max` already.
-    fn admit(&self, ip: IpAddr, max: usize) -> bool {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+impl Places {
+    /// A place for a sender from `ip`, or why there is none.
+    fn claim(self: &Arc<Self>, ip: IpAddr, config: &IntakeConfig) -> Result<Place, String> {
+        let mut map = self
+            .per_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.live.load(Ordering::Relaxed) >= config.max_tcp_connections {
+            return Err(format!("too many senders ({})", config.max_tcp_connections));
+        }
         let n = map.entry(ip).or_insert(0);
-        if *n >= max {
-            return false;
+        if *n >= config.max_tcp_connections_per_source {
+            return Err(format!(
+                "too many from this address ({})",
+                config.max_tcp_connections_per_source
+            ));
         }
         *n += 1;
-        true
+        self.live.fetch_add(1, Ordering::Relaxed);
+        Ok(Place {
+            places: Arc::clone(self),
+            ip,
+        })
     }
+}
 
-    fn release(&self, ip: IpAddr) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = map.get_mut(&ip) {
+/// One sender's place, given back when dropped: when it leaves, when its setup fails, when
+/// its thread cannot start or panics.
+#[derive(Debug)]
+struct Place {
+    places: Arc<Places>,
+    ip: IpAddr,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut map = self
+            .places
+            .per_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                map.remove(&ip);
+                map.remove(&self.ip);
             }
         }
+        self.places.live.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -71,8 +102,7 @@ pub(crate) fn accept_with<S: Read + Send + 'static>(
         tracing::error!(error = %e, "{proto} intake cannot poll its listener");
         return;
     }
-    let live = Arc::new(AtomicUsize::new(0));
-    let per_source = Arc::new(PerSource::default());
+    let places = Arc::new(Places::default());
     while !stop.load(Ordering::Relaxed) {
         let (stream, peer) = match listener.accept() {
             Ok(c) => c,
@@ -87,45 +117,35 @@ pub(crate) fn accept_with<S: Read + Send + 'static>(
                 continue;
             }
         };
-        if live.load(Ordering::Relaxed) >= config.max_tcp_connections {
-            metrics.refused_connections.inc();
-            tracing::warn!(%peer, limit = config.max_tcp_connections, "{proto} intake connection refused: too many senders");
-            continue;
-        }
-        let source = peer.ip();
-        if !per_source.admit(source, config.max_tcp_connections_per_source) {
-            metrics.refused_connections.inc();
-            tracing::warn!(%peer, limit = config.max_tcp_connections_per_source, "{proto} intake connection refused: too many from this address");
-            continue;
-        }
+        let place = match places.claim(peer.ip(), config) {
+            Ok(place) => place,
+            Err(why) => {
+                metrics.refused_connections.inc();
+                tracing::warn!(%peer, "{proto} intake connection refused: {why}");
+                continue;
+            }
+        };
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(POLL));
         let stream = match wrap(stream) {
             Ok(s) => s,
             Err(e) => {
-                per_source.release(source);
                 metrics.socket_errors.inc();
                 tracing::warn!(%peer, error = %e, "{proto} intake session setup failed");
                 continue;
             }
         };
-        live.fetch_add(1, Ordering::Relaxed);
         let mut ingest = Ingest::new(config, sender.clone(), Arc::clone(metrics));
         let max_frame = config.limits.max_message_len;
         let idle = config.tcp_idle;
         let stop = Arc::clone(stop);
-        let live2 = Arc::clone(&live);
-        let per_source2 = Arc::clone(&per_source);
         let spawned = std::thread::Builder::new()
             .name(format!("intake-{proto}-conn"))
             .spawn(move || {
+                let _place = place;
                 serve(stream, &mut ingest, max_frame, idle, &stop);
-                live2.fetch_sub(1, Ordering::Relaxed);
-                per_source2.release(source);
             });
         if let Err(e) = spawned {
-            live.fetch_sub(1, Ordering::Relaxed);
-            per_source.release(source);
             metrics.socket_errors.inc();
             tracing::warn!(error = %e, "{proto} intake cannot start a connection thread");
         }
