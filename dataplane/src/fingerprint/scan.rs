@@ -139,11 +139,15 @@ impl ScanDetector {
         }
     }
 
-    /// Take a closed window out of the targets budget.
-    fn forget(&mut self, w: &Window) {
-        self.remembered = self
-            .remembered
-            .saturating_sub(w.ports.len() + w.hosts.len());
+    /// End `src`'s window: its targets leave the budget, its report (if it was a scan) goes
+    /// to `out`.
+    fn close(&mut self, src: IpAddr, out: &mut Vec<ScanReport>) {
+        if let Some(w) = self.sources.remove(&src) {
+            self.remembered = self
+                .remembered
+                .saturating_sub(w.ports.len() + w.hosts.len());
+            out.extend(self.report(src, &w));
+        }
     }
 
     /// Count one probe from `src` to `dst:port` at `ts`.
@@ -160,11 +164,8 @@ impl ScanDetector {
             .sources
             .get(&src)
             .is_some_and(|w| ts.saturating_sub(w.start_ts) >= self.config.window_ns);
-        if window_over && let Some(w) = self.sources.remove(&src) {
-            self.forget(&w);
-            if let Some(r) = self.report(src, &w) {
-                out.push(r);
-            }
+        if window_over {
+            self.close(src, out);
         }
         if !self.sources.contains_key(&src) && self.sources.len() >= self.config.max_sources {
             self.dropped_sources += 1;
@@ -178,22 +179,19 @@ impl ScanDetector {
         });
         w.last_ts = w.last_ts.max(ts);
         w.first_dst.get_or_insert(dst);
-        if !w.ports.contains(&port) {
-            if room && w.ports.len() < max {
-                w.ports.insert(port);
-                self.remembered += 1;
-            } else {
-                w.capped = true;
-            }
+        // One set lookup per target while there is room (this runs for every probe).
+        let mut added = 0;
+        if room && w.ports.len() < max {
+            added += usize::from(w.ports.insert(port));
+        } else if !w.ports.contains(&port) {
+            w.capped = true;
         }
-        if !w.hosts.contains(&dst) {
-            if room && w.hosts.len() < max {
-                w.hosts.insert(dst);
-                self.remembered += 1;
-            } else {
-                w.capped = true;
-            }
+        if room && w.hosts.len() < max {
+            added += usize::from(w.hosts.insert(dst));
+        } else if !w.hosts.contains(&dst) {
+            w.capped = true;
         }
+        self.remembered += added;
         let c = &mut w.counts;
         match probe {
             Probe::Syn => c.syn += 1,
@@ -217,12 +215,7 @@ impl ScanDetector {
             .collect();
         ended.sort_unstable();
         for src in ended {
-            if let Some(w) = self.sources.remove(&src) {
-                self.forget(&w);
-                if let Some(r) = self.report(src, &w) {
-                    out.push(r);
-                }
-            }
+            self.close(src, out);
         }
     }
 
