@@ -287,17 +287,14 @@ pub async fn stream(
                     .data("{\"reload\":true}"),
             );
         } else {
-            let json: Vec<(i64, String)> = rows
-                .iter()
+            let backfill: Vec<LiveEvent> = rows
+                .into_iter()
                 .filter(|r| r.id <= cursor)
-                .map(|r| {
-                    (
-                        r.id,
-                        serde_json::to_string(&event_json(r)).unwrap_or_default(),
-                    )
-                })
+                .map(LiveEvent::of)
                 .collect();
-            frames.extend(logs_frame(json.iter().map(|(id, j)| (*id, j.as_str()))));
+            frames.extend(logs_frame(
+                backfill.iter().map(|e| (e.row.id, e.json.as_str())),
+            ));
             last_sent = cursor;
         }
     }
