@@ -233,9 +233,12 @@ pub fn now_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-/// Releases a source's connection slot when the connection ends.
+/// A connection's place: counted in `stats.active` and for its source until dropped — when
+/// the connection ends, and also when its task panics (a panicking session once left its
+/// place taken until the service restarted).
 struct SourceSlot {
     table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    stats: Arc<RuntimeStats>,
     ip: IpAddr,
 }
 
@@ -249,23 +252,7 @@ impl Drop for SourceSlot {
                 table.remove(&self.ip);
             }
         }
-    }
-}
-
-/// Counts a connection in `stats.active` until dropped, also when its task panics: a panicking
-/// session once left its place taken until the service restarted.
-struct ActiveConnection(Arc<ServiceContext>);
-
-impl ActiveConnection {
-    fn new(ctx: &Arc<ServiceContext>) -> Self {
-        ctx.stats.active.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(ctx))
-    }
-}
-
-impl Drop for ActiveConnection {
-    fn drop(&mut self) {
-        self.0.stats.active.fetch_sub(1, Ordering::Relaxed);
+        self.stats.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -280,24 +267,22 @@ fn source_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn claim_slot(
-    table: &Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-    limits: &Limits,
-    active: u64,
-) -> Option<SourceSlot> {
+fn claim_slot(ctx: &ServiceContext, ip: IpAddr) -> Option<SourceSlot> {
     let ip = source_key(ip);
-    if usize::try_from(active).unwrap_or(usize::MAX) >= limits.max_connections {
+    let active = ctx.stats.active.load(Ordering::Relaxed);
+    if usize::try_from(active).unwrap_or(usize::MAX) >= ctx.limits.max_connections {
         return None;
     }
-    let mut guard = table.lock().ok()?;
+    let mut guard = ctx.sources.lock().ok()?;
     let n = guard.entry(ip).or_insert(0);
-    if *n >= limits.max_per_source {
+    if *n >= ctx.limits.max_per_source {
         return None;
     }
     *n += 1;
+    ctx.stats.active.fetch_add(1, Ordering::Relaxed);
     Some(SourceSlot {
-        table: Arc::clone(table),
+        table: Arc::clone(&ctx.sources),
+        stats: Arc::clone(&ctx.stats),
         ip,
     })
 }
@@ -309,7 +294,6 @@ pub async fn serve_tcp(
     ctx: Arc<ServiceContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let sources = Arc::clone(&ctx.sources);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -325,8 +309,7 @@ pub async fn serve_tcp(
                 continue;
             }
         };
-        let active = ctx.stats.active.load(Ordering::Relaxed);
-        let Some(slot) = claim_slot(&sources, peer.ip(), &ctx.limits, active) else {
+        let Some(slot) = claim_slot(&ctx, peer.ip()) else {
             ctx.stats.refused.fetch_add(1, Ordering::Relaxed);
             drop(stream);
             continue;
@@ -339,7 +322,6 @@ pub async fn serve_tcp(
         let session = protocol.session(&conn);
         let ctx = Arc::clone(&ctx);
         ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let counted = ActiveConnection::new(&ctx);
         #[cfg(feature = "tls")]
         let tls = protocol.tls();
         tokio::spawn(async move {
@@ -354,7 +336,6 @@ pub async fn serve_tcp(
             }
             #[cfg(not(feature = "tls"))]
             run_connection(stream, conn, session, &ctx).await;
-            drop(counted);
             drop(slot);
         });
     }
