@@ -93,20 +93,22 @@ pub fn handshake_messages(stream: &[u8]) -> Result<Handshake, TlsError> {
     }
     let records_end = stream.len() - r.remaining();
     let mut m = Reader::new(&joined);
-    // Handshake bytes the next message still lacks (at least its 4-byte header).
-    let mut missing = 4 - m.remaining().min(4);
-    while m.remaining() >= 4 {
-        let rest = m.rest();
-        let len = (usize::from(rest[1]) << 16) | (usize::from(rest[2]) << 8) | usize::from(rest[3]);
-        if m.remaining() < 4 + len {
-            missing = 4 + len - m.remaining();
+    let message_len = |rest: &[u8]| match rest {
+        [_, a, b, c, ..] => {
+            Some(4 + (usize::from(*a) << 16 | usize::from(*b) << 8 | usize::from(*c)))
+        }
+        _ => None,
+    };
+    while let Some(len) = message_len(m.rest()) {
+        if m.remaining() < len {
             break;
         }
         let t = m.u8("handshake type")?;
         let body = m.vec(3, "handshake body")?;
         out.messages.push((t, body.to_vec()));
-        missing = 4 - m.remaining().min(4);
     }
+    // Handshake bytes the next message still lacks (at least its 4-byte header).
+    let missing = message_len(m.rest()).unwrap_or(4) - m.remaining();
     // Only whole records are read: the message completes at the end of the record that
     // brings its last byte, one more record header (5 bytes) for each record it takes.
     out.need = match partial {
