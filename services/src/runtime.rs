@@ -417,10 +417,15 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         } else {
             ctx.limits.idle_timeout
         };
+        let wake_in = session.wake_in();
         let read = tokio::select! {
             r = tokio::time::timeout(idle, stream.read(&mut buf)) => r,
             event = data.next() => {
                 session.data(event, &mut step);
+                continue;
+            }
+            () = sleep_for(wake_in) => {
+                session.wake(&mut step);
                 continue;
             }
             () = tokio::time::sleep_until(deadline) => { reason = "session_timeout"; break }
@@ -473,6 +478,14 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
             ],
         )],
     );
+}
+
+/// Sleep for `time`, or forever when there is none.
+async fn sleep_for(time: Option<Duration>) {
+    match time {
+        Some(time) => tokio::time::sleep(time).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn lifecycle(kind: &str, fields: &[(&str, &str)]) -> ServiceEvent {

@@ -176,6 +176,14 @@ pub trait Session: Send {
     /// The peer stayed silent for the idle timeout; output is sent (best effort) as the
     /// connection's last words, e.g. a `421` line, before the runtime hangs up.
     fn idle(&mut self, _step: &mut Step) {}
+    /// How long from now until the session must be woken ([`Self::wake`]) even if the peer
+    /// stays silent: a protocol's own timer, shorter than the idle timeout (sshd's
+    /// `LoginGraceTime`). Asked again after every step.
+    fn wake_in(&self) -> Option<Duration> {
+        None
+    }
+    /// The time [`Self::wake_in`] asked for has come.
+    fn wake(&mut self, _step: &mut Step) {}
     /// The peer went away or a limit ended the connection; nothing more can be sent.
     fn finish(&mut self, _step: &mut Step) {}
 }

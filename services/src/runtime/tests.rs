@@ -16,6 +16,8 @@ struct Toy;
 
 struct ToySession {
     buf: Vec<u8>,
+    /// When `W ms` asked to be woken.
+    wake_at: Option<std::time::Instant>,
 }
 
 impl Protocol for Toy {
@@ -26,7 +28,10 @@ impl Protocol for Toy {
         &[]
     }
     fn session(&self, _conn: &ConnInfo) -> Box<dyn Session> {
-        Box::new(ToySession { buf: Vec::new() })
+        Box::new(ToySession {
+            buf: Vec::new(),
+            wake_at: None,
+        })
     }
 }
 
@@ -54,6 +59,10 @@ impl Session for ToySession {
                 // More than the socket buffers hold: stalls on a peer that does not read.
                 ("B", _) => step.send(&vec![b'x'; 32 << 20]),
                 ("!", _) => panic!("the toy session panics on purpose"),
+                ("W", ms) => {
+                    let ms = ms.parse().unwrap_or(0);
+                    self.wake_at = Some(std::time::Instant::now() + Duration::from_millis(ms));
+                }
                 _ => step.send(b"?\n"),
             }
         }
@@ -61,6 +70,23 @@ impl Session for ToySession {
 
     fn idle(&mut self, step: &mut Step) {
         step.send(b"bye\n");
+    }
+
+    fn wake_in(&self) -> Option<Duration> {
+        self.wake_at
+            .map(|at| at.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// Says `w` and hangs up, as sshd does when its login grace runs out.
+    fn wake(&mut self, step: &mut Step) {
+        if self
+            .wake_at
+            .is_some_and(|at| at <= std::time::Instant::now())
+        {
+            self.wake_at = None;
+            step.send(b"w\n");
+            step.close();
+        }
     }
 
     fn data(&mut self, event: DataEvent, step: &mut Step) {
@@ -167,6 +193,25 @@ async fn panics_and_stalled_peers_give_their_place_back() {
     assert_eq!(ctx.stats.active.load(Ordering::Relaxed), 1);
     until_no_connection_is_active(&ctx, "a peer that does not read kept its place").await;
     drop(stalled);
+}
+
+/// A session's own timer fires while the peer is silent, long before the idle timeout.
+#[tokio::test]
+async fn a_session_is_woken_at_the_time_it_asked_for() {
+    let (mut c, _stop) = start(None).await;
+    let asked = std::time::Instant::now();
+    c.say("W 200").await;
+    // Other input meanwhile does not move the timer.
+    c.say("?").await;
+    assert_eq!(c.hear().await, "?");
+    assert_eq!(c.hear().await, "w");
+    let waited = asked.elapsed();
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    // And the session's close is carried out.
+    let mut rest = String::new();
+    let n = c.lines.read_line(&mut rest).await.unwrap();
+    assert_eq!(n, 0, "still open: {rest:?}");
 }
 
 async fn read_all(mut stream: TcpStream) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! session glue that carries bytes through the transport to authentication and then to the
 //! connection layer.
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use decnet_store::Severity;
 
@@ -342,6 +342,13 @@ impl SshSession {
     }
 }
 
+impl SshSession {
+    /// sshd's `LoginGraceTime` has passed without a successful login.
+    fn grace_over(&self) -> bool {
+        self.connection.is_none() && self.clock.elapsed() >= LOGIN_GRACE
+    }
+}
+
 impl Session for SshSession {
     fn start(&mut self, step: &mut Step) {
         let mut out = Vec::new();
@@ -353,7 +360,7 @@ impl Session for SshSession {
         if self.closed {
             return;
         }
-        if self.connection.is_none() && self.clock.elapsed() > LOGIN_GRACE {
+        if self.grace_over() {
             // sshd's grace alarm: the unauthenticated child just exits.
             self.closed = true;
             step.close();
@@ -383,6 +390,20 @@ impl Session for SshSession {
             }
         }
         if self.transport.is_closed() {
+            self.closed = true;
+            step.close();
+        }
+    }
+
+    /// A client that never authenticates is dropped when the grace runs out even if it stays
+    /// silent (it once kept its connection until the runtime's idle timeout, 300 s).
+    fn wake_in(&self) -> Option<Duration> {
+        (self.connection.is_none() && !self.closed)
+            .then(|| LOGIN_GRACE.saturating_sub(self.clock.elapsed()))
+    }
+
+    fn wake(&mut self, step: &mut Step) {
+        if !self.closed && self.grace_over() {
             self.closed = true;
             step.close();
         }

@@ -91,6 +91,28 @@ fn login_grace_time_hangs_up_silently() {
     assert!(step.close && step.out.is_empty());
 }
 
+/// A client that sends nothing at all is dropped at the grace too: the runtime wakes the
+/// session then (it once waited for data, i.e. the 300 s idle timeout).
+#[test]
+fn a_silent_client_is_dropped_at_the_login_grace() {
+    let ms = Arc::new(AtomicU64::new(0));
+    let mut s = ssh(&[]).session_with_clock(&conn(), Clock::Manual(Arc::clone(&ms)));
+    let mut step = Step::default();
+    s.start(&mut step);
+    assert_eq!(s.wake_in(), Some(Duration::from_secs(120)));
+    ms.store(119_000, Ordering::Relaxed);
+    assert_eq!(s.wake_in(), Some(Duration::from_secs(1)));
+    // Woken early (timers are coarse): nothing happens.
+    let mut step = Step::default();
+    s.wake(&mut step);
+    assert!(!step.close);
+    ms.store(120_000, Ordering::Relaxed);
+    assert_eq!(s.wake_in(), Some(Duration::ZERO));
+    s.wake(&mut step);
+    assert!(step.close && step.out.is_empty() && step.events.is_empty());
+    assert_eq!(s.wake_in(), None, "closed: no more timers");
+}
+
 #[test]
 fn a_banner_only_visit_still_reports_the_client() {
     let mut s = ssh(&[]).session(&conn());
