@@ -6,6 +6,9 @@
 #
 #   bench/intel.sh [EVENTS] [ATTACKERS]     (defaults: 1000000 events, 5000 attacker IPs)
 #
+# PAD=1000 pads every command and password to about 1,000 distinct bytes: attackers then
+# reach their lists' caps with the longest entries, the costliest state to hold and save.
+#
 # The figures in BENCHMARKS.md are of the shipped (fat-LTO) profile:
 #   CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 bench/intel.sh
 set -euo pipefail

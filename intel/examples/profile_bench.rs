@@ -9,6 +9,9 @@
 //!   committing every COMMIT_MS milliseconds of feeding or BATCH events, whichever first
 //!   (defaults 2,000 ms and 500,000, as `decnet profiler`).
 //!
+//! `PAD=N` (environment) pads every command and password with N distinct bytes, for `engine`
+//! and `fill`.
+//!
 //! Each prints events/s and the process's peak RSS (VmHWM).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -26,9 +29,32 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Gen {
     state: u64,
     ips: u64,
+    /// Bytes of filler added to every command and password (`PAD`, default 0): with about
+    /// 1,000 (the engine clips entries at 1,024), attackers reach their lists' caps with
+    /// near-maximal entries, the costliest state an attacker can make the profiler carry and
+    /// save.
+    pad: usize,
 }
 
 impl Gen {
+    fn new(ips: u64) -> Self {
+        Self {
+            state: 0x9e37_79b9_7f4a_7c15,
+            ips,
+            pad: std::env::var("PAD").map_or(0, |p| p.parse().expect("PAD is a byte count")),
+        }
+    }
+
+    /// `base`, made distinct by `r` and padded to `pad` more bytes.
+    fn padded(&self, base: String, r: u64) -> String {
+        if self.pad == 0 {
+            return base;
+        }
+        let mut s = format!("{base} #{r:016x}");
+        s.extend(std::iter::repeat_n('x', self.pad.saturating_sub(18)));
+        s
+    }
+
     fn next(&mut self) -> u64 {
         // xorshift64*: deterministic, no dependency.
         self.state ^= self.state >> 12;
@@ -60,7 +86,8 @@ impl Gen {
         match kind {
             "auth_attempt" => {
                 e.push_field("username", "root").unwrap();
-                e.push_field("password", &format!("pass{w}")).unwrap();
+                e.push_field("password", &self.padded(format!("pass{w}"), r))
+                    .unwrap();
                 e.push_field("success", "false").unwrap();
             }
             "request" => {
@@ -73,7 +100,8 @@ impl Gen {
                 .unwrap();
             }
             "command" => {
-                e.push_field("cmd", &format!("cat /etc/file{w}")).unwrap();
+                e.push_field("cmd", &self.padded(format!("cat /etc/file{w}"), r))
+                    .unwrap();
             }
             "tcp_syn_fingerprint" => {
                 e.push_field("ttl", "52").unwrap();
@@ -122,10 +150,7 @@ fn main() {
         Some("engine") => {
             let n: u64 = args.get(2).expect(usage).parse().unwrap();
             let ips: u64 = args.get(3).expect(usage).parse().unwrap();
-            let mut g = Gen {
-                state: 0x9e37_79b9_7f4a_7c15,
-                ips,
-            };
+            let mut g = Gen::new(ips);
             let mut p = Profiler::new(Config::default());
             let started = Instant::now();
             let mut rows = 0usize;
@@ -152,10 +177,7 @@ fn main() {
             let ips: u64 = args.get(4).expect(usage).parse().unwrap();
             rt.block_on(async {
                 let repo = SqlRepository::connect(&db_url(db)).await.unwrap();
-                let mut g = Gen {
-                    state: 0x9e37_79b9_7f4a_7c15,
-                    ips,
-                };
+                let mut g = Gen::new(ips);
                 let started = Instant::now();
                 let mut seg = repo.max_segment_id().await.unwrap() + 1;
                 let mut i = 0;

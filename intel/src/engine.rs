@@ -2,9 +2,11 @@
 //! restores saved per-attacker state, and takes the changes to write.
 //!
 //! Memory is bounded by design: per attacker only streaming aggregates and capped lists are
-//! kept (never the events), and [`Profiler::evict`] drops clean attackers once the cache
-//! holds more than [`Config::max_cached_attackers`]; their state lives in the repository and
-//! is restored when they come back.
+//! kept (never the events), and [`Profiler::evict`] drops written attackers once the cache
+//! holds more than [`Config::max_cached_attackers`] of them or more than
+//! [`Config::max_cached_bytes`]; their state lives in the repository and is restored when they
+//! come back. One whose sessions are still open is remembered by address and time alone
+//! ([`Profiler::take_dormant_due`]) and restored when those sessions are due to end.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
@@ -13,7 +15,7 @@ use std::{
 
 use decnet_store::{
     Event,
-    repo::{Attacker, AttackerUpdate, BehaviorRow, NewBounty, SessionRow},
+    repo::{Attacker, AttackerUpdate, BehaviorRow, NewBounty, SavedAttacker, SessionRow},
 };
 use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
@@ -35,6 +37,10 @@ pub struct Config {
     pub min_deckies: usize,
     /// Attackers kept in memory between batches.
     pub max_cached_attackers: usize,
+    /// Bytes the attackers kept in memory between batches may hold (estimated from their
+    /// saved state and open sessions): an attacker at every list's cap with the longest
+    /// entries holds a few MiB, so a count alone bounds nothing an attacker cannot inflate.
+    pub max_cached_bytes: usize,
 }
 
 impl Default for Config {
@@ -43,6 +49,7 @@ impl Default for Config {
             session_gap_ns: 300 * 1_000_000_000,
             min_deckies: 2,
             max_cached_attackers: 50_000,
+            max_cached_bytes: 1 << 30,
         }
     }
 }
@@ -239,6 +246,10 @@ pub struct OpenSession {
     /// Changed since the last [`Profiler::take_changes`]: its row must be written.
     #[serde(skip)]
     pub dirty: bool,
+    /// `commands` or `credentials` changed since the row was last written: only then are they
+    /// written again (up to 50 commands and 20 credentials of 1 KiB each).
+    #[serde(skip)]
+    lists_changed: bool,
     /// [`session_key`] of `decky` and `service`: finding an event's session compares this
     /// first instead of two strings per open session.
     #[serde(skip)]
@@ -300,6 +311,14 @@ struct FingerprintJson<'a> {
     value: &'a str,
 }
 
+/// A fingerprint as the attacker row's list holds it ([`FingerprintJson`]), read back.
+#[derive(Deserialize)]
+struct StoredFingerprint {
+    #[serde(rename = "type")]
+    kind: String,
+    value: String,
+}
+
 /// JSON text of a value whose serialization cannot fail (string keys, plain fields).
 fn json_text<T: Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
@@ -324,6 +343,9 @@ pub struct AttackerState {
     pub deckies: Vec<Hop>,
     pub hop_count: u64,
     pub timing: Timing,
+    /// Kept in the attacker row, not in the saved state (restored from the row): written
+    /// only when it changes.
+    #[serde(default, skip_serializing)]
     pub commands: Vec<CommandRec>,
     pub command_count: u64,
     /// The first credentials tried, in order (identity linking).
@@ -332,7 +354,8 @@ pub struct AttackerState {
     pub auth_successes: u64,
     pub payloads: u64,
     pub large_payloads: u64,
-    /// `(type, value)` in first-seen order.
+    /// `(type, value)` in first-seen order. Like `commands`, kept in the attacker row only.
+    #[serde(default, skip_serializing)]
     pub fingerprints: Vec<(String, String)>,
     pub hassh: Option<String>,
     pub ja4: Option<String>,
@@ -358,6 +381,15 @@ pub struct AttackerState {
     /// Ids of `sessions` in the engine's order, saved so a restore puts the rows back in it.
     #[serde(default)]
     session_order: Vec<String>,
+    /// Bytes this state holds in memory, estimated when it was last saved or restored
+    /// ([`Self::weight`]).
+    #[serde(skip)]
+    weight: usize,
+    /// `commands` or `fingerprints` changed since the attacker row was last written (up to
+    /// 200 commands and 64 fingerprints of 1 KiB each): only then are they written again, so
+    /// an attacker at its caps costs each batch its counters, not its lists.
+    #[serde(skip)]
+    lists_changed: bool,
 }
 
 /// A traversal: an attacker that touched at least `min_deckies` deckies.
@@ -406,6 +438,11 @@ pub struct Profiler {
     with_open_sessions: HashSet<IpAddr, RandomState>,
     /// Attackers of the last [`Self::take_changes`], spared by [`Self::evict_sparing_taken`].
     taken: HashSet<IpAddr, RandomState>,
+    /// Sum of the states' [`AttackerState::weight`].
+    held_bytes: usize,
+    /// Attackers evicted with sessions still open, and when the last of those was active:
+    /// restored ([`Self::take_dormant_due`]) once that is a session gap ago.
+    dormant: HashMap<IpAddr, i64, RandomState>,
     closed_sessions: Vec<SessionRow>,
     bounties: Vec<NewBounty>,
     /// Bytes of `bounties`' payloads (what a batch holds until it commits).
@@ -415,6 +452,12 @@ pub struct Profiler {
     pub events_seen: u64,
     pub events_skipped: u64,
 }
+
+/// Most attackers remembered only by address while their sessions stay open; past it, one
+/// evicted with open sessions has them ended when it comes back or the profiler restarts.
+const MAX_DORMANT: usize = 1 << 20;
+/// Most dormant attackers restored in one batch to end their sessions.
+pub const MAX_DORMANT_RESTORES: usize = 10_000;
 
 fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -512,6 +555,7 @@ impl AttackerState {
             ip: ip.to_owned(),
             first_seen_ns: i64::MAX,
             last_seen_ns: i64::MIN,
+            lists_changed: true,
             ..Self::default()
         }
     }
@@ -543,8 +587,30 @@ impl AttackerState {
         }
         if self.fingerprints.len() < MAX_FINGERPRINTS {
             self.fingerprints.push((kind.to_owned(), value.to_owned()));
+            self.lists_changed = true;
         }
         false
+    }
+
+    /// Memory this state holds, estimated from its saved JSON (about as large again once
+    /// parsed into strings and vectors), its row's lists and its open sessions' lists.
+    fn weight(&self, state_json: usize) -> usize {
+        let open: usize = self
+            .sessions
+            .iter()
+            .map(|s| s.commands.as_str().len() + s.credentials.as_str().len() + 256)
+            .sum();
+        let commands: usize = self
+            .commands
+            .iter()
+            .map(|c| c.command.len() + c.decky.len() + c.service.len() + 80)
+            .sum();
+        let fingerprints: usize = self
+            .fingerprints
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum();
+        state_json.saturating_mul(2) + open + commands + fingerprints + 1024
     }
 
     fn services_touched(&self) -> usize {
@@ -624,6 +690,8 @@ impl AttackerState {
         tools
     }
 
+    /// The attacker row; its lists are left empty (the stored ones kept) unless they changed
+    /// since the row was last written.
     fn attacker_row(&self, min_deckies: usize) -> Attacker {
         let traversal = self.is_traversal(min_deckies);
         let fingerprints: Vec<_> = self
@@ -631,6 +699,12 @@ impl AttackerState {
             .iter()
             .map(|(kind, value)| FingerprintJson { kind, value })
             .collect();
+        let (fingerprints, commands) = if self.lists_changed {
+            let commands: Vec<_> = self.commands.iter().map(CommandJson::of).collect();
+            (json_text(&fingerprints), json_text(&commands))
+        } else {
+            (String::new(), String::new())
+        };
         Attacker {
             uuid: attacker_uuid(&self.ip),
             ip: self.ip.clone(),
@@ -641,14 +715,8 @@ impl AttackerState {
             decky_count: i64::try_from(self.deckies.len()).unwrap_or(i64::MAX),
             services: json_text(&self.services),
             deckies: json_text(&self.deckies.iter().map(|h| &h.decky).collect::<Vec<_>>()),
-            fingerprints: json_text(&fingerprints),
-            commands: json_text(
-                &self
-                    .commands
-                    .iter()
-                    .map(CommandJson::of)
-                    .collect::<Vec<_>>(),
-            ),
+            fingerprints,
+            commands,
             traversal_path: if traversal {
                 self.path()
             } else {
@@ -722,11 +790,21 @@ impl OpenSession {
             ),
             auth_success: r.auth_success,
             dirty: false,
+            lists_changed: false,
             key: session_key(&r.decky, &r.service),
         })
     }
 
+    /// The session's row; its lists are left empty (the stored ones kept) unless they
+    /// changed since the row was last written.
     fn row(&self, ip: &str, closed: bool) -> SessionRow {
+        let list = |l: &JsonList| {
+            if self.lists_changed {
+                l.as_str().to_owned()
+            } else {
+                String::new()
+            }
+        };
         SessionRow {
             id: self.id.clone(),
             attacker_ip: ip.to_owned(),
@@ -737,8 +815,8 @@ impl OpenSession {
             end_ns: self.end_ns,
             event_count: i64::try_from(self.event_count).unwrap_or(i64::MAX),
             flow_count: i64::try_from(self.flow_count).unwrap_or(i64::MAX),
-            commands: self.commands.as_str().to_owned(),
-            credentials: self.credentials.as_str().to_owned(),
+            commands: list(&self.commands),
+            credentials: list(&self.credentials),
             auth_success: self.auth_success,
             closed,
         }
@@ -753,6 +831,8 @@ impl Profiler {
             dirty: HashSet::default(),
             with_open_sessions: HashSet::default(),
             taken: HashSet::default(),
+            held_bytes: 0,
+            dormant: HashMap::default(),
             closed_sessions: Vec::new(),
             bounties: Vec::new(),
             bounty_bytes: 0,
@@ -778,20 +858,44 @@ impl Profiler {
             .collect()
     }
 
-    /// Put back an attacker's saved state and its open sessions (the `closed = 0` rows of the
-    /// sessions table; a state saved before sessions left it carries its own).
+    /// Put back an attacker's saved state, its row's lists and its open sessions (the
+    /// `closed = 0` rows of the sessions table; a state saved before sessions left it carries
+    /// its own, as one saved before the lists left it carries those).
     pub fn restore(
         &mut self,
-        ip: &str,
-        state_json: &str,
+        saved: &SavedAttacker,
         open_sessions: &[SessionRow],
     ) -> Result<(), IntelError> {
+        let ip = saved.ip.as_str();
         let addr: IpAddr = ip
             .parse()
             .map_err(|_| IntelError::BadState(format!("attacker IP {ip:?} does not parse")))?;
+        let state_json = saved.state.as_str();
         let mut state: AttackerState = serde_json::from_str(state_json)
             .map_err(|e| IntelError::BadState(format!("state of {ip}: {e}")))?;
-        if !open_sessions.is_empty() {
+        let commands = serde_json::from_str::<Vec<CommandRec>>(&saved.commands);
+        let fingerprints = serde_json::from_str::<Vec<StoredFingerprint>>(&saved.fingerprints);
+        match (commands, fingerprints) {
+            (Ok(commands), Ok(fingerprints)) => {
+                state.commands = commands;
+                state.fingerprints = fingerprints
+                    .into_iter()
+                    .map(|f| (f.kind, f.value))
+                    .collect();
+            }
+            // A row whose lists do not read (edited by hand): continue from what the state
+            // has (nothing, unless saved before the lists left it) and write them anew.
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(%ip, error = %e, "attacker row lists unreadable; rewriting them");
+                state.lists_changed = true;
+            }
+        }
+        if open_sessions.is_empty() {
+            // Sessions saved inside an older state have no row yet.
+            for s in &mut state.sessions {
+                s.lists_changed = true;
+            }
+        } else {
             let mut rows: Vec<&SessionRow> = open_sessions.iter().collect();
             // The engine's order; rows it does not name (none, unless hand-edited) go last.
             let pos = |id: &str| {
@@ -813,9 +917,69 @@ impl Profiler {
         if !state.sessions.is_empty() {
             self.with_open_sessions.insert(addr);
         }
+        self.dormant.remove(&addr);
         self.watermark_ns = self.watermark_ns.max(state.last_seen_ns);
-        self.states.insert(addr, state);
+        state.weight = state.weight(state_json.len());
+        self.held_bytes += state.weight;
+        if let Some(old) = self.states.insert(addr, state) {
+            self.held_bytes = self.held_bytes.saturating_sub(old.weight);
+        }
         Ok(())
+    }
+
+    /// Remember an attacker whose saved sessions are still open, last active at `end_ns`,
+    /// without loading it (a starting worker's attackers with open sessions): it is restored
+    /// when it comes back or when [`Self::take_dormant_due`] says its sessions are due to end.
+    pub fn add_dormant(&mut self, ip: &str, end_ns: i64) -> Result<(), IntelError> {
+        let addr: IpAddr = ip
+            .parse()
+            .map_err(|_| IntelError::BadState(format!("attacker IP {ip:?} does not parse")))?;
+        if !self.states.contains_key(&addr) {
+            self.remember_dormant(addr, end_ns);
+        }
+        Ok(())
+    }
+
+    fn remember_dormant(&mut self, addr: IpAddr, end_ns: i64) {
+        if self.dormant.len() < MAX_DORMANT || self.dormant.contains_key(&addr) {
+            let end = self.dormant.entry(addr).or_insert(end_ns);
+            *end = (*end).max(end_ns);
+        }
+    }
+
+    /// Dormant attackers whose open sessions have been idle for a session gap at the latest
+    /// event time (at most [`MAX_DORMANT_RESTORES`], oldest first): the caller restores them
+    /// before [`Self::take_changes`], which then ends those sessions. They are forgotten as
+    /// dormant whether or not a state is found for them.
+    pub fn take_dormant_due(&mut self) -> Vec<String> {
+        let due_before = self.watermark_ns.saturating_sub(self.config.session_gap_ns);
+        let mut due: Vec<(i64, IpAddr)> = self
+            .dormant
+            .iter()
+            .filter(|(_, end)| **end < due_before)
+            .map(|(ip, end)| (*end, *ip))
+            .collect();
+        if due.len() > MAX_DORMANT_RESTORES {
+            due.select_nth_unstable(MAX_DORMANT_RESTORES);
+            due.truncate(MAX_DORMANT_RESTORES);
+        }
+        due.sort_unstable();
+        due.into_iter()
+            .map(|(_, ip)| {
+                self.dormant.remove(&ip);
+                ip.to_string()
+            })
+            .collect()
+    }
+
+    /// Attackers remembered only by address until their sessions are due to end.
+    pub fn dormant(&self) -> usize {
+        self.dormant.len()
+    }
+
+    /// Estimated bytes the attackers in memory hold, as of their last save or restore.
+    pub fn cached_bytes(&self) -> usize {
+        self.held_bytes
     }
 
     /// Attackers in memory.
@@ -982,6 +1146,7 @@ impl Profiler {
                     command: cmd.clone(),
                     ts_ns: e.ts_ns,
                 });
+                st.lists_changed = true;
             }
             st.phase("execution", e.ts_ns);
         }
@@ -1163,6 +1328,7 @@ impl Profiler {
                     credentials: JsonList::default(),
                     auth_success: false,
                     dirty: true,
+                    lists_changed: true,
                 });
                 st.sessions.len() - 1
             }
@@ -1179,6 +1345,7 @@ impl Profiler {
             && s.commands.len() < MAX_SESSION_COMMANDS
         {
             s.commands.push(&cmd);
+            s.lists_changed = true;
         }
         if success && (credential.is_some() || AUTH_KINDS.contains(&kind)) {
             s.auth_success = true;
@@ -1186,6 +1353,7 @@ impl Profiler {
         if let Some(c) = credential
             && s.credentials.len() < MAX_SESSION_CREDENTIALS
         {
+            s.lists_changed = true;
             s.credentials.push(&CredentialJson {
                 secret: clipped(&c.secret),
                 shape: c.shape,
@@ -1268,8 +1436,9 @@ impl Profiler {
                 continue;
             };
             for s in st.sessions.iter_mut().filter(|s| s.dirty) {
-                s.dirty = false;
                 sessions.push(s.row(&st.ip, false));
+                s.dirty = false;
+                s.lists_changed = false;
             }
             // Only the prober has spoken of this IP: nothing of its own to profile yet.
             if st.event_count == 0 {
@@ -1282,8 +1451,13 @@ impl Profiler {
             serde_json::to_writer(&mut text, st)
                 .map_err(|e| IntelError::BadState(format!("state of {}: {e}", st.ip)))?;
             let state = String::from_utf8_lossy(&text).into_owned();
+            let weight = st.weight(state.len());
+            self.held_bytes = self.held_bytes.saturating_sub(st.weight) + weight;
+            st.weight = weight;
+            let attacker = st.attacker_row(self.config.min_deckies);
+            st.lists_changed = false;
             attackers.push(AttackerUpdate {
-                attacker: st.attacker_row(self.config.min_deckies),
+                attacker,
                 behavior: st.behavior_row(),
                 identity_key: st.identity_key(),
                 state,
@@ -1296,10 +1470,12 @@ impl Profiler {
         })
     }
 
-    /// Forget clean attackers idle longer than the session gap (no open session is left to
-    /// end), and all clean attackers once the cache is over its cap (call after committing).
-    /// Memory then follows the attackers active within one gap, not the events seen.
-    /// Attackers with open sessions go last, so sessions keep ending on time when possible.
+    /// Forget written attackers idle longer than the session gap (no open session is left to
+    /// end), and, while the cache holds more than [`Config::max_cached_attackers`] attackers or
+    /// [`Config::max_cached_bytes`], the least recently active written ones until it is back
+    /// to three quarters of both (call after committing). Those without open sessions go
+    /// first; one with open sessions stays dormant, so its sessions still end on time. Memory
+    /// then follows the attackers active within one gap, not the events seen.
     pub fn evict(&mut self) {
         self.taken.clear();
         self.evict_sparing_taken();
@@ -1308,28 +1484,49 @@ impl Profiler {
     /// [`Self::evict`] while the last [`Self::take_changes`] is still being committed: its
     /// attackers stay too, since restoring one now would read its rows from before that batch.
     pub fn evict_sparing_taken(&mut self) {
-        let cap = self.config.max_cached_attackers;
         let idle_before = self.watermark_ns.saturating_sub(self.config.session_gap_ns);
-        let dirty = &self.dirty;
-        let taken = &self.taken;
-        let open = &self.with_open_sessions;
+        let (dirty, taken, open) = (&self.dirty, &self.taken, &self.with_open_sessions);
+        let mut freed = 0;
         // Prober-only IPs (no events of their own) have no saved state yet: keep them.
         self.states.retain(|ip, st| {
-            dirty.contains(ip)
+            let keep = dirty.contains(ip)
                 || taken.contains(ip)
                 || open.contains(ip)
                 || st.event_count == 0
-                || st.last_seen_ns >= idle_before
+                || st.last_seen_ns >= idle_before;
+            if !keep {
+                freed += st.weight;
+            }
+            keep
         });
-        if self.states.len() <= cap {
+        self.held_bytes = self.held_bytes.saturating_sub(freed);
+        let (cap, budget) = (
+            self.config.max_cached_attackers,
+            self.config.max_cached_bytes,
+        );
+        if self.states.len() <= cap && self.held_bytes <= budget {
             return;
         }
-        self.states
-            .retain(|ip, _| dirty.contains(ip) || taken.contains(ip) || open.contains(ip));
-        if self.states.len() > cap {
-            self.states
-                .retain(|ip, _| dirty.contains(ip) || taken.contains(ip));
-            self.with_open_sessions.clear();
+        let (cap, budget) = (cap - cap / 4, budget - budget / 4);
+        let mut written: Vec<(bool, i64, IpAddr)> = self
+            .states
+            .iter()
+            .filter(|(ip, _)| !dirty.contains(*ip) && !taken.contains(*ip))
+            .map(|(ip, st)| (!st.sessions.is_empty(), st.last_seen_ns, *ip))
+            .collect();
+        written.sort_unstable();
+        for (_, _, ip) in written {
+            if self.states.len() <= cap && self.held_bytes <= budget {
+                break;
+            }
+            let Some(st) = self.states.remove(&ip) else {
+                continue;
+            };
+            self.held_bytes = self.held_bytes.saturating_sub(st.weight);
+            if let Some(end) = st.sessions.iter().map(|s| s.end_ns).max() {
+                self.with_open_sessions.remove(&ip);
+                self.remember_dormant(ip, end);
+            }
         }
     }
 }
@@ -1357,6 +1554,17 @@ mod tests {
             e.push_field(k, v).unwrap();
         }
         e
+    }
+
+    /// What the repository holds of attacker `i` of `changes` (their first commit).
+    fn saved_of(changes: &Changes, i: usize) -> SavedAttacker {
+        let u = &changes.attackers[i];
+        SavedAttacker {
+            ip: u.attacker.ip.clone(),
+            state: u.state.clone(),
+            commands: u.attacker.commands.clone(),
+            fingerprints: u.attacker.fingerprints.clone(),
+        }
     }
 
     #[test]
@@ -1388,9 +1596,7 @@ mod tests {
         assert!(!saved.attackers[0].state.contains("\"credentials\""));
 
         let mut restored = Profiler::new(Config::default());
-        restored
-            .restore(ip, &saved.attackers[0].state, &open)
-            .unwrap();
+        restored.restore(&saved_of(&saved, 0), &open).unwrap();
         assert_eq!(restored.attacker(ip), kept.attacker(ip));
         kept.feed(&events[2]);
         restored.feed(&events[2]);
@@ -1494,5 +1700,185 @@ mod tests {
             p.missing(&[ev(401, "192.0.2.1", "connect", &[])]),
             vec!["192.0.2.1"]
         );
+    }
+
+    /// An event of the sniffer's: counted, but no session is opened.
+    fn sniffed(ts_s: i64, ip: &str) -> Event {
+        let mut e = ev(ts_s, ip, "tcp_syn_fingerprint", &[("ttl", "52")]);
+        e.service = "sniffer".to_owned();
+        e
+    }
+
+    #[test]
+    fn an_attackers_weight_follows_what_it_holds() {
+        let mut p = Profiler::new(Config::default());
+        p.feed(&sniffed(1, "192.0.2.1"));
+        let long = "x".repeat(1000);
+        for t in 0..50 {
+            p.feed(&ev(t, "192.0.2.9", "command", &[("cmd", &long)]));
+        }
+        p.take_changes().unwrap();
+        let held: usize = p.states.values().map(|s| s.weight).sum();
+        assert_eq!(p.cached_bytes(), held);
+        // 50 commands of 1,000 bytes in the state and 50 in the open session.
+        let big = p.attacker("192.0.2.9").unwrap().weight;
+        let small = p.attacker("192.0.2.1").unwrap().weight;
+        assert!(big > 100 * 1000 && small < 4096, "{big} {small}");
+    }
+
+    #[test]
+    fn past_the_byte_budget_the_least_recently_active_leave_first() {
+        let mut p = Profiler::new(Config::default());
+        for (t, ip) in [
+            (4, "192.0.2.4"),
+            (1, "192.0.2.1"),
+            (3, "192.0.2.3"),
+            (2, "192.0.2.2"),
+        ] {
+            p.feed(&sniffed(t, ip));
+        }
+        p.feed(&ev(0, "192.0.2.9", "connect", &[]));
+        p.take_changes().unwrap();
+        let held = p.cached_bytes();
+        let w = p.attacker("192.0.2.1").unwrap().weight;
+        let w9 = p.attacker("192.0.2.9").unwrap().weight;
+        // Within budget nothing active leaves.
+        p.evict();
+        assert_eq!(p.cached(), 5);
+        // Over it: down to three quarters of the budget, the least recently active first…
+        p.config.max_cached_bytes = held - 1;
+        p.evict();
+        let mut left: Vec<String> = p.states.values().map(|s| s.ip.clone()).collect();
+        left.sort();
+        assert_eq!(left, ["192.0.2.3", "192.0.2.4", "192.0.2.9"]);
+        assert_eq!(p.cached_bytes(), held - 2 * w);
+        // …and one with an open session (192.0.2.9, the least recent) only after all without.
+        p.config.max_cached_bytes = (w9 + w / 2) * 4 / 3;
+        p.evict();
+        assert_eq!(p.cached(), 1);
+        assert!(p.attacker("192.0.2.9").is_some());
+        assert_eq!(p.cached_bytes(), w9);
+        assert_eq!(p.dormant(), 0);
+        // Past it, it goes too, dormant: its session is still open.
+        p.config.max_cached_bytes = w9 - 1;
+        p.evict();
+        assert_eq!((p.cached(), p.cached_bytes(), p.dormant()), (0, 0, 1));
+        // And the attacker count bounds the cache the same way.
+        p.config.max_cached_bytes = usize::MAX;
+        p.config.max_cached_attackers = 4;
+        for t in 10..15 {
+            p.feed(&sniffed(t, &format!("192.0.2.{t}")));
+        }
+        p.take_changes().unwrap();
+        p.evict();
+        assert_eq!(p.cached(), 3);
+        assert!(p.attacker("192.0.2.10").is_none() && p.attacker("192.0.2.11").is_none());
+    }
+
+    #[test]
+    fn a_dormant_attacker_comes_back_when_its_sessions_are_due_to_end() {
+        let mut p = Profiler::new(Config {
+            max_cached_bytes: 0,
+            ..Config::default()
+        });
+        p.feed(&ev(0, "192.0.2.1", "command", &[("cmd", "id")]));
+        let saved = p.take_changes().unwrap();
+        p.evict();
+        assert_eq!((p.cached(), p.dormant()), (0, 1));
+        // Time moves on through other attackers' events, up to the gap and past it.
+        p.feed(&sniffed(300, "192.0.2.2"));
+        assert!(
+            p.take_dormant_due().is_empty(),
+            "not idle for a whole gap yet"
+        );
+        p.feed(&sniffed(301, "192.0.2.2"));
+        assert_eq!(p.take_dormant_due(), ["192.0.2.1"]);
+        assert_eq!(p.dormant(), 0);
+        // The caller restores it from what was written; the next changes end its session.
+        p.restore(&saved_of(&saved, 0), &saved.sessions).unwrap();
+        let c = p.take_changes().unwrap();
+        let ended: Vec<_> = c.sessions.iter().filter(|s| s.closed).collect();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].attacker_ip, "192.0.2.1");
+        // Its commands were written while it was open: the row keeps them.
+        assert_eq!(ended[0].commands, "");
+        // A dormant attacker that comes back on its own is no longer dormant.
+        p.evict();
+        p.feed(&ev(400, "192.0.2.3", "connect", &[]));
+        p.take_changes().unwrap();
+        p.evict();
+        assert_eq!(p.dormant(), 1);
+        assert_eq!(
+            p.missing(&[ev(401, "192.0.2.3", "connect", &[])]),
+            ["192.0.2.3"]
+        );
+        let saved = p.take_changes().unwrap();
+        assert!(saved.attackers.is_empty());
+    }
+
+    #[test]
+    fn lists_are_written_only_when_they_change() {
+        let mut p = Profiler::new(Config::default());
+        let ip = "192.0.2.1";
+        p.feed(&ev(0, ip, "command", &[("cmd", "id")]));
+        p.feed(&ev(
+            1,
+            ip,
+            "auth_attempt",
+            &[("username", "root"), ("password", "a")],
+        ));
+        let first = p.take_changes().unwrap();
+        let row = &first.attackers[0].attacker;
+        assert!(
+            row.commands.contains(r#""command":"id""#),
+            "{}",
+            row.commands
+        );
+        assert_eq!(first.sessions[0].commands, r#"["id"]"#);
+        // Neither the state nor a later batch that adds nothing to the lists repeats them.
+        assert!(!first.attackers[0].state.contains("uname"));
+        assert!(!first.attackers[0].state.contains(r#""id""#));
+        p.feed(&ev(2, ip, "connect", &[]));
+        let second = p.take_changes().unwrap();
+        assert_eq!(second.attackers[0].attacker.event_count, 3);
+        assert_eq!(second.attackers[0].attacker.commands, "");
+        assert_eq!(second.attackers[0].attacker.fingerprints, "");
+        assert_eq!(second.sessions[0].commands, "");
+        assert_eq!(second.sessions[0].credentials, "");
+        assert_eq!(second.sessions[0].event_count, 3);
+        // A new entry writes the whole list again.
+        p.feed(&ev(3, ip, "command", &[("cmd", "uname")]));
+        let third = p.take_changes().unwrap();
+        assert!(third.attackers[0].attacker.commands.contains("uname"));
+        assert_eq!(third.sessions[0].commands, r#"["id","uname"]"#);
+        assert!(third.sessions[0].credentials.contains("root"));
+    }
+
+    #[test]
+    fn a_state_saved_with_its_lists_inside_restores_from_the_row() {
+        let mut p = Profiler::new(Config::default());
+        let ip = "192.0.2.1";
+        p.feed(&ev(0, ip, "command", &[("cmd", "id")]));
+        p.feed(&ev(0, ip, "kex", &[("hassh", "h1")]));
+        let first = p.take_changes().unwrap();
+        let mut saved = saved_of(&first, 0);
+        // An older build saved the lists inside the state as well.
+        let mut legacy: serde_json::Value = serde_json::from_str(&saved.state).unwrap();
+        legacy["commands"] =
+            json!([{"service": "ssh", "decky": "decky-a", "command": "old", "ts_ns": 0}]);
+        legacy["fingerprints"] = json!([["hassh", "old"]]);
+        saved.state = legacy.to_string();
+        let mut restored = Profiler::new(Config::default());
+        restored.restore(&saved, &[]).unwrap();
+        let st = restored.attacker(ip).unwrap();
+        assert_eq!(st.commands, p.attacker(ip).unwrap().commands);
+        assert_eq!(st.fingerprints, vec![("hassh".to_owned(), "h1".to_owned())]);
+        // A row whose lists do not read is written anew from what the state holds.
+        saved.commands = "not json".into();
+        let mut repaired = Profiler::new(Config::default());
+        repaired.restore(&saved, &[]).unwrap();
+        repaired.feed(&ev(1, ip, "connect", &[]));
+        let c = repaired.take_changes().unwrap();
+        assert!(c.attackers[0].attacker.commands.contains("old"));
     }
 }

@@ -73,9 +73,9 @@ async fn restore(
     for s in repo.open_sessions_of(ips).await? {
         sessions.entry(s.attacker_ip.clone()).or_default().push(s);
     }
-    for (ip, state) in repo.attacker_states(ips).await? {
-        let open = sessions.get(&ip).map_or(&[][..], Vec::as_slice);
-        engine.restore(&ip, &state, open)?;
+    for saved in repo.attacker_states(ips).await? {
+        let open = sessions.get(&saved.ip).map_or(&[][..], Vec::as_slice);
+        engine.restore(&saved, open)?;
     }
     Ok(())
 }
@@ -99,8 +99,19 @@ async fn committed(committing: Committing) -> Result<(), IntelError> {
         .map_err(IntelError::from)
 }
 
+/// A profiler that knows the attackers with open sessions in `repo` as dormant: each is
+/// loaded when it comes back or when its sessions are due to end, not all up front (their
+/// states and sessions together could hold more than the cache may).
+async fn engine_over(repo: &SqlRepository, config: Config) -> Result<Profiler, IntelError> {
+    let mut engine = Profiler::new(config);
+    for (ip, end_ns) in repo.open_session_ends(i64::MAX).await? {
+        engine.add_dormant(&ip, end_ns)?;
+    }
+    Ok(engine)
+}
+
 impl Worker {
-    /// Resume from the saved cursor; attackers with open sessions are reloaded so their
+    /// Resume from the saved cursor; attackers with open sessions are remembered so their
     /// sessions keep ending on time.
     pub async fn open(repo: SqlRepository, config: Config, batch: i64) -> Result<Self, IntelError> {
         let cursor = repo
@@ -108,10 +119,7 @@ impl Worker {
             .await?
             .and_then(|v| v.as_i64())
             .unwrap_or(0);
-        let cap = i64::try_from(config.max_cached_attackers).unwrap_or(i64::MAX);
-        let mut engine = Profiler::new(config);
-        let open = repo.open_session_ips(cap).await?;
-        restore(&repo, &mut engine, &open).await?;
+        let engine = engine_over(&repo, config).await?;
         Ok(Self {
             repo,
             engine,
@@ -199,6 +207,11 @@ impl Worker {
             events += rows.len();
             last = page_last;
         }
+        // Attackers that left memory with sessions open come back to have them ended.
+        let due = self.engine.take_dormant_due();
+        if !due.is_empty() {
+            restore(&self.repo, &mut self.engine, &due).await?;
+        }
         Ok(Fed { events, last })
     }
 
@@ -222,22 +235,19 @@ impl Worker {
     }
 
     /// On a failure the engine may be ahead of the database (events fed, results not
-    /// committed): forget it and reload the attackers with open sessions, so the batch is
-    /// replayed onto the saved state, never applied twice.
+    /// committed): forget it and start again from the saved attackers with open sessions, so
+    /// the batch is replayed onto the saved state, never applied twice.
     async fn or_reset<T>(&mut self, r: Result<T, IntelError>) -> Result<T, IntelError> {
         if r.is_err() {
             let config = self.engine.config().clone();
-            let cap = i64::try_from(config.max_cached_attackers).unwrap_or(i64::MAX);
-            self.engine = Profiler::new(config);
-            let reloaded = match self.repo.open_session_ips(cap).await {
-                Ok(open) => restore(&self.repo, &mut self.engine, &open).await,
-                Err(e) => Err(e.into()),
+            self.engine = match engine_over(&self.repo, config.clone()).await {
+                Ok(engine) => engine,
+                Err(e) => {
+                    // Their sessions still end when the attackers come back (restored then).
+                    tracing::warn!(error = %e, "profiler reset: open sessions not listed");
+                    Profiler::new(config)
+                }
             };
-            if let Err(e) = reloaded {
-                // Their sessions still end when the attackers come back (restored then).
-                tracing::warn!(error = %e, "profiler reset: open sessions not reloaded");
-                self.engine = Profiler::new(self.engine.config().clone());
-            }
         }
         r
     }

@@ -601,6 +601,27 @@ async fn profiler_worker_writes_the_store_and_survives_a_restart() {
     assert_eq!(a.3, c.3, "identities differ with pipelined batches");
     assert_eq!(a.4, c.4, "behaviour differs with pipelined batches");
 
+    // With no memory to spare, every written attacker leaves memory after each batch (those
+    // with open sessions dormant until the sessions are due to end): the same rows again.
+    let dir_d = tempfile::tempdir().unwrap();
+    let repo_d = store_with(&events, &dir_d).await;
+    let tight = Config {
+        max_cached_bytes: 0,
+        ..Config::default()
+    };
+    let mut w_d = Worker::open(repo_d.clone(), tight, 5).await.unwrap();
+    assert_eq!(w_d.run_until_idle().await.unwrap(), events.len() as u64);
+    assert!(w_d.engine().dormant() > 0, "no attacker was left dormant");
+    let d = snapshot(&repo_d).await;
+    assert_eq!(
+        a.0, d.0,
+        "attacker rows differ when evicted after every batch"
+    );
+    assert_eq!(a.1, d.1, "sessions differ when evicted after every batch");
+    assert_eq!(a.2, d.2, "bounties differ when evicted after every batch");
+    assert_eq!(a.3, d.3, "identities differ when evicted after every batch");
+    assert_eq!(a.4, d.4, "behaviour differs when evicted after every batch");
+
     // And the stored rows say what the scenarios say.
     let lateral = repo_a.attacker_by_ip(LATERAL).await.unwrap().unwrap();
     assert!(lateral.is_traversal);

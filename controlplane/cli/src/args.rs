@@ -588,6 +588,10 @@ pub struct ProfilerArgs {
     /// Attackers kept in memory between batches (the rest are reloaded from the store).
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_cached: u64,
+    /// MiB the attackers kept in memory between batches may hold (an attacker at every
+    /// list's cap holds a few MiB); past it the least recently active leave first.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub max_cached_mib: u64,
     /// Catch up with the events table once, print a summary and exit.
     #[arg(long)]
     pub once: bool,

@@ -104,6 +104,7 @@ fn skip_line(reader: &mut impl BufRead) -> Result<(), Failure> {
 pub fn correlate(args: &CorrelateArgs, json: bool) -> Result<(), Failure> {
     let mut engine = Profiler::new(Config {
         max_cached_attackers: usize::MAX,
+        max_cached_bytes: usize::MAX,
         ..config(&args.intel)
     });
     let stdin = args.stdin || args.log_file.as_deref() == Some(std::path::Path::new("-"));
@@ -216,6 +217,7 @@ pub fn profiler(args: &ProfilerArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let cfg = Config {
         max_cached_attackers: usize::try_from(args.max_cached).unwrap_or(usize::MAX),
+        max_cached_bytes: usize::try_from(args.max_cached_mib << 20).unwrap_or(usize::MAX),
         ..config(&args.intel)
     };
     rt.block_on(async {

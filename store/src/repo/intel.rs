@@ -15,7 +15,8 @@ use super::{
 const ROWS_PER_STATEMENT: usize = 200;
 
 /// One session: a conversation of one attacker IP with one service of one decky, ended by an
-/// inactivity gap.
+/// inactivity gap. In an [`IntelCommit`], `commands` or `credentials` given as an empty string
+/// keeps the stored list (unchanged since it was last written).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionRow {
     /// Stable id derived from (ip, decky, service, start), so a replay upserts the same row.
@@ -57,6 +58,8 @@ pub struct BehaviorRow {
 /// Everything the profiler knows of one attacker after a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttackerUpdate {
+    /// The row; its `commands` and `fingerprints` given as empty strings keep the stored
+    /// lists (unchanged since they were last written).
     pub attacker: Attacker,
     pub behavior: BehaviorRow,
     /// Strong-fingerprint key linking IPs of one actor (see `decnet-intel`).
@@ -73,6 +76,28 @@ pub struct IntelCommit {
     pub bounties: Vec<NewBounty>,
     /// `(state key, last event id)` to persist in the same transaction.
     pub cursor: Option<(String, i64)>,
+}
+
+/// What the profiler saved of one attacker: its streaming state and its row's lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedAttacker {
+    pub ip: String,
+    /// The profiler's state (JSON).
+    pub state: String,
+    /// The attacker row's commands and fingerprints (JSON arrays).
+    pub commands: String,
+    pub fingerprints: String,
+}
+
+impl SavedAttacker {
+    fn of(r: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            ip: r.try_get("ip")?,
+            state: r.try_get("state")?,
+            commands: r.try_get("commands")?,
+            fingerprints: r.try_get("fingerprints")?,
+        })
+    }
 }
 
 /// IPs that share an identity key: one actor.
@@ -114,13 +139,28 @@ const SESSION_COLS: [&str; 14] = [
     "updated_ns",
 ];
 
-/// One table's upsert: `cols` inserted, `updated` (less `key`) rewritten on a key conflict.
+/// One table's upsert: `cols` inserted, `updated` (less `key`) rewritten on a key conflict,
+/// except a column of `kept` given as an empty string, which keeps its stored value.
 pub(super) struct Upsert {
     pub(super) table: &'static str,
     pub(super) cols: &'static [&'static str],
     pub(super) key: &'static str,
     pub(super) updated: &'static [&'static str],
+    pub(super) kept: &'static [&'static str],
     pub(super) what: &'static str,
+}
+
+impl Upsert {
+    /// The statement's `ON CONFLICT …` / `ON DUPLICATE KEY …` suffix on `backend`.
+    pub(super) fn suffix(&self, backend: super::Backend) -> String {
+        let updated: Vec<&str> = self
+            .updated
+            .iter()
+            .copied()
+            .filter(|c| *c != self.key)
+            .collect();
+        backend.upsert_keeping(self.table, self.key, &updated, self.kept)
+    }
 }
 
 pub(super) const BOUNTY_COLS: [&str; 7] = [
@@ -139,6 +179,7 @@ pub(super) const ATTACKERS: Upsert = Upsert {
     cols: &ATTACKER_COLS,
     key: "ip",
     updated: ATTACKER_COLS.split_at(1).1,
+    kept: &["fingerprints", "commands"],
     what: "upserting attackers",
 };
 
@@ -147,6 +188,7 @@ pub(super) const BEHAVIOR: Upsert = Upsert {
     cols: &BEHAVIOR_COLS,
     key: "attacker_uuid",
     updated: &BEHAVIOR_COLS,
+    kept: &[],
     what: "upserting attacker behaviour",
 };
 
@@ -155,6 +197,7 @@ pub(super) const STATE: Upsert = Upsert {
     cols: &["ip", "identity_key", "state", "updated_ns"],
     key: "ip",
     updated: &["identity_key", "state", "updated_ns"],
+    kept: &[],
     what: "saving profiler state",
 };
 
@@ -165,6 +208,7 @@ pub(super) const SESSIONS: Upsert = Upsert {
     cols: &SESSION_COLS,
     key: "id",
     updated: SESSION_COLS.split_at(4).1,
+    kept: &["commands", "credentials"],
     what: "upserting sessions",
 };
 
@@ -173,6 +217,7 @@ pub(super) const CURSOR: Upsert = Upsert {
     cols: &["state_key", "value"],
     key: "state_key",
     updated: &["value"],
+    kept: &[],
     what: "saving the profiler cursor",
 };
 
@@ -300,7 +345,7 @@ impl SqlRepository {
         rows: Vec<Vec<Arg>>,
     ) -> Result<(), RepoError> {
         let mut rows = rows.into_iter().peekable();
-        let updated: Vec<&str> = u.updated.iter().copied().filter(|c| *c != u.key).collect();
+        let suffix = u.suffix(self.backend);
         while rows.peek().is_some() {
             let mut sql = Sql::new(
                 self.backend,
@@ -310,7 +355,7 @@ impl SqlRepository {
                 sql.push(if i == 0 { "(" } else { ", (" });
                 sql.bind_list(row);
             }
-            sql.push(&self.backend.upsert(u.key, &updated));
+            sql.push(&suffix);
             sql.query().execute(&mut **tx).await.map_err(q(u.what))?;
         }
         Ok(())
@@ -423,16 +468,15 @@ impl SqlRepository {
             .map_err(q("committing an intelligence batch"))
     }
 
-    /// The profiler's saved state of each of `ips` that has one, as `(ip, state JSON)`.
-    pub async fn attacker_states(
-        &self,
-        ips: &[String],
-    ) -> Result<Vec<(String, String)>, RepoError> {
+    /// The profiler's saved state of each of `ips` that has one, with the lists its attacker
+    /// row holds (the state leaves them out: they are written only when they change).
+    pub async fn attacker_states(&self, ips: &[String]) -> Result<Vec<SavedAttacker>, RepoError> {
         let mut out = Vec::new();
         for chunk in ips.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(
                 self.backend,
-                "SELECT ip, state FROM attacker_state WHERE ip IN (",
+                "SELECT s.ip, s.state, a.commands, a.fingerprints FROM attacker_state s \
+                 JOIN attackers a ON a.ip = s.ip WHERE s.ip IN (",
             );
             sql.bind_list(chunk.iter().map(|ip| Arg::Text(clip_chars(ip, 45))));
             let rows = sql
@@ -441,26 +485,29 @@ impl SqlRepository {
                 .await
                 .map_err(q("loading profiler state"))?;
             for r in &rows {
-                out.push((
-                    r.try_get("ip").map_err(q("loading profiler state"))?,
-                    r.try_get("state").map_err(q("loading profiler state"))?,
-                ));
+                out.push(SavedAttacker::of(r).map_err(q("loading profiler state"))?);
             }
         }
         Ok(out)
     }
 
-    /// IPs with a session not yet closed (at most `limit`), so a restarted profiler can keep
-    /// closing them as time moves on.
-    pub async fn open_session_ips(&self, limit: i64) -> Result<Vec<String>, RepoError> {
+    /// IPs with a session not yet closed (at most `limit`), each with the latest `end_ns` of
+    /// those sessions, so a restarted profiler can keep closing them as time moves on.
+    pub async fn open_session_ends(&self, limit: i64) -> Result<Vec<(String, i64)>, RepoError> {
         let mut sql = Sql::new(
             self.backend,
-            "SELECT DISTINCT attacker_ip FROM sessions WHERE closed = 0 ORDER BY attacker_ip LIMIT ",
+            "SELECT attacker_ip, MAX(end_ns) AS end_ns FROM sessions WHERE closed = 0 \
+             GROUP BY attacker_ip ORDER BY attacker_ip LIMIT ",
         );
-        sql.bind(Arg::I64(limit.clamp(0, 1_000_000)));
-        sql.scalar()
+        sql.bind(Arg::I64(limit.clamp(0, 10_000_000)));
+        let rows = sql
+            .query()
             .fetch_all(&self.pool)
             .await
+            .map_err(q("listing IPs with open sessions"))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("attacker_ip")?, r.try_get("end_ns")?)))
+            .collect::<Result<_, sqlx::Error>>()
             .map_err(q("listing IPs with open sessions"))
     }
 

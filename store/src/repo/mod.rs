@@ -28,7 +28,9 @@ use sqlx::{
 use crate::{Event, segment::SealedSegment};
 
 pub use events::{EventQuery, HistogramBucket, MAX_PAGE, Stats, StoredEvent, Token, parse_search};
-pub use intel::{AttackerUpdate, BehaviorRow, IdentityGroup, IntelCommit, SessionRow};
+pub use intel::{
+    AttackerUpdate, BehaviorRow, IdentityGroup, IntelCommit, SavedAttacker, SessionRow,
+};
 pub use lease::LeaseHeld;
 pub use sql::Backend;
 pub use tables::{Attacker, AttackerSeen, Bounty, DeckyRecord, NewBounty, User, bounty_dedup_key};

@@ -53,16 +53,27 @@ impl Backend {
 
     /// Upsert suffix: on a clash of `key`, overwrite `cols`.
     pub fn upsert(self, key: &str, cols: &[&str]) -> String {
+        self.upsert_keeping("", key, cols, &[])
+    }
+
+    /// [`Self::upsert`] into `table`, where a column of `kept` given as an empty string keeps
+    /// its stored value: a writer passes a long list it has not changed as `''` instead of
+    /// rewriting it.
+    pub fn upsert_keeping(self, table: &str, key: &str, cols: &[&str], kept: &[&str]) -> String {
+        let sets: Vec<String> = cols
+            .iter()
+            .map(|c| match (self, kept.contains(c)) {
+                (Self::Mysql, false) => format!("{c} = VALUES({c})"),
+                (Self::Mysql, true) => format!("{c} = IF(VALUES({c}) = '', {c}, VALUES({c}))"),
+                (_, false) => format!("{c} = excluded.{c}"),
+                (_, true) => format!(
+                    "{c} = CASE WHEN excluded.{c} = '' THEN {table}.{c} ELSE excluded.{c} END"
+                ),
+            })
+            .collect();
         match self {
-            Self::Mysql => {
-                let sets: Vec<String> = cols.iter().map(|c| format!("{c} = VALUES({c})")).collect();
-                format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
-            }
-            _ => {
-                let sets: Vec<String> =
-                    cols.iter().map(|c| format!("{c} = excluded.{c}")).collect();
-                format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(", "))
-            }
+            Self::Mysql => format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", ")),
+            _ => format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(", ")),
         }
     }
 

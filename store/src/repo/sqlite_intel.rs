@@ -158,12 +158,7 @@ fn insert_text(table: &str, cols: &[&str], tail: &str) -> String {
 }
 
 fn upsert_text(u: &Upsert) -> String {
-    let updated: Vec<&str> = u.updated.iter().copied().filter(|c| *c != u.key).collect();
-    insert_text(
-        u.table,
-        u.cols,
-        &super::Backend::Sqlite.upsert(u.key, &updated),
-    )
+    insert_text(u.table, u.cols, &u.suffix(super::Backend::Sqlite))
 }
 
 /// Run every upsert `u` of `rows`.

@@ -775,6 +775,10 @@ async fn intel_tables(repo: &SqlRepository) {
         sessions: vec![
             session("s1", "192.0.2.50", false),
             session("s2", "192.0.2.51", true),
+            SessionRow {
+                end_ns: 35,
+                ..session("s3", "192.0.2.50", false)
+            },
         ],
         // A duplicate inside the batch is deduplicated by the unique key too.
         bounties: vec![bounty.clone(), bounty.clone()],
@@ -837,14 +841,22 @@ async fn intel_tables(repo: &SqlRepository) {
         .await
         .unwrap();
     assert_eq!(states.len(), 2);
-    assert!(
-        states
-            .iter()
-            .any(|(ip, s)| ip == "2001:db8::52" && s.contains(r#""events":5"#))
+    let saved = states.iter().find(|s| s.ip == "2001:db8::52").unwrap();
+    assert!(saved.state.contains(r#""events":5"#));
+    // With the lists of its attacker row.
+    let row = repo.attacker_by_ip("2001:db8::52").await.unwrap().unwrap();
+    assert_eq!(
+        (&saved.commands, &saved.fingerprints),
+        (&row.commands, &row.fingerprints)
     );
-    assert_eq!(repo.open_session_ips(10).await.unwrap(), ["192.0.2.50"]);
+    // Each IP once, with the end of its latest open session.
+    assert_eq!(
+        repo.open_session_ends(10).await.unwrap(),
+        [("192.0.2.50".to_owned(), 35)]
+    );
     let s = repo.sessions(Some("192.0.2.50"), 10, 0).await.unwrap();
-    assert_eq!(s, vec![session("s1", "192.0.2.50", false)]);
+    assert_eq!(s[0], session("s1", "192.0.2.50", false));
+    assert_eq!(s.len(), 2);
     assert_eq!(
         repo.session("192.0.2.50", "s1").await.unwrap(),
         Some(session("s1", "192.0.2.50", false))
@@ -857,21 +869,48 @@ async fn intel_tables(repo: &SqlRepository) {
     again.attackers[0].attacker.uuid = "ffffffff-ffff-ffff-ffff-ffffffffffff".into();
     again.attackers[0].attacker.event_count = 9;
     again.sessions[0].closed = true;
+    again.sessions[2].closed = true;
     again.cursor = Some(("test_cursor".into(), 43));
+    // Lists not changed since they were written are passed empty and kept as stored.
+    again.attackers[0].attacker.commands = String::new();
+    again.attackers[0].attacker.fingerprints = String::new();
+    again.sessions[0].commands = String::new();
+    again.sessions[0].credentials = String::new();
+    again.sessions[2].commands = r#"["whoami"]"#.into();
     repo.commit_intel(&again).await.unwrap();
     let a2 = repo.attacker_by_ip("192.0.2.50").await.unwrap().unwrap();
     assert_eq!(a2.uuid, a.uuid);
     assert_eq!(a2.event_count, 9);
     assert_eq!(
+        (&a2.commands, &a2.fingerprints),
+        (&a.commands, &a.fingerprints)
+    );
+    assert!(
+        a2.commands.starts_with(r#"[{"command":"id"#),
+        "{}",
+        a2.commands
+    );
+    let s1 = repo.session("192.0.2.50", "s1").await.unwrap().unwrap();
+    assert_eq!(
+        s1,
+        SessionRow {
+            closed: true,
+            ..session("s1", "192.0.2.50", false)
+        }
+    );
+    let s3 = repo.session("192.0.2.50", "s3").await.unwrap().unwrap();
+    assert_eq!(s3.commands, r#"["whoami"]"#);
+    assert_eq!(s3.credentials, session("s3", "", false).credentials);
+    assert_eq!(
         repo.count_bounties(None, Some("192.0.2.50")).await.unwrap(),
         before + 1
     );
-    assert!(repo.open_session_ips(10).await.unwrap().is_empty());
+    assert!(repo.open_session_ends(10).await.unwrap().is_empty());
     assert_eq!(
         repo.state("test_cursor").await.unwrap(),
         Some(serde_json::json!(43))
     );
-    assert_eq!(repo.sessions(None, 10, 0).await.unwrap().len(), 2);
+    assert_eq!(repo.sessions(None, 10, 0).await.unwrap().len(), 3);
 }
 
 async fn retention(repo: &SqlRepository) {
