@@ -10,6 +10,7 @@
 //! (ports, persona keys, container fragment) is described in the `decnet-fleet` catalogue.
 
 pub mod emitter;
+pub mod memory;
 pub mod persona;
 pub mod protocols;
 pub mod runtime;

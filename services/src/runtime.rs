@@ -367,6 +367,8 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     session.start(&mut step);
     let mut reason = "closed";
     let mut buf = vec![0u8; 16 * 1024];
+    // The memory pool's bytes an upload holds, until the session has stored it.
+    let mut upload_held = None;
     'conn: loop {
         if let Some(pause) = step.delay.take()
             && tokio::time::timeout_at(deadline, tokio::time::sleep(pause))
@@ -380,6 +382,7 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         let produced = step.take();
         ctx.emit(&conn, &produced.events);
         ctx.store(&conn, produced.artifacts).await;
+        drop(upload_held.take());
         if !produced.out.is_empty() {
             // A peer that stops reading (a zero window) must not hold its place past the idle
             // timeout: an unbounded write never reached the idle or session deadline.
@@ -420,8 +423,10 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         let wake_in = session.wake_in();
         let read = tokio::select! {
             r = tokio::time::timeout(idle, stream.read(&mut buf)) => r,
-            event = data.next() => {
+            report = data.next() => {
+                let (event, held) = report;
                 session.data(event, &mut step);
+                upload_held = held;
                 continue;
             }
             () = sleep_for(wake_in) => {

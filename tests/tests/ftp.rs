@@ -57,6 +57,32 @@ ftp.quit()
 print(json.dumps(out))
 "#;
 
+const OVERLAPPING_UPLOADS: &str = r#"
+import ftplib, json, sys, time
+port = int(sys.argv[1])
+def start(name):
+    ftp = ftplib.FTP()
+    ftp.connect('127.0.0.1', port, timeout=10)
+    ftp.login()
+    return ftp, ftp.transfercmd('STOR ' + name)
+out = {}
+a, a_data = start('a.bin')
+a_data.sendall(b'a' * 600000)
+time.sleep(0.5)
+# b arrives while the service still holds a's bytes.
+b, b_data = start('b.bin')
+b_data.sendall(b'b' * 600000)
+time.sleep(0.5)
+a_data.close(); out['a'] = a.voidresp()
+b_data.close(); out['b'] = b.voidresp()
+time.sleep(0.5)
+# a and b are stored and gone: c is kept whole again.
+c, c_data = start('c.bin')
+c_data.sendall(b'c' * 600000)
+c_data.close(); out['c'] = c.voidresp()
+print(json.dumps(out))
+"#;
+
 fn python(script: &str, port: u16) -> Value {
     serde_json::from_str(&decnet_e2e::python_client(script, port)).unwrap()
 }
@@ -187,6 +213,34 @@ fn python_ftplib_anonymous_session_is_captured() {
     assert!(stored.starts_with(b"#!/bin/sh\n"));
     for line in &lines {
         assert_stealthy(line);
+    }
+}
+
+/// Uploads draw on one memory pool per service process (here 1 MiB): past it, an upload is
+/// received and acknowledged as usual but reported truncated, instead of the container being
+/// killed for its memory; bytes come back once an upload is stored.
+#[test]
+fn uploads_at_once_share_the_service_memory_pool() {
+    let decky = Decky::start("ftp", &[("DECNET_SERVICE_MEMORY_MIB", "1")]);
+    let out = python(OVERLAPPING_UPLOADS, decky.port);
+    for name in ["a", "b", "c"] {
+        assert_eq!(out[name], "226 Transfer complete.", "{out}");
+    }
+    let lines = decky.wait_for(|l| l.iter().filter(|x| x.contains(" upload ")).count() >= 3);
+    let upload = |path: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(" upload ") && sd_param(l, "path").as_deref() == Some(path))
+            .unwrap_or_else(|| panic!("no upload of {path}: {lines:#?}"))
+    };
+    for (path, truncated) in [("/a.bin", "false"), ("/b.bin", "true"), ("/c.bin", "false")] {
+        let line = upload(path);
+        assert_eq!(sd_param(line, "size").as_deref(), Some("600000"), "{line}");
+        assert_eq!(
+            sd_param(line, "truncated").as_deref(),
+            Some(truncated),
+            "{line}"
+        );
     }
 }
 

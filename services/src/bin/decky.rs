@@ -66,6 +66,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(slug: &str) -> Result<(), String> {
+    let pool = decnet_services::memory::size_process_pool()?;
+    tracing::info!(mib = pool >> 20, "memory pool for uploads and messages");
     let persona = Persona::from_env();
     let protocol = protocols::lookup(slug, &persona).map_err(|e| e.to_string())?;
     let mut sinks = vec![

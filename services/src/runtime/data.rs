@@ -18,7 +18,10 @@ use tokio::{
 };
 
 use super::{RuntimeStats, normalize};
-use crate::session::{ConnInfo, DataEvent, DataOp};
+use crate::{
+    memory::{self, Held},
+    session::{ConnInfo, DataEvent, DataOp},
+};
 
 /// How long the peer has to connect to a listener, or a connect-back has to succeed
 /// (vsftpd's `accept_timeout` and `connect_timeout`).
@@ -46,9 +49,13 @@ pub(super) struct DataChannel {
     task: Option<JoinHandle<()>>,
     /// Events of replaced channels may still be queued; only the current generation counts.
     generation: u64,
-    tx: mpsc::Sender<(u64, DataEvent)>,
-    rx: mpsc::Receiver<(u64, DataEvent)>,
+    tx: mpsc::Sender<Report>,
+    rx: mpsc::Receiver<Report>,
 }
+
+/// A transfer's event, its generation, and the memory a received upload holds (kept until the
+/// session has stored it).
+type Report = (u64, DataEvent, Option<Held>);
 
 impl DataChannel {
     pub(super) fn new(conn: ConnInfo, stall: Duration, stats: Arc<RuntimeStats>) -> Self {
@@ -113,22 +120,25 @@ impl DataChannel {
         let tx = self.tx.clone();
         let (peer, stall, stats) = (self.conn.peer.ip(), self.stall, Arc::clone(&self.stats));
         self.task = Some(tokio::spawn(async move {
-            let report = |event| {
+            let report = |event, held| {
                 let tx = tx.clone();
                 async move {
-                    let _ = tx.send((generation, event)).await;
+                    let _ = tx.send((generation, event, held)).await;
                 }
             };
             let Some(stream) = open(target, peer).await else {
-                report(DataEvent::Failed).await;
+                report(DataEvent::Failed, None).await;
                 return;
             };
-            report(DataEvent::Opened).await;
-            let outcome = match work {
-                Work::Send(bytes) => send(stream, &bytes, stall, &stats).await,
-                Work::Receive(limit) => receive(stream, limit, stall, &stats).await,
+            report(DataEvent::Opened, None).await;
+            let (outcome, held) = match work {
+                Work::Send(bytes) => (send(stream, &bytes, stall, &stats).await, None),
+                Work::Receive(limit) => {
+                    let (event, held) = receive(stream, limit, stall, &stats).await;
+                    (event, Some(held))
+                }
             };
-            report(outcome).await;
+            report(outcome, held).await;
         }));
         None
     }
@@ -138,11 +148,14 @@ impl DataChannel {
         self.task.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// The next event of the current channel; pending forever when there is none.
-    pub(super) async fn next(&mut self) -> DataEvent {
+    /// The next event of the current channel, with the memory its data holds; pending forever
+    /// when there is none.
+    pub(super) async fn next(&mut self) -> (DataEvent, Option<Held>) {
         loop {
             match self.rx.recv().await {
-                Some((generation, event)) if generation == self.generation => return event,
+                Some((generation, event, held)) if generation == self.generation => {
+                    return (event, held);
+                }
                 Some(_) => {}
                 // Unreachable while `self.tx` lives, but never spin if it were.
                 None => pending::<()>().await,
@@ -203,14 +216,18 @@ async fn send(
     }
 }
 
+/// Receive an upload, keeping up to `limit` bytes, and no more than the process's memory pool
+/// grants (see [`memory`]): past either, bytes are counted but not kept.
 async fn receive(
     mut stream: TcpStream,
     limit: usize,
     stall: Duration,
     stats: &RuntimeStats,
-) -> DataEvent {
+) -> (DataEvent, Held) {
     let mut data = Vec::new();
+    let mut held = memory::process_pool().hold();
     let mut total = 0u64;
+    let mut keeping = true;
     let mut buf = vec![0u8; CHUNK];
     // A reset or a stall ends the upload like a close: what arrived is still evidence.
     while let Ok(Ok(n)) = tokio::time::timeout(stall, stream.read(&mut buf)).await {
@@ -219,8 +236,13 @@ async fn receive(
         }
         total += n as u64;
         stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        let room = limit.saturating_sub(data.len());
-        data.extend_from_slice(&buf[..n.min(room)]);
+        if keeping {
+            let want = data.len() + n;
+            let room = memory::room(&mut data, want, &mut held, limit);
+            data.extend_from_slice(&buf[..room - data.len()]);
+            // Once refused, keep nothing more: a later grant would leave a gap in the file.
+            keeping = room == want;
+        }
     }
-    DataEvent::Received { data, total }
+    (DataEvent::Received { data, total }, held)
 }

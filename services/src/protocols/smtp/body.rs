@@ -1,6 +1,8 @@
 //! Message content as it arrives after DATA (dot-stuffed, up to a lone `.`) or BDAT (counted
 //! chunks), kept up to the size limit and counted beyond it.
 
+use crate::memory::{self, Held};
+
 /// The message being received.
 #[derive(Debug, Default)]
 pub struct Message {
@@ -8,21 +10,44 @@ pub struct Message {
     /// Every content byte that arrived, kept or not.
     pub total: u64,
     limit: usize,
+    /// What `bytes` holds of the process's memory pool; past what it grants, content is
+    /// counted but not kept.
+    held: Held,
+    /// The pool refused: nothing more is kept (a later grant would leave a gap).
+    refused: bool,
 }
 
 impl Message {
     pub fn new(limit: usize) -> Self {
+        Self::in_pool(limit, memory::process_pool())
+    }
+
+    /// A message whose kept bytes draw on `pool`.
+    pub fn in_pool(limit: usize, pool: &'static memory::MemoryPool) -> Self {
         Self {
             bytes: Vec::new(),
             total: 0,
             limit,
+            held: pool.hold(),
+            refused: false,
         }
     }
 
     pub fn push(&mut self, data: &[u8]) {
         self.total += data.len() as u64;
-        let room = self.limit.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&data[..data.len().min(room)]);
+        if self.refused {
+            return;
+        }
+        let want = self.bytes.len() + data.len().min(self.limit.saturating_sub(self.bytes.len()));
+        let room = memory::room(&mut self.bytes, want, &mut self.held, self.limit);
+        self.refused = room < want;
+        self.bytes
+            .extend_from_slice(&data[..room - self.bytes.len()]);
+    }
+
+    /// Content arrived that was not kept (past the limit or what memory allowed).
+    pub fn truncated(&self) -> bool {
+        (self.bytes.len() as u64) < self.total
     }
 
     /// More arrived than the limit allows.
@@ -128,6 +153,22 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_keeps_what_the_process_pool_grants() {
+        let pool: &'static memory::MemoryPool = Box::leak(Box::new(memory::MemoryPool::new(100)));
+        let mut m = Message::in_pool(1000, pool);
+        m.push(&[b'a'; 70]);
+        m.push(&[b'b'; 70]);
+        // Nothing past the refusal, even once memory is back: the kept part has no gap.
+        let other = Message::in_pool(1000, pool);
+        drop(other);
+        m.push(&[b'c'; 10]);
+        assert_eq!((m.bytes.len(), m.total), (100, 150));
+        assert!(m.truncated() && !m.too_big());
+        drop(m);
+        assert_eq!(pool.free(), 100);
+    }
 
     fn read(chunks: &[&[u8]]) -> (Vec<u8>, Option<usize>) {
         let mut r = DotReader::new(1 << 20);

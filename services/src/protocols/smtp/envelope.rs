@@ -246,23 +246,24 @@ impl SmtpSession {
             String::new()
         };
         let queue_id = self.queue_id();
-        step.event(
-            "message_accepted",
-            Severity::Warning,
-            &[
-                ("mail_from", &clip(&sender)),
-                ("rcpt_to", &clip(&recipients.join(","))),
-                ("rcpt_count", &recipients.len().to_string()),
-                ("size", &message.total.to_string()),
-                ("sha256", &sha),
-                (
-                    "subject",
-                    &body::subject(&message.bytes).unwrap_or_default(),
-                ),
-                ("queue_id", &queue_id),
-                ("stored_as", &stored_as),
-            ],
-        );
+        let (size, rcpt_count) = (message.total.to_string(), recipients.len().to_string());
+        let subject = body::subject(&message.bytes).unwrap_or_default();
+        let mut fields = vec![
+            ("mail_from", clip(&sender)),
+            ("rcpt_to", clip(&recipients.join(","))),
+            ("rcpt_count", rcpt_count),
+            ("size", size),
+            ("sha256", sha),
+            ("subject", subject),
+            ("queue_id", queue_id.clone()),
+            ("stored_as", stored_as.clone()),
+        ];
+        // The service's memory was spent (see `memory`): the digest covers the kept part.
+        if message.truncated() {
+            fields.push(("truncated", "true".to_owned()));
+        }
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        step.event("message_accepted", Severity::Warning, &fields);
         if self.config.quarantine {
             step.store(&stored_as, message.bytes);
         }

@@ -9,7 +9,10 @@ use std::sync::{
 use decnet_store::Severity;
 use sha2::{Digest, Sha256};
 
-use crate::session::Step;
+use crate::{
+    memory::{self, Held},
+    session::Step,
+};
 
 /// Default bytes of uploads kept per connection.
 pub const DEFAULT_UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
@@ -49,6 +52,8 @@ pub struct Upload {
     /// Bytes the client actually sent for this file.
     received: u64,
     truncated: bool,
+    /// What `kept` holds of the process's memory pool.
+    held: Held,
 }
 
 /// Zero-filled gap a write may leave past the kept bytes, beyond what the client has sent:
@@ -58,12 +63,18 @@ const MAX_HOLE: u64 = 1 << 20;
 
 impl Upload {
     pub fn new(path: &str) -> Self {
+        Self::in_pool(path, memory::process_pool())
+    }
+
+    /// An upload whose kept bytes draw on `pool`.
+    pub fn in_pool(path: &str, pool: &'static memory::MemoryPool) -> Self {
         Self {
             path: path.chars().take(MAX_PATH).collect(),
             kept: Vec::new(),
             size: 0,
             received: 0,
             truncated: false,
+            held: pool.hold(),
         }
     }
 
@@ -84,10 +95,12 @@ impl Upload {
         let want_end = start.saturating_add(data.len());
         if want_end > self.kept.len() {
             let grow = budget.take(want_end - self.kept.len());
-            if grow < want_end - self.kept.len() {
+            let allowed = self.kept.len() + grow;
+            // The connection's allowance, and then what the process can hold (see `memory`).
+            let new_len = memory::room(&mut self.kept, allowed, &mut self.held, usize::MAX);
+            if new_len < want_end {
                 self.truncated = true;
             }
-            let new_len = self.kept.len() + grow;
             self.kept.resize(new_len, 0);
         }
         if start < self.kept.len() {
@@ -141,6 +154,23 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uploads_keep_what_the_process_pool_grants_and_give_it_back() {
+        let pool: &'static memory::MemoryPool = Box::leak(Box::new(memory::MemoryPool::new(100)));
+        let budget = Budget::new(1 << 20);
+        let mut a = Upload::in_pool("/a", pool);
+        a.write(0, &[1; 60], &budget);
+        let mut b = Upload::in_pool("/b", pool);
+        b.write(0, &[2; 60], &budget);
+        assert_eq!((a.data().len(), b.data().len()), (60, 40));
+        let mut step = Step::default();
+        b.finish("sftp", false, &mut step);
+        assert_eq!(step.events[0].field("truncated"), Some("true"));
+        assert_eq!(pool.free(), 40);
+        drop(a);
+        assert_eq!(pool.free(), 100);
+    }
 
     #[test]
     fn writes_land_at_offsets_within_the_budget() {
