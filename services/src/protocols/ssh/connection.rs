@@ -16,6 +16,7 @@ use super::{
     wire::{Reader, Writer},
 };
 use crate::{
+    memory::Held,
     session::Step,
     shell::{
         Shell,
@@ -94,6 +95,9 @@ struct Channel {
     consumed: u32,
     pending: VecDeque<Pending>,
     pending_bytes: usize,
+    /// What the pending data holds of the process's memory pool: a client that opens its ten
+    /// channels and never widens their windows holds up to 40 MiB of output per connection.
+    held: Held,
     pty: Option<Pty>,
     mode: Mode,
     close_sent: bool,
@@ -243,6 +247,7 @@ impl Connection {
                         consumed: 0,
                         pending: VecDeque::new(),
                         pending_bytes: 0,
+                        held: Held::default(),
                         pty: None,
                         mode: Mode::Larval,
                         close_sent: false,
@@ -525,6 +530,7 @@ impl Connection {
             // The client hung up first: what was still queued is dropped.
             ch.pending.clear();
             ch.pending_bytes = 0;
+            ch.held.shrink(usize::MAX);
             let mut w = Writer::message(MSG_CHANNEL_CLOSE);
             w.u32(ch.remote);
             msgs.push(w.finish());
@@ -591,11 +597,15 @@ fn queue(ch: &mut Channel, data: Vec<u8>, msgs: &mut Vec<Vec<u8>>) {
     if data.is_empty() || ch.close_sent {
         return;
     }
+    // Past the channel's cap or what the process can hold, output is dropped (as when the
+    // client's window never opens, it would never be read).
     let room = MAX_PENDING.saturating_sub(ch.pending_bytes);
     let mut data = data;
-    data.truncate(room);
-    ch.pending_bytes += data.len();
-    ch.pending.push_back(Pending::Data(data, 0));
+    data.truncate(ch.held.grow(data.len().min(room)));
+    if !data.is_empty() {
+        ch.pending_bytes += data.len();
+        ch.pending.push_back(Pending::Data(data, 0));
+    }
     flush(ch, msgs);
 }
 
@@ -644,6 +654,7 @@ fn flush(ch: &mut Channel, msgs: &mut Vec<Vec<u8>>) {
                 *sent += n;
                 ch.window -= u32::try_from(n).unwrap_or(0);
                 ch.pending_bytes -= n;
+                ch.held.shrink(n);
                 if *sent >= buf.len() {
                     ch.pending.pop_front();
                 }

@@ -234,6 +234,27 @@ fn output_waits_for_the_clients_window() {
     );
 }
 
+/// Output waiting for a window holds memory from the process's pool, given back as it is sent.
+#[test]
+fn pending_output_is_held_from_the_memory_pool() {
+    let mut c = connection(false);
+    let id = open_session(&mut c, 10);
+    let cmd = Writer::new().string(b"echo 0123456789abcdef").finish();
+    run(&mut c, &channel_request(id, "exec", false, &cmd));
+    let ch = c.channels.values().next().unwrap();
+    assert_eq!((ch.pending_bytes, ch.held.bytes()), (7, 7));
+    run(
+        &mut c,
+        &Writer::message(MSG_CHANNEL_WINDOW_ADJUST)
+            .u32(id)
+            .u32(100)
+            .finish(),
+    );
+    if let Some(ch) = c.channels.values().next() {
+        assert_eq!((ch.pending_bytes, ch.held.bytes()), (0, 0));
+    }
+}
+
 #[test]
 fn forwarding_is_refused_and_logged() {
     let mut c = connection(true);
