@@ -17,11 +17,17 @@ pub enum Frame {
 #[derive(Debug)]
 pub struct Framer {
     buf: Vec<u8>,
+    /// `buf[..scanned]` holds no line end: a line fed a byte at a time is searched once, not
+    /// again from its start on every byte.
+    scanned: usize,
     command: Vec<u8>,
     /// Literal bytes still to read into `command`.
     literal: usize,
     max: usize,
     broken: bool,
+    /// Bytes searched for a line end, for the tests that bound it.
+    #[cfg(test)]
+    searched: usize,
 }
 
 /// `{123}` or `{123+}` at the end of a line: the size and whether it is non-synchronising.
@@ -44,10 +50,13 @@ impl Framer {
     pub fn new(max: usize) -> Self {
         Self {
             buf: Vec::new(),
+            scanned: 0,
             command: Vec::new(),
             literal: 0,
             max,
             broken: false,
+            #[cfg(test)]
+            searched: 0,
         }
     }
 
@@ -62,6 +71,12 @@ impl Framer {
         self.buf.len() + self.command.len()
     }
 
+    /// Bytes searched for a line end so far.
+    #[cfg(test)]
+    pub fn searched(&self) -> usize {
+        self.searched
+    }
+
     /// Feed bytes; returns what they complete, in order. After `TooLong` or
     /// `LiteralTooBig` nothing more is returned.
     pub fn push(&mut self, data: &[u8]) -> Vec<Frame> {
@@ -70,35 +85,47 @@ impl Framer {
             return frames;
         }
         self.buf.extend_from_slice(data);
+        // Consumed bytes are cut from the front once, after the loop: cutting each line as it
+        // was read moved the rest of the buffer once per line.
+        let mut at = 0;
         loop {
             if self.literal > 0 {
-                let take = self.literal.min(self.buf.len());
-                self.command.extend(self.buf.drain(..take));
+                let take = self.literal.min(self.buf.len() - at);
+                self.command.extend_from_slice(&self.buf[at..at + take]);
+                at += take;
                 self.literal -= take;
                 if self.literal > 0 {
                     break;
                 }
             }
-            let Some(end) = self.buf.iter().position(|&b| b == b'\n') else {
-                if self.command.len() + self.buf.len() > self.max {
+            let from = self.scanned.max(at);
+            let found = self.buf[from..].iter().position(|&b| b == b'\n');
+            #[cfg(test)]
+            {
+                self.searched += found.map_or(self.buf.len() - from, |i| i + 1);
+            }
+            let Some(end) = found.map(|i| from + i) else {
+                self.scanned = self.buf.len();
+                if self.command.len() + self.buf.len() - at > self.max {
                     self.fail(&mut frames, Frame::TooLong);
+                    return frames;
                 }
                 break;
             };
-            let mut line: Vec<u8> = self.buf.drain(..=end).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
+            let (start, mut stop) = (at, end);
+            at = end + 1;
+            if stop > start && self.buf[stop - 1] == b'\r' {
+                stop -= 1;
             }
-            if self.command.len() + line.len() > self.max {
+            if self.command.len() + (stop - start) > self.max {
                 self.fail(&mut frames, Frame::TooLong);
-                break;
+                return frames;
             }
-            self.command.extend_from_slice(&line);
-            match literal_marker(&line) {
+            self.command.extend_from_slice(&self.buf[start..stop]);
+            match literal_marker(&self.buf[start..stop]) {
                 Some((n, _)) if n > self.max.saturating_sub(self.command.len()) => {
                     self.fail(&mut frames, Frame::LiteralTooBig);
-                    break;
+                    return frames;
                 }
                 Some((n, plus)) => {
                     self.command.extend_from_slice(b"\r\n");
@@ -110,6 +137,8 @@ impl Framer {
                 None => frames.push(Frame::Command(std::mem::take(&mut self.command))),
             }
         }
+        self.buf.drain(..at);
+        self.scanned = self.scanned.saturating_sub(at);
         frames
     }
 
@@ -117,6 +146,7 @@ impl Framer {
         frames.push(frame);
         self.broken = true;
         self.buf = Vec::new();
+        self.scanned = 0;
         self.command = Vec::new();
     }
 }

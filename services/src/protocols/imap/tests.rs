@@ -504,6 +504,35 @@ fn byte_at_a_time_gives_the_same_result() {
     assert!(out.close);
 }
 
+/// A line fed a byte at a time is searched once, and a burst of short lines moves the rest of
+/// the buffer once, not once per line (both were quadratic in the buffered bytes).
+#[test]
+fn framing_work_is_linear_in_the_input() {
+    use super::syntax::{Frame, Framer};
+    let mut f = Framer::new(65_536);
+    let mut line = vec![b'x'; 60_000];
+    line.extend_from_slice(b"\r\n");
+    let mut frames = Vec::new();
+    for b in &line {
+        frames.extend(f.push(std::slice::from_ref(b)));
+    }
+    assert_eq!(frames, [Frame::Command(vec![b'x'; 60_000])]);
+    assert!(
+        f.searched() <= line.len(),
+        "{} bytes searched",
+        f.searched()
+    );
+    let mut f = Framer::new(65_536);
+    let burst = b"a NOOP\r\n".repeat(2_000);
+    assert_eq!(f.push(&burst).len(), 2_000);
+    assert!(
+        f.searched() <= burst.len(),
+        "{} bytes searched",
+        f.searched()
+    );
+    assert_eq!(f.pending(), 0);
+}
+
 #[test]
 fn hostile_sizes_end_the_connection() {
     let mut s = session();
