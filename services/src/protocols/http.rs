@@ -161,6 +161,9 @@ impl Protocol for Http {
         Box::new(HttpSession {
             site: self.clone(),
             buf: Vec::new(),
+            wait: None,
+            #[cfg(test)]
+            parses: 0,
             served: 0,
             port: conn.local.port(),
             done: false,
@@ -197,6 +200,11 @@ pub fn http_date(secs: i64) -> String {
 pub struct HttpSession {
     site: Http,
     buf: Vec<u8>,
+    /// What the buffered, incomplete request waits for before it is parsed again.
+    wait: Option<parse::Wait>,
+    /// Times the buffer was parsed, for the tests that bound it.
+    #[cfg(test)]
+    parses: usize,
     served: u32,
     port: u16,
     done: bool,
@@ -505,9 +513,23 @@ impl Session for HttpSession {
             .take_while(|pair| *pair == b"\r\n")
             .count();
         self.buf.drain(..blank * 2);
+        if let Some(wait) = self.wait
+            && blank == 0
+            && !wait.met(data, self.buf.len())
+        {
+            return;
+        }
+        self.wait = None;
         loop {
+            #[cfg(test)]
+            {
+                self.parses += 1;
+            }
             match parse::parse(&self.buf) {
-                Parsed::Incomplete => break,
+                Parsed::Incomplete(wait) => {
+                    self.wait = Some(wait);
+                    break;
+                }
                 Parsed::Request(req, used) => {
                     self.buf.drain(..used);
                     self.handle(&req, step);

@@ -47,10 +47,38 @@ impl Request {
 pub enum Parsed {
     /// A request and how many buffered bytes it used.
     Request(Request, usize),
-    /// More bytes are needed.
-    Incomplete,
+    /// More bytes are needed: parsing again before what [`Wait`] names arrives cannot succeed.
+    Incomplete(Wait),
     /// The request is unacceptable; answer with this status and close.
     Reject(u16, &'static str),
+}
+
+/// What an incomplete request waits for. Parsing starts again from the request line, so a
+/// request fed a byte at a time would otherwise be re-read (its headers, its whole chunked body)
+/// once per byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A line end, or the buffer growing past this length (then the line is too long).
+    Line { limit: usize },
+    /// The buffer holding this many bytes.
+    Len(usize),
+}
+
+impl Wait {
+    /// Whether `data`, just appended to make the buffer `len` bytes long, meets the wait.
+    pub fn met(self, data: &[u8], len: usize) -> bool {
+        match self {
+            Self::Line { limit } => len > limit || data.contains(&b'\n'),
+            Self::Len(n) => len >= n,
+        }
+    }
+}
+
+/// The wait for the rest of the line starting at `from` (at most `max` bytes long).
+fn line_wait(from: usize, max: usize) -> Parsed {
+    Parsed::Incomplete(Wait::Line {
+        limit: from.saturating_add(max),
+    })
 }
 
 fn line_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -75,7 +103,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         return if buf.len() - pos > MAX_LINE {
             Parsed::Reject(414, "request line too long")
         } else {
-            Parsed::Incomplete
+            line_wait(pos, MAX_LINE)
         };
     };
     if end - pos > MAX_LINE {
@@ -106,7 +134,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
             return if buf.len() - cursor > MAX_LINE {
                 Parsed::Reject(400, "header field too long")
             } else {
-                Parsed::Incomplete
+                line_wait(cursor, MAX_LINE)
             };
         };
         let raw = trim_cr(&buf[cursor..end]);
@@ -146,11 +174,11 @@ pub fn parse(buf: &[u8]) -> Parsed {
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     if chunked {
         return match dechunk(buf, cursor) {
-            Ok(Some((body, used))) => {
+            Ok(Ok((body, used))) => {
                 request.body = body;
                 Parsed::Request(request, used)
             }
-            Ok(None) => Parsed::Incomplete,
+            Ok(Err(wait)) => Parsed::Incomplete(wait),
             Err(status) => Parsed::Reject(status, "bad chunked body"),
         };
     }
@@ -163,23 +191,30 @@ pub fn parse(buf: &[u8]) -> Parsed {
         },
     };
     if buf.len() < cursor + length {
-        return Parsed::Incomplete;
+        return Parsed::Incomplete(Wait::Len(cursor + length));
     }
     request.body = buf[cursor..cursor + length].to_vec();
     Parsed::Request(request, cursor + length)
 }
 
-/// Decode a chunked body starting at `from`: `Ok(None)` until the last chunk and trailers
-/// are buffered.
-fn dechunk(buf: &[u8], from: usize) -> Result<Option<(Vec<u8>, usize)>, u16> {
-    let mut body = Vec::new();
+/// Longest chunk-size line.
+const MAX_CHUNK_LINE: usize = 64;
+
+/// Decode a chunked body starting at `from`: `Ok(Err(wait))` until the last chunk and trailers
+/// are buffered. The chunks' sizes are read before any byte is copied, so a wait costs a walk
+/// over the chunk lines, not a copy of the body.
+fn dechunk(buf: &[u8], from: usize) -> Result<Result<(Vec<u8>, usize), Wait>, u16> {
+    let mut chunks: Vec<(usize, usize)> = Vec::new();
+    let mut total = 0usize;
     let mut pos = from;
     loop {
         let Some(end) = line_end(buf, pos) else {
-            return if buf.len() - pos > 64 {
+            return if buf.len() - pos > MAX_CHUNK_LINE {
                 Err(400)
             } else {
-                Ok(None)
+                Ok(Err(Wait::Line {
+                    limit: pos + MAX_CHUNK_LINE,
+                }))
             };
         };
         let size_text = String::from_utf8_lossy(trim_cr(&buf[pos..end]));
@@ -190,28 +225,37 @@ fn dechunk(buf: &[u8], from: usize) -> Result<Option<(Vec<u8>, usize)>, u16> {
             // Trailers until an empty line.
             loop {
                 let Some(end) = line_end(buf, pos) else {
-                    return Ok(None);
+                    return Ok(Err(Wait::Line {
+                        limit: pos + MAX_LINE,
+                    }));
                 };
                 let empty = trim_cr(&buf[pos..end]).is_empty();
+                if !empty && end - pos > MAX_LINE {
+                    return Err(400);
+                }
                 pos = end + 1;
                 if empty {
-                    return Ok(Some((body, pos)));
+                    let mut body = Vec::with_capacity(total);
+                    for (start, len) in chunks {
+                        body.extend_from_slice(&buf[start..start + len]);
+                    }
+                    return Ok(Ok((body, pos)));
                 }
             }
         }
         // `size` is the peer's (up to 2^64 - 1): compared so nothing can overflow.
-        if size > MAX_BODY.saturating_sub(body.len()) {
+        if size > MAX_BODY.saturating_sub(total) {
             return Err(413);
         }
         if buf.len() < pos + size + 2 {
-            return Ok(None);
+            return Ok(Err(Wait::Len(pos + size + 2)));
         }
-        body.extend_from_slice(&buf[pos..pos + size]);
+        chunks.push((pos, size));
+        total += size;
         pos += size;
         match buf.get(pos..pos + 2) {
             Some(b"\r\n") => pos += 2,
-            Some(_) => return Err(400),
-            None => return Ok(None),
+            _ => return Err(400),
         }
     }
 }
@@ -293,7 +337,7 @@ mod tests {
         assert_eq!(n, 71, "the trailing GET stays buffered");
         assert_eq!(
             parse(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"),
-            Parsed::Incomplete
+            Parsed::Incomplete(Wait::Len(49))
         );
     }
 

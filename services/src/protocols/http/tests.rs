@@ -15,6 +15,8 @@ fn session(env: &[(&str, &str)]) -> HttpSession {
     HttpSession {
         site,
         buf: Vec::new(),
+        wait: None,
+        parses: 0,
         served: 0,
         port: 80,
         done: false,
@@ -235,4 +237,51 @@ fn leading_empty_lines_do_not_accumulate() {
     assert!(s.buf.is_empty(), "{} bytes held", s.buf.len());
     let (text, _) = drive(&mut s, b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(text.starts_with("HTTP/1.1 "), "{text}");
+}
+
+/// Requests fed in pieces of any size are answered as when fed whole, and a request fed a
+/// byte at a time is parsed a few times per line or chunk, not once per byte (every parse
+/// re-reads the request from its first byte: a chunked body of 1 MiB sent a byte at a time
+/// cost a core for hours).
+#[test]
+fn requests_in_pieces_are_answered_alike_and_parsed_once_per_line_or_chunk() {
+    let mut chunked =
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for i in 0..64u8 {
+        chunked.extend_from_slice(b"400\r\n");
+        chunked.extend(std::iter::repeat_n(b'a' + i % 26, 1024));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\nX-Trailer: 1\r\n\r\n");
+    let inputs: Vec<Vec<u8>> = vec![
+        b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.0\r\n\r\n".to_vec(),
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nuser=rootGET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        chunked.clone(),
+    ];
+    for input in &inputs {
+        let mut whole = session(&[]);
+        let (expected, expected_step) = drive(&mut whole, input);
+        for piece in [1, 2, 7, 100] {
+            let mut s = session(&[]);
+            let mut out = String::new();
+            let mut events = Vec::new();
+            for part in input.chunks(piece) {
+                let (text, step) = drive(&mut s, part);
+                out.push_str(&text);
+                events.extend(step.events);
+            }
+            assert_eq!(out, expected, "in pieces of {piece}");
+            assert_eq!(events, expected_step.events, "in pieces of {piece}");
+        }
+    }
+    let mut s = session(&[]);
+    for b in &chunked {
+        drive(&mut s, std::slice::from_ref(b));
+    }
+    assert!(
+        s.parses < 300,
+        "{} parses for {} bytes",
+        s.parses,
+        chunked.len()
+    );
 }
