@@ -18,6 +18,7 @@ pub mod sasl;
 pub mod smtp;
 pub mod ssh;
 pub mod telnet;
+pub mod wait;
 
 /// Slugs this build emulates.
 #[cfg(feature = "tls")]

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use super::wait::Wait;
+
 use decnet_store::Severity;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -161,6 +163,9 @@ impl Protocol for Redis {
         Box::new(RedisSession {
             server: self.clone(),
             buf: Vec::new(),
+            wait: None,
+            #[cfg(test)]
+            parses: 0,
             writes: BTreeMap::new(),
             peer: conn.peer.to_string(),
             closed: false,
@@ -173,6 +178,11 @@ impl Protocol for Redis {
 pub struct RedisSession {
     server: Redis,
     buf: Vec<u8>,
+    /// What the buffered, incomplete command waits for before it is parsed again.
+    wait: Option<Wait>,
+    /// Times the buffer was parsed, for the tests that bound it.
+    #[cfg(test)]
+    parses: usize,
     writes: BTreeMap<String, Value>,
     peer: String,
     closed: bool,
@@ -180,7 +190,8 @@ pub struct RedisSession {
 
 enum Parse {
     Command(Vec<Vec<u8>>, usize),
-    Incomplete,
+    /// Parsing again before this arrives cannot succeed.
+    Incomplete(Wait),
     Error(&'static str),
 }
 
@@ -202,7 +213,7 @@ fn parse(buf: &[u8]) -> Parse {
             return if buf.len() > MAX_INLINE {
                 Parse::Error("too big inline request")
             } else {
-                Parse::Incomplete
+                Parse::Incomplete(Wait::Line { limit: MAX_INLINE })
             };
         };
         let line = String::from_utf8_lossy(&buf[..end]);
@@ -216,7 +227,7 @@ fn parse(buf: &[u8]) -> Parse {
         return if buf.len() > MAX_INLINE {
             Parse::Error("too big mbulk count string")
         } else {
-            Parse::Incomplete
+            Parse::Incomplete(Wait::Line { limit: MAX_INLINE })
         };
     };
     let Some(count) = parse_len(&buf[1..eol]) else {
@@ -234,7 +245,7 @@ fn parse(buf: &[u8]) -> Parse {
     let mut args: Vec<(usize, usize)> = Vec::new();
     for _ in 0..count {
         match buf.get(pos) {
-            None => return Parse::Incomplete,
+            None => return Parse::Incomplete(Wait::Len(pos + 1)),
             Some(b'$') => {}
             Some(_) => return Parse::Error("expected '$'"),
         }
@@ -242,7 +253,7 @@ fn parse(buf: &[u8]) -> Parse {
             return if buf.len() - pos > 32 {
                 Parse::Error("invalid bulk length")
             } else {
-                Parse::Incomplete
+                Parse::Incomplete(Wait::Line { limit: pos + 32 })
             };
         };
         let len = match parse_len(&buf[pos + 1..eol]) {
@@ -251,7 +262,7 @@ fn parse(buf: &[u8]) -> Parse {
         };
         let start = eol + 2;
         if buf.len() < start + len + 2 {
-            return Parse::Incomplete;
+            return Parse::Incomplete(Wait::Len(start + len + 2));
         }
         args.push((start, len));
         pos = start + len + 2;
@@ -566,11 +577,25 @@ impl Session for RedisSession {
             return;
         }
         self.buf.extend_from_slice(data);
+        if self.wait.is_some_and(|w| !w.met(data, self.buf.len())) {
+            return;
+        }
+        self.wait = None;
+        // Commands are cut from the front once, after the loop: cutting each as it was read
+        // moved the rest of a pipelined burst once per command.
+        let mut at = 0;
         loop {
-            match parse(&self.buf) {
-                Parse::Incomplete => break,
+            #[cfg(test)]
+            {
+                self.parses += 1;
+            }
+            match parse(&self.buf[at..]) {
+                Parse::Incomplete(wait) => {
+                    self.wait = Some(wait);
+                    break;
+                }
                 Parse::Command(args, used) => {
-                    self.buf.drain(..used);
+                    at += used;
                     self.execute(&args, step);
                     if step.close {
                         self.closed = true;
@@ -583,10 +608,11 @@ impl Session for RedisSession {
                     step.close();
                     self.closed = true;
                     self.buf.clear();
-                    break;
+                    return;
                 }
             }
         }
+        self.buf.drain(..at);
     }
 }
 

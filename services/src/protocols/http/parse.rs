@@ -8,6 +8,8 @@ pub const MAX_FIELDS: usize = 100;
 /// Largest body read; a longer one is refused with 413.
 pub const MAX_BODY: usize = 1024 * 1024;
 
+pub use crate::protocols::wait::Wait;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
@@ -51,27 +53,6 @@ pub enum Parsed {
     Incomplete(Wait),
     /// The request is unacceptable; answer with this status and close.
     Reject(u16, &'static str),
-}
-
-/// What an incomplete request waits for. Parsing starts again from the request line, so a
-/// request fed a byte at a time would otherwise be re-read (its headers, its whole chunked body)
-/// once per byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// A line end, or the buffer growing past this length (then the line is too long).
-    Line { limit: usize },
-    /// The buffer holding this many bytes.
-    Len(usize),
-}
-
-impl Wait {
-    /// Whether `data`, just appended to make the buffer `len` bytes long, meets the wait.
-    pub fn met(self, data: &[u8], len: usize) -> bool {
-        match self {
-            Self::Line { limit } => len > limit || data.contains(&b'\n'),
-            Self::Len(n) => len >= n,
-        }
-    }
 }
 
 /// The wait for the rest of the line starting at `from` (at most `max` bytes long).

@@ -12,6 +12,8 @@ fn session() -> RedisSession {
     let mut s = RedisSession {
         server: redis,
         buf: Vec::new(),
+        wait: None,
+        parses: 0,
         writes: BTreeMap::new(),
         peer: conn.peer.to_string(),
         closed: false,
@@ -215,4 +217,36 @@ fn pipelined_keys_over_long_names_stop_at_the_output_cap() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A command fed a byte at a time is parsed a few times per argument, not once per byte (each
+/// parse walks every argument received so far), and answered as when fed whole; a pipelined
+/// burst is answered in order.
+#[test]
+fn commands_in_pieces_are_parsed_once_per_argument() {
+    let mut input = b"*1024\r\n".to_vec();
+    for i in 0..1023 {
+        input.extend_from_slice(format!("$3\r\nk{:02}\r\n", i % 100).as_bytes());
+    }
+    input.extend_from_slice(b"$2048\r\n");
+    input.extend(std::iter::repeat_n(b'v', 2048));
+    input.extend_from_slice(b"\r\nPING\r\n*1\r\n$4\r\nPING\r\n");
+    let mut whole = session();
+    let expected = drive(&mut whole, &input);
+    for piece in [1, 3, 64] {
+        let mut s = session();
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        for part in input.chunks(piece) {
+            let step = drive(&mut s, part);
+            out.extend(step.out);
+            events.extend(step.events);
+        }
+        assert_eq!(out, expected.out, "in pieces of {piece}");
+        assert_eq!(events, expected.events, "in pieces of {piece}");
+        if piece == 1 {
+            assert!(s.parses < 4 * 1024 + 100, "{} parses", s.parses);
+        }
+    }
+    assert!(String::from_utf8_lossy(&expected.out).ends_with("+PONG\r\n+PONG\r\n"));
 }
