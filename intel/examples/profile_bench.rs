@@ -10,7 +10,7 @@
 //!   (defaults 2,000 ms and 500,000, as `decnet profiler`).
 //!
 //! `PAD=N` (environment) pads every command and password with N distinct bytes, for `engine`
-//! and `fill`.
+//! and `fill`; `MAX_CACHED_MIB=N` bounds the profiler's cache (default 1,024 MiB).
 //!
 //! Each prints events/s and the process's peak RSS (VmHWM).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -128,6 +128,17 @@ fn db_url(db: &str) -> String {
     }
 }
 
+/// The profiler's settings: the defaults, with `MAX_CACHED_MIB` (environment) as the cache's
+/// byte bound when set.
+fn config() -> Config {
+    let mut config = Config::default();
+    if let Ok(mib) = std::env::var("MAX_CACHED_MIB") {
+        let mib: usize = mib.parse().expect("MAX_CACHED_MIB is a number of MiB");
+        config.max_cached_bytes = mib << 20;
+    }
+    config
+}
+
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -151,7 +162,7 @@ fn main() {
             let n: u64 = args.get(2).expect(usage).parse().unwrap();
             let ips: u64 = args.get(3).expect(usage).parse().unwrap();
             let mut g = Gen::new(ips);
-            let mut p = Profiler::new(Config::default());
+            let mut p = Profiler::new(config());
             let started = Instant::now();
             let mut rows = 0usize;
             for i in 0..n {
@@ -203,7 +214,7 @@ fn main() {
             let commit_ms: u64 = args.get(4).map_or(2_000, |b| b.parse().unwrap());
             rt.block_on(async {
                 let repo = SqlRepository::connect(&db_url(db)).await.unwrap();
-                let mut w = Worker::open(repo, Config::default(), batch)
+                let mut w = Worker::open(repo, config(), batch)
                     .await
                     .unwrap()
                     .with_commit_interval(std::time::Duration::from_millis(commit_ms));

@@ -440,6 +440,9 @@ pub struct Profiler {
     taken: HashSet<IpAddr, RandomState>,
     /// Sum of the states' [`AttackerState::weight`].
     held_bytes: usize,
+    /// Estimated bytes the states grew by since the last [`Self::take_changes`] (new
+    /// attackers and sessions, commands and credentials).
+    grown_bytes: usize,
     /// Attackers evicted with sessions still open, and when the last of those was active:
     /// restored ([`Self::take_dormant_due`]) once that is a session gap ago.
     dormant: HashMap<IpAddr, i64, RandomState>,
@@ -456,6 +459,8 @@ pub struct Profiler {
 /// Most attackers remembered only by address while their sessions stay open; past it, one
 /// evicted with open sessions has them ended when it comes back or the profiler restarts.
 const MAX_DORMANT: usize = 1 << 20;
+/// What a new attacker's state holds before any list grows (its strings, maps and vectors).
+const NEW_ATTACKER_BYTES: usize = 1024;
 /// Most dormant attackers restored in one batch to end their sessions.
 pub const MAX_DORMANT_RESTORES: usize = 10_000;
 
@@ -832,6 +837,7 @@ impl Profiler {
             with_open_sessions: HashSet::default(),
             taken: HashSet::default(),
             held_bytes: 0,
+            grown_bytes: 0,
             dormant: HashMap::default(),
             closed_sessions: Vec::new(),
             bounties: Vec::new(),
@@ -982,6 +988,14 @@ impl Profiler {
         self.held_bytes
     }
 
+    /// Estimated bytes the attackers in memory hold now, with what they gained since the last
+    /// [`Self::take_changes`]: a caller ends its batch once this passes
+    /// [`Config::max_cached_bytes`], since written attackers can leave memory only after the
+    /// batch that touched them is written.
+    pub fn memory_estimate(&self) -> usize {
+        self.held_bytes.saturating_add(self.grown_bytes)
+    }
+
     /// Attackers in memory.
     pub fn attackers(&self) -> impl Iterator<Item = &AttackerState> {
         self.states.values()
@@ -1048,10 +1062,11 @@ impl Profiler {
         };
         self.events_seen += 1;
         let gap = self.config.session_gap_ns;
-        let st = self
-            .states
-            .entry(addr)
-            .or_insert_with(|| AttackerState::new(&addr.to_string()));
+        let grown = &mut self.grown_bytes;
+        let st = self.states.entry(addr).or_insert_with(|| {
+            *grown += NEW_ATTACKER_BYTES;
+            AttackerState::new(&addr.to_string())
+        });
         self.dirty.insert(addr);
 
         let credential = bounty::credential(e);
@@ -1140,6 +1155,7 @@ impl Profiler {
         if let Some(cmd) = &command {
             st.command_count += 1;
             if st.commands.len() < MAX_COMMANDS {
+                *grown += cmd.len() + e.decky.len() + e.service.len() + 80;
                 st.commands.push(CommandRec {
                     service: e.service.clone(),
                     decky: e.decky.clone(),
@@ -1314,6 +1330,7 @@ impl Profiler {
                     self.closed_sessions.push(old.row(&st.ip, true));
                 }
                 let (decky, service) = (clip(&e.decky), clip(&e.service));
+                *grown += 256 + decky.len() + service.len();
                 st.sessions.push(OpenSession {
                     id: hex_id(&[&st.ip, &e.decky, &e.service, &e.ts_ns.to_string()], 32),
                     key: session_key(&decky, &service),
@@ -1344,6 +1361,7 @@ impl Profiler {
         if let Some(cmd) = command
             && s.commands.len() < MAX_SESSION_COMMANDS
         {
+            *grown += cmd.len() + 4;
             s.commands.push(&cmd);
             s.lists_changed = true;
         }
@@ -1353,6 +1371,7 @@ impl Profiler {
         if let Some(c) = credential
             && s.credentials.len() < MAX_SESSION_CREDENTIALS
         {
+            *grown += c.username.len() + c.secret.len() + 96;
             s.lists_changed = true;
             s.credentials.push(&CredentialJson {
                 secret: clipped(&c.secret),
@@ -1411,6 +1430,8 @@ impl Profiler {
     /// and saved state), sessions ended or updated, and new bounties.
     pub fn take_changes(&mut self) -> Result<Changes, IntelError> {
         self.close_idle();
+        // Each dirty attacker's weight is measured again below.
+        self.grown_bytes = 0;
         let mut dirty: Vec<IpAddr> = std::mem::take(&mut self.dirty).into_iter().collect();
         dirty.sort_unstable();
         self.taken.clear();
@@ -1724,6 +1745,29 @@ mod tests {
         let big = p.attacker("192.0.2.9").unwrap().weight;
         let small = p.attacker("192.0.2.1").unwrap().weight;
         assert!(big > 100 * 1000 && small < 4096, "{big} {small}");
+    }
+
+    #[test]
+    fn what_a_batch_adds_counts_before_it_is_written() {
+        let mut p = Profiler::new(Config::default());
+        assert_eq!(p.memory_estimate(), 0);
+        let long = "x".repeat(1000);
+        for t in 0..20 {
+            p.feed(&ev(t, "192.0.2.9", "command", &[("cmd", &long)]));
+        }
+        // 20 commands in the state and 20 in the session, before any of it is saved.
+        let before = p.memory_estimate();
+        assert!(before > 40 * 1000, "{before}");
+        assert_eq!(p.cached_bytes(), 0);
+        p.take_changes().unwrap();
+        // Once written, the measured weight replaces the estimate.
+        assert_eq!(p.memory_estimate(), p.cached_bytes());
+        assert!(p.cached_bytes() > 40 * 1000);
+        assert!(
+            p.cached_bytes() < 2 * before,
+            "{} {before}",
+            p.cached_bytes()
+        );
     }
 
     #[test]

@@ -167,8 +167,10 @@ impl Worker {
         Ok(step)
     }
 
-    /// Read pages after `after` until `batch` events, the commit interval or the end of the
-    /// table, feeding each to the engine (attackers not in memory are restored first).
+    /// Read pages after `after` until `batch` events, the commit interval, the end of the
+    /// table, or the attackers in memory reaching the cache's byte bound (they can leave
+    /// memory only once written), feeding each to the engine (attackers not in memory are
+    /// restored first).
     async fn feed_batch(&mut self, after: i64) -> Result<Fed, IntelError> {
         let started = Instant::now();
         let mut events = 0usize;
@@ -194,6 +196,7 @@ impl Worker {
                 && want > 0
                 && started.elapsed() < self.commit_interval
                 && self.engine.pending_bounty_bytes() < MAX_PENDING_BOUNTY_BYTES
+                && self.engine.memory_estimate() < self.engine.config().max_cached_bytes
             {
                 next = Some(self.read_ahead(page_last, want));
             }
