@@ -240,34 +240,30 @@ impl LoginLimiter {
         }
     }
 
-    /// Seconds to wait before `key` may try again, or `None` when allowed.
-    pub fn blocked(&self, key: &str) -> Option<u64> {
+    /// Count an attempt by `key` now, before its password is checked: `Err(seconds to wait)`
+    /// when `key` already made the most attempts the window allows. Counting only failures,
+    /// after the check, let attempts sent at once all pass the limit before any was counted
+    /// (hundreds of guesses per window from one address); a success clears the key.
+    pub fn attempt(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut map = self
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let list = map.get_mut(key)?;
-        list.retain(|t| now.duration_since(*t) < self.window);
-        if list.len() >= self.max_failures {
-            let oldest = list.first().copied().unwrap_or(now);
-            let wait = self.window.saturating_sub(now.duration_since(oldest));
-            return Some(wait.as_secs().max(1));
+        if let Some(list) = map.get_mut(key) {
+            list.retain(|t| now.duration_since(*t) < self.window);
+            if list.len() >= self.max_failures {
+                let oldest = list.first().copied().unwrap_or(now);
+                let wait = self.window.saturating_sub(now.duration_since(oldest));
+                return Err(wait.as_secs().max(1));
+            }
         }
-        None
-    }
-
-    pub fn fail(&self, key: &str) {
-        let now = Instant::now();
-        let mut map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= LIMITER_KEYS {
             let window = self.window;
             map.retain(|_, l| l.last().is_some_and(|t| now.duration_since(*t) < window));
         }
         map.entry(key.to_owned()).or_default().push(now);
+        Ok(())
     }
 
     pub fn clear(&self, key: &str) {
@@ -275,6 +271,45 @@ impl LoginLimiter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key);
+    }
+}
+
+/// Password hashing (argon2: ~19 MiB and tens of milliseconds each) at most `permits` at a
+/// time, with at most `queue` more waiting: a burst of logins once ran one hash per request,
+/// and a thousand at once took gigabytes.
+#[derive(Debug)]
+pub struct PasswordGate {
+    permits: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    queue: usize,
+}
+
+/// The gate is full: try again shortly.
+#[derive(Debug)]
+pub struct GateFull;
+
+impl PasswordGate {
+    pub fn new(permits: usize, queue: usize) -> Self {
+        Self {
+            permits: tokio::sync::Semaphore::new(permits),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            queue,
+        }
+    }
+
+    /// A place to hash in, once one is free; `Err` at once when the queue is full too.
+    pub async fn enter(&self) -> Result<tokio::sync::SemaphorePermit<'_>, GateFull> {
+        use std::sync::atomic::Ordering;
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(GateFull);
+        }
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        permit.map_err(|_| GateFull)
     }
 }
 
@@ -484,15 +519,35 @@ mod tests {
     }
 
     #[test]
-    fn limiter_blocks_after_failures_and_clears() {
+    fn limiter_blocks_after_attempts_and_clears() {
         let l = LoginLimiter::new(3, Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(l.blocked("k").is_none());
-            l.fail("k");
+            assert!(l.attempt("k").is_ok());
         }
-        assert!(l.blocked("k").is_some());
+        assert!(l.attempt("k").is_err());
+        assert!(l.attempt("other").is_ok());
         l.clear("k");
-        assert!(l.blocked("k").is_none());
+        assert!(l.attempt("k").is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_password_gate_admits_a_few_and_queues_a_few_more() {
+        let gate = std::sync::Arc::new(PasswordGate::new(2, 2));
+        let first = gate.enter().await.ok();
+        let second = gate.enter().await.ok();
+        assert!(first.is_some() && second.is_some());
+        // Two more may wait for a place; a fifth is turned away at once.
+        let (g3, g4) = (gate.clone(), gate.clone());
+        let third = tokio::spawn(async move { g3.enter().await.map(drop) });
+        let fourth = tokio::spawn(async move { g4.enter().await.map(drop) });
+        while gate.waiting.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(gate.enter().await.is_err());
+        drop(first);
+        drop(second);
+        assert!(third.await.unwrap().is_ok() && fourth.await.unwrap().is_ok());
+        assert!(gate.enter().await.is_ok());
     }
 
     #[test]

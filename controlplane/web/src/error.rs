@@ -28,6 +28,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("too many failed logins; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    #[error("too many password checks at once; retry in {retry_after} s")]
+    Busy { retry_after: u64 },
     #[error("{0}")]
     NotImplemented(String),
     #[error("internal error: {0}")]
@@ -43,6 +45,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -57,6 +60,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooManyRequests { .. } => "rate_limited",
+            Self::Busy { .. } => "busy",
             Self::NotImplemented(_) => "not_implemented",
             Self::Internal(_) => "internal",
         }
@@ -105,7 +109,7 @@ impl IntoResponse for ApiError {
         });
         let mut response = (self.status(), Json(body)).into_response();
         match &self {
-            Self::TooManyRequests { retry_after } => {
+            Self::TooManyRequests { retry_after } | Self::Busy { retry_after } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
                 }

@@ -61,19 +61,35 @@ pub fn api() -> Router<AppState> {
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
 }
 
-/// argon2 costs tens of milliseconds of CPU: run it off the async workers.
+/// Every argon2 computation of the process passes this gate: two at a time (one per core),
+/// 32 more waiting, the rest answered 503 at once.
+static PASSWORD_GATE: std::sync::LazyLock<auth::PasswordGate> =
+    std::sync::LazyLock::new(|| auth::PasswordGate::new(2, 32));
+
+/// A place at the gate, or 503 with a short `Retry-After`.
+async fn password_place() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    PASSWORD_GATE
+        .enter()
+        .await
+        .map_err(|_| ApiError::Busy { retry_after: 1 })
+}
+
+/// argon2 costs tens of milliseconds of CPU: run it off the async workers, through the gate.
 pub(crate) async fn hash_blocking(password: String) -> Result<String, ApiError> {
+    let _place = password_place().await?;
     tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(ApiError::Internal)
 }
 
-/// Verify off the async workers; with no hash (unknown user) a dummy hash is checked so an
-/// unknown username costs the same time as a wrong password (no user enumeration by timing).
-async fn verify_blocking(password: String, hash: Option<String>) -> bool {
+/// Verify off the async workers, through the gate; with no hash (unknown user) a dummy hash
+/// is checked so an unknown username costs the same time as a wrong password (no user
+/// enumeration by timing).
+async fn verify_blocking(password: String, hash: Option<String>) -> Result<bool, ApiError> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    tokio::task::spawn_blocking(move || match hash {
+    let _place = password_place().await?;
+    Ok(tokio::task::spawn_blocking(move || match hash {
         Some(h) => auth::verify_password(&password, &h),
         None => {
             let dummy =
@@ -83,7 +99,19 @@ async fn verify_blocking(password: String, hash: Option<String>) -> bool {
         }
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false))
+}
+
+/// The login limiter's key for an address: an IPv6 /64 counts as one (a single host can pick
+/// a new address in its /64 for every attempt).
+pub(crate) fn login_ip_key(ip: std::net::IpAddr) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !u128::from(u64::MAX);
+            format!("{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+    }
 }
 
 fn user_json(u: &User) -> Value {
@@ -153,12 +181,13 @@ async fn login(
 ) -> Result<Json<Value>, ApiError> {
     check_len("username", &body.username, 1, 64)?;
     check_len("password", &body.password, 1, MAX_PASSWORD)?;
-    let ip_key = peer.ip().to_string();
+    let ip_key = login_ip_key(peer.ip());
     let user_key = body.username.to_lowercase();
-    if let Some(wait) = state
+    // Counted before the check, so attempts sent at once cannot all pass the limit.
+    if let Err(wait) = state
         .ip_limiter
-        .blocked(&ip_key)
-        .or_else(|| state.user_limiter.blocked(&user_key))
+        .attempt(&ip_key)
+        .and_then(|()| state.user_limiter.attempt(&user_key))
     {
         state
             .metrics
@@ -171,10 +200,8 @@ async fn login(
         body.password,
         user.as_ref().map(|u| u.password_hash.clone()),
     )
-    .await;
+    .await?;
     let Some(user) = user.filter(|_| ok) else {
-        state.ip_limiter.fail(&ip_key);
-        state.user_limiter.fail(&user_key);
         state.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(peer = %peer.ip(), username = %body.username, "failed login");
         return Err(ApiError::Unauthorized("wrong username or password".into()));
@@ -222,7 +249,7 @@ async fn change_password(
     check_len("old_password", &body.old_password, 1, MAX_PASSWORD)?;
     // The old password first: "must differ" is only news to someone who knows it.
     let same = body.old_password == body.new_password;
-    if !verify_blocking(body.old_password, Some(who.user.password_hash.clone())).await {
+    if !verify_blocking(body.old_password, Some(who.user.password_hash.clone())).await? {
         return Err(ApiError::Unauthorized("the old password is wrong".into()));
     }
     if same {

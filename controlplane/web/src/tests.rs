@@ -19,7 +19,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use crate::{AppState, WebConfig, openapi::ROUTES, router};
+use crate::{AppState, WebConfig, openapi::ROUTES, router, routes::login_ip_key};
 
 const ADMIN_PW: &str = "first-admin-pw";
 const NEW_PW: &str = "changed-admin-pw";
@@ -396,6 +396,48 @@ async fn login_is_rate_limited_per_ip_and_per_user() {
     )
     .await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Attempts sent at once are counted before any password is checked: only the window's five
+/// reach the check (all twenty did when only failures were counted, after the check), and an
+/// IPv6 /64 counts as one address.
+#[tokio::test]
+async fn logins_sent_at_once_cannot_pass_the_limit() {
+    let s = setup().await;
+    let bad = json!({"username": "admin", "password": "guess"});
+    let attempts = (0..20).map(|_| {
+        call_full(
+            &s.app,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(bad.clone()),
+            [10, 0, 0, 9],
+        )
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|(st, _, _)| st)
+        .collect();
+    let checked = statuses
+        .iter()
+        .filter(|st| **st == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|st| **st == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, throttled), (5, 15), "{statuses:?}");
+    assert_eq!(
+        login_ip_key("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+        "2001:db8:1:2::/64"
+    );
+    assert_eq!(
+        login_ip_key("2001:db8:1:2:ffff::1".parse().unwrap()),
+        login_ip_key("2001:db8:1:2::9".parse().unwrap())
+    );
+    assert_eq!(login_ip_key("::ffff:10.0.0.9".parse().unwrap()), "10.0.0.9");
 }
 
 #[tokio::test]
