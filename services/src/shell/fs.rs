@@ -2,7 +2,7 @@
 //! hostname, kernel) so two hosts never look identical, with bait worth stealing. Writes go to
 //! a bounded in-memory overlay that lives as long as the session.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -12,7 +12,12 @@ pub const MAX_OVERLAY_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     Dir,
-    File { content: Vec<u8>, mode: u32 },
+    /// Shared, so listing a directory, opening a file for reading or stat-ing one copies a
+    /// pointer, not the (up to 4 MiB) content.
+    File {
+        content: Arc<[u8]>,
+        mode: u32,
+    },
 }
 
 /// Everything a host persona needs to build its filesystem.
@@ -260,7 +265,7 @@ impl FakeFs {
             fs.nodes.insert(
                 path,
                 Node::File {
-                    content: content.into_bytes(),
+                    content: content.into_bytes().into(),
                     mode,
                 },
             );
@@ -296,17 +301,12 @@ impl FakeFs {
         let parent = path
             .rsplit_once('/')
             .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
-        if !self.is_dir(parent) || self.is_dir(path) {
+        if !self.is_dir(parent) || self.is_dir(path) || !name_fits(path) {
             return false;
         }
-        let old = match self.nodes.get(path) {
-            Some(Node::File { content, .. }) => content.clone(),
-            _ => Vec::new(),
-        };
-        let new = if append {
-            [old.as_slice(), content.as_slice()].concat()
-        } else {
-            content
+        let new = match self.nodes.get(path) {
+            Some(Node::File { content: old, .. }) if append => [old, content.as_slice()].concat(),
+            _ => content,
         };
         if self.overlay_bytes + new.len() > MAX_OVERLAY_BYTES {
             return false;
@@ -315,7 +315,7 @@ impl FakeFs {
         self.nodes.insert(
             path.to_owned(),
             Node::File {
-                content: new,
+                content: new.into(),
                 mode: 0o644,
             },
         );
@@ -326,9 +326,17 @@ impl FakeFs {
         let parent = path
             .rsplit_once('/')
             .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
-        if !self.is_dir(parent) || self.nodes.contains_key(path) || self.nodes.len() > 10_000 {
+        if !self.is_dir(parent)
+            || self.nodes.contains_key(path)
+            || self.nodes.len() > 10_000
+            || !name_fits(path)
+            || self.overlay_bytes + path.len() > MAX_OVERLAY_BYTES
+        {
             return false;
         }
+        // Names count against the overlay too: 10,000 directories of 4 KiB paths each would
+        // otherwise hold 40 MiB.
+        self.overlay_bytes += path.len();
         self.nodes.insert(path.to_owned(), Node::Dir);
         true
     }
@@ -341,9 +349,30 @@ impl FakeFs {
     }
 }
 
+/// Linux's `PATH_MAX` (4096) and `NAME_MAX` (255): a longer path cannot be created, so the
+/// working directory (in every prompt and `command` event) stays short.
+fn name_fits(path: &str) -> bool {
+    path.len() < 4096 && path.split('/').all(|name| name.len() <= 255)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_past_linux_limits_cannot_be_created() {
+        let mut fs = FakeFs::for_host(&host("web1"));
+        let long = "a".repeat(256);
+        assert!(!fs.mkdir(&format!("/tmp/{long}")));
+        assert!(!fs.write(&format!("/tmp/{long}"), b"x".to_vec(), false));
+        let name = "a".repeat(255);
+        let mut path = "/tmp".to_owned();
+        while path.len() + 256 < 4096 {
+            path = format!("{path}/{name}");
+            assert!(fs.mkdir(&path), "{}", path.len());
+        }
+        assert!(!fs.mkdir(&format!("{path}/{name}")), "past PATH_MAX");
+    }
 
     fn host(name: &str) -> HostInfo {
         HostInfo {

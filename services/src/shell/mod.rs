@@ -15,6 +15,8 @@ const MAX_OUTPUT: usize = 256 * 1024;
 /// (which the overlay caps at [`fs::MAX_OVERLAY_BYTES`]): `cat b b b …` over a 4 MB file once
 /// built gigabytes before the output cap applied.
 const MAX_BUILT: usize = fs::MAX_OVERLAY_BYTES + MAX_OUTPUT;
+/// Bytes the commands and filters of one line may produce between them.
+const MAX_LINE_WORK: usize = 4 * MAX_BUILT;
 /// History entries kept per session.
 const MAX_HISTORY: usize = 1000;
 
@@ -51,6 +53,8 @@ pub struct Shell {
     history: Vec<String>,
     /// Seconds since boot at login, for `uptime`/`w`.
     uptime: u64,
+    /// Bytes produced so far by the line being run ([`MAX_LINE_WORK`]).
+    work: usize,
 }
 
 impl Shell {
@@ -71,6 +75,7 @@ impl Shell {
             fs,
             history: Vec::new(),
             uptime,
+            work: 0,
         }
     }
 
@@ -142,7 +147,14 @@ impl Shell {
                 ("user", &self.user.clone()),
             ],
         );
+        self.work = 0;
         for part in split_sequence(line) {
+            if self.work > MAX_LINE_WORK {
+                // What a box out of memory answers; 4 KiB of `cat big big|x|x…` or
+                // `cat big big > f;` once copied gigabytes for one line.
+                out.text.push_str("-bash: fork: Cannot allocate memory\n");
+                break;
+            }
             self.run_pipeline(&part, &mut out);
             if out.exit || out.text.len() > MAX_OUTPUT {
                 break;
@@ -171,8 +183,13 @@ impl Shell {
         let mut stages = line.split('|').map(str::trim);
         let first = stages.next().unwrap_or_default();
         let mut text = self.command(first, out);
+        self.work += text.len();
         for filter in stages {
-            text = apply_filter(filter, &text);
+            if self.work > MAX_LINE_WORK {
+                break;
+            }
+            self.work += text.len();
+            text = apply_filter(filter, text);
         }
         match redirect {
             Some((target, append)) if !target.is_empty() => {
@@ -263,7 +280,7 @@ impl Shell {
                     match self.fs.get(&path) {
                         Some(Node::File { content, .. }) => {
                             let body = String::from_utf8_lossy(content).into_owned();
-                            text.push_str(&if cmd == "head" { apply_filter("head", &body) } else if cmd == "tail" { apply_filter("tail", &body) } else { body });
+                            text.push_str(&if cmd == "head" { apply_filter("head", body) } else if cmd == "tail" { apply_filter("tail", body) } else { body });
                             if path.contains(".aws") || path.contains("shadow") || path.ends_with("config.php") || path.contains(".ssh") {
                                 out.event("file_read", Severity::Warning, &[("path", &path)]);
                             }
@@ -346,8 +363,15 @@ impl Shell {
             "chmod" | "chown" | "clear" | "unset" | "sleep" | "true" | "cp" | "mv" | "kill" | "sync" => String::new(),
             "which" | "type" => operands.iter().map(|op| format!("/usr/bin/{op}\n")).collect(),
             "sudo" => {
-                let rest = args.join(" ");
-                self.command(&rest, out)
+                // `sudo sudo … cmd` is `cmd`: stripped in a loop, where recursing once per
+                // `sudo` of a 4 KiB line could overflow the worker's stack.
+                let mut rest: &[&str] = &args;
+                while let Some((first, tail)) = rest.split_first()
+                    && first.rsplit('/').next() == Some("sudo")
+                {
+                    rest = tail;
+                }
+                self.command(&rest.join(" "), out)
             }
             "exit" | "logout" => {
                 out.exit = true;
@@ -382,7 +406,7 @@ fn long_entry(name: &str, node: &Node) -> String {
 }
 
 /// `grep PAT`, `head [-n N]`, `tail [-n N]`, `wc -l`; other filters pass text through.
-fn apply_filter(filter: &str, text: &str) -> String {
+fn apply_filter(filter: &str, text: String) -> String {
     let words = split_words(filter);
     let n = words
         .iter()
@@ -412,7 +436,7 @@ fn apply_filter(filter: &str, text: &str) -> String {
                 .collect()
         }
         Some("wc") => format!("{}\n", text.lines().count()),
-        _ => text.to_owned(),
+        _ => text,
     }
 }
 

@@ -127,3 +127,42 @@ fn cat_of_a_large_file_many_times_stays_bounded() {
         started.elapsed()
     );
 }
+
+/// `sudo` repeated across a whole line runs the command once, without a frame per `sudo`.
+#[test]
+fn many_sudos_run_the_command() {
+    let mut sh = shell("admin");
+    let line = format!("{}id", "sudo ".repeat(800));
+    let out = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || sh.run(&line).text)
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(out.starts_with("uid=1000(admin)"), "{out}");
+}
+
+/// One line's commands and filters produce a bounded number of bytes between them: past it
+/// the line stops as on a box out of memory (each `cat big big` and each filter stage copied
+/// the text again).
+#[test]
+fn one_line_does_a_bounded_amount_of_work() {
+    let mut sh = shell("root");
+    assert!(sh.fs_mut().write("/root/big", vec![b'x'; 2 << 20], false));
+    let mut line = "cat big big".to_owned();
+    while line.len() < 4000 {
+        line.push_str("|x");
+    }
+    sh.run(&line);
+    assert!(sh.work <= MAX_LINE_WORK + MAX_BUILT, "{}", sh.work);
+    let line = "cat big big > /tmp/c;".repeat(180);
+    let out = sh.run(&line);
+    assert!(sh.work <= MAX_LINE_WORK + MAX_BUILT, "{}", sh.work);
+    assert!(
+        out.text.ends_with("-bash: fork: Cannot allocate memory\n"),
+        "{}",
+        out.text
+    );
+    // The next line starts afresh.
+    assert_eq!(sh.run("cat big | wc").text, "1\n");
+}

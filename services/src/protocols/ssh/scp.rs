@@ -233,10 +233,13 @@ enum Sending {
 /// One `scp -f` run: files go out one by one, each step paced by the sink's NUL bytes.
 #[derive(Debug)]
 pub struct ScpSource {
-    queue: std::collections::VecDeque<(String, Result<Vec<u8>, &'static str>)>,
+    queue: std::collections::VecDeque<(String, Source)>,
     state: Sending,
     pub status: u32,
 }
+
+/// A file to send (its content, shared with the filesystem), or why it cannot be.
+type Source = Result<std::sync::Arc<[u8]>, &'static str>;
 
 impl ScpSource {
     pub fn new(paths: &[String], home: &str, fs: &FakeFs) -> Self {

@@ -108,7 +108,7 @@ enum Handle {
         next: usize,
     },
     Read {
-        content: Vec<u8>,
+        content: std::sync::Arc<[u8]>,
     },
     Write(Upload),
 }
@@ -133,6 +133,10 @@ fn attrs(w: &mut Writer, node: &Node) {
         Node::Dir => (4096, 0o40_755),
         Node::File { content, mode } => (content.len() as u64, 0o100_000 | mode),
     };
+    attrs_of(w, size, mode);
+}
+
+fn attrs_of(w: &mut Writer, size: u64, mode: u32) {
     w.u32(ATTR_SIZE | ATTR_UIDGID | ATTR_PERMISSIONS | ATTR_ACMODTIME)
         .u64(size)
         .u32(0)
@@ -186,20 +190,21 @@ impl Sftp {
             return;
         }
         self.input.extend_from_slice(data);
-        loop {
-            let Some(len) = self.input.get(..4) else {
-                return;
-            };
+        // Packets are cut from the front once, after the loop: cutting each as it was read
+        // moved the rest of a 256 KiB batch of tiny requests once per request.
+        let mut at = 0;
+        while let Some(len) = self.input.get(at..at + 4) {
             let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
             if len > MAX_MSG || len == 0 {
                 self.failed = true;
                 self.input.clear();
                 return;
             }
-            if self.input.len() < 4 + len {
-                return;
-            }
-            let packet: Vec<u8> = self.input.drain(..4 + len).skip(4).collect();
+            let Some(packet) = self.input.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            let packet = packet.to_vec();
+            at += 4 + len;
             let reply = self.packet(&packet, step);
             if let Some(reply) = reply {
                 let len = u32::try_from(reply.len()).unwrap_or(u32::MAX);
@@ -207,9 +212,10 @@ impl Sftp {
                 out.extend_from_slice(&reply);
             }
             if self.failed {
-                return;
+                break;
             }
         }
+        self.input.drain(..at.min(self.input.len()));
     }
 
     /// The channel is closing: files still open are captured as they are.
@@ -402,21 +408,17 @@ impl Sftp {
     }
 
     fn fstat(&self, id: u32, handle: Option<u32>) -> Vec<u8> {
-        let node = match handle.and_then(|h| self.handles.get(&h)) {
-            Some(Handle::Dir { .. }) => Node::Dir,
-            Some(Handle::Read { content }) => Node::File {
-                content: content.clone(),
-                mode: 0o644,
-            },
-            Some(Handle::Write(upload)) => Node::File {
-                content: upload.data().to_vec(),
-                mode: 0o644,
-            },
+        // Sizes only: copying the content to measure it made each 17-byte FSTAT of a large
+        // upload copy up to 64 MiB.
+        let (size, mode) = match handle.and_then(|h| self.handles.get(&h)) {
+            Some(Handle::Dir { .. }) => (4096, 0o40_755),
+            Some(Handle::Read { content }) => (content.len() as u64, 0o100_644),
+            Some(Handle::Write(upload)) => (upload.data().len() as u64, 0o100_644),
             None => return Self::status(id, Status::Failure),
         };
         let mut w = Writer::message(FXP_ATTRS);
         w.u32(id);
-        attrs(&mut w, &node);
+        attrs_of(&mut w, size, mode);
         w.finish()
     }
 
@@ -490,7 +492,7 @@ impl Sftp {
             (None, _) => Status::NoSuchFile,
             (Some(_), Some(_)) if !overwrite => Status::Failure,
             (Some(Node::File { content, .. }), _) => {
-                if self.fs.write(to, content, false) {
+                if self.fs.write(to, content.to_vec(), false) {
                     self.fs.remove(from);
                     Status::Ok
                 } else {

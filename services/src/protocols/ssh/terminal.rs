@@ -3,11 +3,16 @@
 //! NL→CRLF on output, prompt); without one bash reads plain lines and prints no prompt.
 //! Everything shown and typed goes into the session's transcript.
 
+use decnet_store::Severity;
+
 use super::transcript::{Clock, Transcript};
 use crate::{session::ServiceEvent, shell::Shell};
 
 /// Longest input line kept; a longer one is cut, as a terminal's line buffer would.
 const MAX_LINE: usize = 4096;
+/// Output one batch of input may produce before the rest of that input is dropped: what a
+/// channel holds for a client that does not read (`connection::MAX_PENDING`).
+const MAX_OUTPUT_PER_INPUT: usize = 4 << 20;
 
 /// What the client asked for with `pty-req`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +85,26 @@ impl Terminal {
     ) -> bool {
         self.transcript.input(clock, data);
         let mut echo = Vec::new();
-        for &b in data {
+        for (i, &b) in data.iter().enumerate() {
             if let Some(exited) = self.byte(b, clock, &mut echo, out, events) {
                 self.emit(clock, &std::mem::take(&mut echo), out);
                 if exited {
                     return true;
+                }
+                if out.len() >= MAX_OUTPUT_PER_INPUT {
+                    // A real shell would block writing to a terminal nobody reads, and the
+                    // client's input would wait; here the rest of this input is dropped, and
+                    // said so (256 KiB of `cat big` lines once built gigabytes at once).
+                    let dropped = (data.len() - i - 1).to_string();
+                    events.push(ServiceEvent {
+                        kind: "input_dropped".to_owned(),
+                        severity: Severity::Notice,
+                        fields: vec![
+                            ("reason".to_owned(), "output_backlog".to_owned()),
+                            ("bytes".to_owned(), dropped),
+                        ],
+                    });
+                    return false;
                 }
             }
         }
@@ -229,6 +249,23 @@ mod tests {
         };
         let pty = on.then_some(&pty);
         (Terminal::new(Shell::new(host, "root"), pty, &clock), clock)
+    }
+
+    /// One batch of input builds at most a few MiB of output; the rest is dropped and said so.
+    #[test]
+    fn one_input_cannot_build_unbounded_output() {
+        let (mut t, clock) = term(true);
+        let (mut out, mut events) = (Vec::new(), Vec::new());
+        let flood = b"id\r".repeat(100_000);
+        assert!(!t.input(&flood, &clock, &mut out, &mut events));
+        assert!(out.len() < MAX_OUTPUT_PER_INPUT + 4096, "{}", out.len());
+        let dropped = events.iter().find(|e| e.kind == "input_dropped").unwrap();
+        let bytes: usize = dropped.field("bytes").unwrap().parse().unwrap();
+        assert!(bytes > 0 && bytes < flood.len());
+        // The shell still answers what comes next.
+        let mut more = Vec::new();
+        t.input(b"id\r", &clock, &mut more, &mut events);
+        assert!(String::from_utf8_lossy(&more).contains("uid=0(root)"));
     }
 
     #[test]
