@@ -24,6 +24,9 @@ const MAX_BULK: usize = 512 * 1024;
 const MAX_INLINE: usize = 64 * 1024;
 /// Keys a client may add with SET in one connection (kept per session only).
 const MAX_WRITES: usize = 1000;
+/// Longest key a client's SET keeps, and longest KEYS/SCAN pattern matched: matching costs
+/// pattern × key length per key, and 512 KiB of each once cost a minute per command.
+const MAX_KEY: usize = 1024;
 /// Arguments recorded per command event, and bytes per argument.
 const LOGGED_ARGS: usize = 8;
 const LOGGED_ARG_BYTES: usize = 256;
@@ -304,6 +307,28 @@ impl RedisSession {
         self.writes.get(key).or_else(|| self.server.keys.get(key))
     }
 
+    /// Keys in the database, counted without copying them (DBSIZE, INFO).
+    fn key_count(&self) -> usize {
+        let added = self
+            .writes
+            .keys()
+            .filter(|k| !self.server.keys.contains_key(*k))
+            .count();
+        self.server.keys.len() + added
+    }
+
+    /// Keys matching `pattern`, sorted; none for a pattern longer than any kept key could
+    /// need.
+    fn matching_keys(&self, pattern: &[u8]) -> Vec<String> {
+        if pattern.len() > MAX_KEY {
+            return Vec::new();
+        }
+        self.all_keys()
+            .into_iter()
+            .filter(|k| glob::glob(pattern, k.as_bytes()))
+            .collect()
+    }
+
     fn all_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self
             .server
@@ -342,13 +367,13 @@ impl RedisSession {
              # Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n# CPU\r\n\
              used_cpu_sys:211.402911\r\nused_cpu_user:318.925503\r\n\r\n# Keyspace\r\n\
              db0:keys={},expires=0,avg_ttl=0\r\n",
-            self.all_keys().len()
+            self.key_count()
         );
         match section.map(str::to_ascii_lowercase).as_deref() {
             Some("server") => server,
             Some("keyspace") => format!(
                 "# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
-                self.all_keys().len()
+                self.key_count()
             ),
             _ => format!("{server}\r\n{rest}"),
         }
@@ -448,7 +473,7 @@ impl RedisSession {
             }
             "keys" if arity(2, out) => {
                 let pattern = arg(1).unwrap_or("*").as_bytes().to_vec();
-                let keys: Vec<String> = self.all_keys().into_iter().filter(|k| glob::glob(&pattern, k.as_bytes())).collect();
+                let keys = self.matching_keys(&pattern);
                 array(out, &keys);
             }
             "scan" if arity(2, out) => {
@@ -457,12 +482,12 @@ impl RedisSession {
                     .position(|a| a.eq_ignore_ascii_case("match"))
                     .and_then(|i| text.get(i + 1))
                     .map_or_else(|| b"*".to_vec(), |p| p.as_bytes().to_vec());
-                let keys: Vec<String> = self.all_keys().into_iter().filter(|k| glob::glob(&pattern, k.as_bytes())).collect();
+                let keys = self.matching_keys(&pattern);
                 out.send(b"*2\r\n");
                 bulk(out, "0");
                 array(out, &keys);
             }
-            "dbsize" => out.send(format!(":{}\r\n", self.all_keys().len()).as_bytes()),
+            "dbsize" => out.send(format!(":{}\r\n", self.key_count()).as_bytes()),
             "get" if arity(2, out) => match self.value(arg(1).unwrap_or_default()) {
                 Some(Value::Str(v)) => {
                     let v = v.clone();
@@ -472,7 +497,7 @@ impl RedisSession {
                 None => out.send(b"$-1\r\n"),
             },
             "set" if arity(3, out) => {
-                if self.writes.len() < MAX_WRITES {
+                if self.writes.len() < MAX_WRITES && text[1].len() <= MAX_KEY {
                     self.writes.insert(text[1].clone(), Value::Str(text[2].chars().take(4096).collect()));
                 }
                 out.send(b"+OK\r\n");
@@ -520,7 +545,7 @@ impl RedisSession {
                     let pattern = arg(2).unwrap_or_default().as_bytes().to_vec();
                     let flat: Vec<String> = CONFIG
                         .iter()
-                        .filter(|(k, _)| glob::glob(&pattern, k.as_bytes()))
+                        .filter(|(k, _)| pattern.len() <= MAX_KEY && glob::glob(&pattern, k.as_bytes()))
                         .flat_map(|(k, v)| [(*k).to_owned(), (*v).to_owned()])
                         .collect();
                     array(out, &flat);

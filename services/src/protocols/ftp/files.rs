@@ -57,10 +57,14 @@ impl FtpSession {
             entries.push((".", dir_node));
             entries.push(("..", up));
         }
+        // Names are at most `MAX_NAME` bytes: a longer filter (which costs its length times
+        // each name's to match) is matched against none of them.
+        let filter_fits = filter.len() <= 2 * fs::MAX_NAME;
         entries.retain(|(name, _)| {
             (all || !name.starts_with('.'))
                 && (filter.is_empty()
-                    || crate::protocols::glob::glob(filter.as_bytes(), name.as_bytes()))
+                    || (filter_fits
+                        && crate::protocols::glob::glob(filter.as_bytes(), name.as_bytes())))
         });
         if options.contains('t') {
             entries.sort_by(|a, b| b.1.mtime.cmp(&a.1.mtime).then(a.0.cmp(b.0)));

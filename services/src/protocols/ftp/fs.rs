@@ -9,6 +9,8 @@ pub const MAX_NODES: usize = 256;
 /// Longest path and deepest nesting a client can make us resolve.
 const MAX_PATH: usize = 1024;
 const MAX_DEPTH: usize = 32;
+/// Longest name of one path component (Linux's `NAME_MAX`).
+pub const MAX_NAME: usize = 255;
 
 /// What a file holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +182,8 @@ pub fn resolve(cwd: &str, arg: &str) -> Option<String> {
                 parts.pop();
             }
             p => {
-                if parts.len() >= MAX_DEPTH {
+                // Linux's NAME_MAX: longer names are refused as vsftpd's system would.
+                if parts.len() >= MAX_DEPTH || p.len() > MAX_NAME {
                     return None;
                 }
                 parts.push(p);

@@ -480,6 +480,41 @@ fn mkdir_floods_are_bounded() {
     assert!(s.tree.children("/").count() <= fs::MAX_NODES);
 }
 
+/// Names past `NAME_MAX` are refused, and a STAT filter longer than any name could match is
+/// matched against none (200 directories of 1,000-byte names and a 520-byte filter once cost
+/// tens of millions of steps per command).
+#[test]
+fn long_names_and_filters_are_refused() {
+    let mut s = session(&[]);
+    let long = "a".repeat(256);
+    let input = format!("USER ftp\r\nPASS x\r\nMKD {long}\r\nMKD {}\r\n", &long[1..]);
+    let r = run(&mut s, &[input.as_bytes()], b"");
+    assert!(
+        r.out.contains("550 Create directory operation failed."),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out.contains(&format!("257 \"/{}\" created", &long[1..])),
+        "{}",
+        r.out
+    );
+    let filter = format!("*{}b", "a".repeat(600));
+    let r = run(
+        &mut s,
+        &[format!("STAT {filter}\r\nSTAT *a\r\n").as_bytes()],
+        b"",
+    );
+    let listings: Vec<&str> = r.out.split("213-Status follows:\r\n").skip(1).collect();
+    assert_eq!(listings.len(), 2, "{}", r.out);
+    assert!(
+        listings[0].starts_with("213 End of status"),
+        "{}",
+        listings[0]
+    );
+    assert!(listings[1].contains(&long[1..]), "{}", listings[1]);
+}
+
 #[test]
 fn oversized_uploads_are_truncated_and_flagged() {
     let mut s = session(&[("QUARANTINE_DIR", "/q")]);

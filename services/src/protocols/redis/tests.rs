@@ -201,8 +201,8 @@ proptest! {
 #[test]
 fn pipelined_keys_over_long_names_stop_at_the_output_cap() {
     let mut s = session();
-    for i in 0..40 {
-        let key = format!("{i:02}{}", "k".repeat(256 * 1024));
+    for i in 0..900 {
+        let key = format!("{i:03}{}", "k".repeat(1000));
         let set = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len());
         drive(&mut s, set.as_bytes());
     }
@@ -249,4 +249,32 @@ fn commands_in_pieces_are_parsed_once_per_argument() {
         }
     }
     assert!(String::from_utf8_lossy(&expected.out).ends_with("+PONG\r\n+PONG\r\n"));
+}
+
+/// Keys and patterns past 1 KiB are neither kept nor matched (a 512 KiB key matched against a
+/// 256 KiB pattern cost a minute per KEYS), and DBSIZE counts without copying every key.
+#[test]
+fn long_keys_and_patterns_cost_nothing() {
+    let mut s = session();
+    let long = "a".repeat(512 * 1024);
+    let set = |key: &str| {
+        let mut c = format!("*3\r\n$3\r\nSET\r\n${}\r\n", key.len()).into_bytes();
+        c.extend_from_slice(key.as_bytes());
+        c.extend_from_slice(b"\r\n$1\r\nx\r\n");
+        c
+    };
+    let before = String::from_utf8_lossy(&drive(&mut s, b"DBSIZE\r\n").out).into_owned();
+    assert_eq!(drive(&mut s, &set(&long)).out, b"+OK\r\n");
+    assert_eq!(drive(&mut s, &set("short")).out, b"+OK\r\n");
+    let after = String::from_utf8_lossy(&drive(&mut s, b"DBSIZE\r\n").out).into_owned();
+    let n = |t: &str| t.trim_start_matches(':').trim().parse::<usize>().unwrap();
+    assert_eq!(n(&after), n(&before) + 1, "only the short key is kept");
+    let pattern = format!("*{}b", "a".repeat(256 * 1024));
+    let mut keys = format!("*2\r\n$4\r\nKEYS\r\n${}\r\n", pattern.len()).into_bytes();
+    keys.extend_from_slice(pattern.as_bytes());
+    keys.extend_from_slice(b"\r\n");
+    let started = std::time::Instant::now();
+    assert_eq!(drive(&mut s, &keys).out, b"*0\r\n");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(String::from_utf8_lossy(&drive(&mut s, b"KEYS short\r\n").out).contains("short"));
 }
