@@ -274,45 +274,6 @@ impl LoginLimiter {
     }
 }
 
-/// Password hashing (argon2: ~19 MiB and tens of milliseconds each) at most `permits` at a
-/// time, with at most `queue` more waiting: a burst of logins once ran one hash per request,
-/// and a thousand at once took gigabytes.
-#[derive(Debug)]
-pub struct PasswordGate {
-    permits: tokio::sync::Semaphore,
-    waiting: std::sync::atomic::AtomicUsize,
-    queue: usize,
-}
-
-/// The gate is full: try again shortly.
-#[derive(Debug)]
-pub struct GateFull;
-
-impl PasswordGate {
-    pub fn new(permits: usize, queue: usize) -> Self {
-        Self {
-            permits: tokio::sync::Semaphore::new(permits),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
-            queue,
-        }
-    }
-
-    /// A place to hash in, once one is free; `Err` at once when the queue is full too.
-    pub async fn enter(&self) -> Result<tokio::sync::SemaphorePermit<'_>, GateFull> {
-        use std::sync::atomic::Ordering;
-        if let Ok(permit) = self.permits.try_acquire() {
-            return Ok(permit);
-        }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(GateFull);
-        }
-        let permit = self.permits.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        permit.map_err(|_| GateFull)
-    }
-}
-
 /// Revoked token ids with their expiry (after which the token is dead anyway and the entry is
 /// pruned).
 #[derive(Debug, Default)]
@@ -528,26 +489,6 @@ mod tests {
         assert!(l.attempt("other").is_ok());
         l.clear("k");
         assert!(l.attempt("k").is_ok());
-    }
-
-    #[tokio::test]
-    async fn the_password_gate_admits_a_few_and_queues_a_few_more() {
-        let gate = std::sync::Arc::new(PasswordGate::new(2, 2));
-        let first = gate.enter().await.ok();
-        let second = gate.enter().await.ok();
-        assert!(first.is_some() && second.is_some());
-        // Two more may wait for a place; a fifth is turned away at once.
-        let (g3, g4) = (gate.clone(), gate.clone());
-        let third = tokio::spawn(async move { g3.enter().await.map(drop) });
-        let fourth = tokio::spawn(async move { g4.enter().await.map(drop) });
-        while gate.waiting.load(std::sync::atomic::Ordering::Relaxed) < 2 {
-            tokio::task::yield_now().await;
-        }
-        assert!(gate.enter().await.is_err());
-        drop(first);
-        drop(second);
-        assert!(third.await.unwrap().is_ok() && fourth.await.unwrap().is_ok());
-        assert!(gate.enter().await.is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod auth;
 mod cache;
 pub mod error;
 mod extract;
+mod gate;
 mod metrics;
 pub mod openapi;
 mod pages;

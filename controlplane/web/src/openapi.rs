@@ -164,9 +164,10 @@ const WS: &str = r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f
 /// whitespace-separated words (quotes only ever merge words, so the parser sees no more).
 fn search_schema() -> Value {
     let words = crate::routes::MAX_SEARCH_WORDS - 1;
+    let chars = crate::routes::MAX_SEARCH_WORD_CHARS;
     json!({"type": "string", "maxLength": crate::routes::MAX_SEARCH_CHARS,
-           "pattern": format!("^[{WS}]*(?:[^{WS}]+[{WS}]+){{0,{words}}}(?:[^{WS}]+[{WS}]*)?$"),
-           "description": "Search grammar: `key:value` tokens and words, all must match"})
+           "pattern": format!("^[{WS}]*(?:[^{WS}]{{1,{chars}}}[{WS}]+){{0,{words}}}(?:[^{WS}]{{1,{chars}}}[{WS}]*)?$"),
+           "description": format!("Search grammar: `key:value` tokens and words (each at most {chars} characters), all must match")})
 }
 
 /// A time bound: Unix seconds or RFC 3339; empty means unbounded.
@@ -247,7 +248,7 @@ fn shape(method: &str, path: &str) -> Shape {
                 json!({"username": text(1, 64), "password": text(1, MAX_PASSWORD)}),
                 &["username", "password"],
             )),
-            &[200, 401, 429],
+            &[200, 401, 429, 503],
         ),
         ("post", "/auth/change-password") => (
             vec![],
@@ -255,7 +256,7 @@ fn shape(method: &str, path: &str) -> Shape {
                 json!({"old_password": text(1, MAX_PASSWORD), "new_password": pw()}),
                 &["old_password", "new_password"],
             )),
-            &[200],
+            &[200, 503],
         ),
         ("post", "/auth/logout") => (vec![], None, &[204]),
         ("get", "/logs") => {
@@ -265,7 +266,7 @@ fn shape(method: &str, path: &str) -> Shape {
                 query("start_time", time_schema()),
                 query("end_time", time_schema()),
             ]);
-            (q, None, &[200, 400])
+            (q, None, &[200, 400, 503])
         }
         ("get", "/logs/histogram") => (
             vec![
@@ -275,7 +276,7 @@ fn shape(method: &str, path: &str) -> Shape {
                 query("end_time", time_schema()),
             ],
             None,
-            &[200, 400],
+            &[200, 400, 503],
         ),
         ("get", "/bounty") => {
             let mut q = page_params(1000);
@@ -325,7 +326,7 @@ fn shape(method: &str, path: &str) -> Shape {
         ("get", "/attackers/{uuid}/pcap") => (
             vec![query("session", text(1, 128))],
             None,
-            &[200, 400, 404, 500],
+            &[200, 400, 404, 500, 503],
         ),
         ("get", p) if p.starts_with("/attackers/{uuid}") => (vec![], None, &[200, 404]),
         ("get", "/artifacts/{decky}/{stored_as}") => (vec![], None, &[200, 404]),
@@ -429,7 +430,7 @@ fn description(status: u16) -> &'static str {
         429 => "too many failed logins; see Retry-After",
         500 => "the server failed",
         501 => "not available yet on this appliance",
-        503 => "a component is unhealthy",
+        503 => "a component is unhealthy, or too many such requests at once; see Retry-After",
         _ => "see the error",
     }
 }

@@ -19,7 +19,7 @@ use crate::{
     auth::{self, AUDIENCE, Claims, ISSUER, MAX_PASSWORD, MIN_PASSWORD},
     error::{ApiJson, ApiPath, ApiQuery},
     extract::{AcceptsGzip, Admin, AnyUser, Viewer},
-    now_secs, openapi, stream,
+    gate, now_secs, openapi, stream,
 };
 
 pub fn api() -> Router<AppState> {
@@ -61,22 +61,9 @@ pub fn api() -> Router<AppState> {
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
 }
 
-/// Every argon2 computation of the process passes this gate: two at a time (one per core),
-/// 32 more waiting, the rest answered 503 at once.
-static PASSWORD_GATE: std::sync::LazyLock<auth::PasswordGate> =
-    std::sync::LazyLock::new(|| auth::PasswordGate::new(2, 32));
-
-/// A place at the gate, or 503 with a short `Retry-After`.
-async fn password_place() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
-    PASSWORD_GATE
-        .enter()
-        .await
-        .map_err(|_| ApiError::Busy { retry_after: 1 })
-}
-
 /// argon2 costs tens of milliseconds of CPU: run it off the async workers, through the gate.
 pub(crate) async fn hash_blocking(password: String) -> Result<String, ApiError> {
-    let _place = password_place().await?;
+    let _place = gate::PASSWORDS.enter().await?;
     tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -88,7 +75,7 @@ pub(crate) async fn hash_blocking(password: String) -> Result<String, ApiError> 
 /// enumeration by timing).
 async fn verify_blocking(password: String, hash: Option<String>) -> Result<bool, ApiError> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let _place = password_place().await?;
+    let _place = gate::PASSWORDS.enter().await?;
     Ok(tokio::task::spawn_blocking(move || match hash {
         Some(h) => auth::verify_password(&password, &h),
         None => {
@@ -340,6 +327,8 @@ fn page(limit: Option<i64>, offset: Option<i64>, max: i64) -> Result<(i64, i64),
 pub(crate) const MAX_SEARCH_CHARS: usize = 256;
 /// Most whitespace-separated words in a search (the repository's token cap).
 pub(crate) const MAX_SEARCH_WORDS: usize = 16;
+/// Longest search word.
+pub(crate) const MAX_SEARCH_WORD_CHARS: usize = 64;
 
 /// The search limits, checked up front so every refusal is one the OpenAPI document states.
 pub(crate) fn check_search(search: &str) -> Result<(), ApiError> {
@@ -351,6 +340,18 @@ pub(crate) fn check_search(search: &str) -> Result<(), ApiError> {
     if words > MAX_SEARCH_WORDS {
         return Err(ApiError::bad(format!(
             "search has {words} words; at most {MAX_SEARCH_WORDS} are accepted"
+        )));
+    }
+    // Each word is a substring match over every field of every event: its cost grows with
+    // its length (a 256-character word against long attacker-written fields cost tens of
+    // millions of comparisons per row).
+    if let Some(long) = search
+        .split(char::is_whitespace)
+        .find(|w| w.chars().count() > MAX_SEARCH_WORD_CHARS)
+    {
+        let start: String = long.chars().take(16).collect();
+        return Err(ApiError::bad(format!(
+            "search word {start:?}… is longer than {MAX_SEARCH_WORD_CHARS} characters"
         )));
     }
     Ok(())
@@ -377,6 +378,7 @@ async fn logs(
     let body = state
         .responses
         .get(key, || async {
+            let _place = gate::EVENT_QUERIES.enter().await?;
             let (rows, total) =
                 tokio::try_join!(state.repo.events(&query, limit, offset), async {
                     let generation = state.repo.max_event_id().await?;
@@ -410,6 +412,7 @@ async fn histogram(
     let body = state
         .responses
         .get(key.clone(), || async {
+            let _place = gate::EVENT_QUERIES.enter().await?;
             let generation = state.repo.max_event_id().await?;
             Ok(state
                 .queries
@@ -950,7 +953,13 @@ const PCAP_CHUNK: usize = 64 * 1024;
 struct ChunkSender {
     tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
     buf: Vec<u8>,
+    /// The runtime, to wait for the client with a deadline from the export's blocking thread.
+    rt: tokio::runtime::Handle,
 }
+
+/// How long an export waits for its client to take the next chunk: a client that stops
+/// reading once held its blocking thread (and an export place) for ever.
+const PCAP_STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ChunkSender {
     fn send_buf(&mut self) -> std::io::Result<()> {
@@ -961,9 +970,20 @@ impl ChunkSender {
             &mut self.buf,
             Vec::with_capacity(PCAP_CHUNK),
         ));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-        })
+        match self
+            .rt
+            .block_on(tokio::time::timeout(PCAP_STALL, self.tx.send(Ok(chunk))))
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client went away",
+            )),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )),
+        }
     }
 }
 
@@ -990,6 +1010,7 @@ async fn attacker_pcap(
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(p): ApiQuery<PcapParams>,
 ) -> Result<Response, ApiError> {
+    let place = gate::EXPORTS.enter().await?;
     let a = find_attacker(&state, &uuid).await?;
     let ip: std::net::IpAddr = a.ip.parse().map_err(|_| {
         ApiError::NotFound("the attacker's address is not an IP address: no packet matches".into())
@@ -1024,19 +1045,22 @@ async fn attacker_pcap(
         ));
     }
     let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        // The export's place is held until it ends, however it ends.
+        let _place = place;
         let mut out = ChunkSender {
             tx,
             buf: Vec::with_capacity(PCAP_CHUNK),
+            rt,
         };
         match decnet_dataplane::retention::export_pcapng(&dir, ip, from, to, &mut out) {
             Ok(s) => tracing::debug!(%ip, packets = s.packets, "pcap export done"),
             Err(e) => {
                 tracing::warn!(%ip, error = %e, "pcap export stopped");
                 // Cut the body short so the client sees an error, not a truncated success.
-                let _ = out
-                    .tx
-                    .blocking_send(Err(std::io::Error::other(e.to_string())));
+                let failed = out.tx.send(Err(std::io::Error::other(e.to_string())));
+                let _ = out.rt.block_on(tokio::time::timeout(PCAP_STALL, failed));
             }
         }
     });

@@ -457,6 +457,7 @@ async fn bad_inputs_are_400_with_the_stable_shape() {
         "/api/v1/logs?start_time=%2B1700000000".to_owned(),
         format!("/api/v1/logs?search={}", "w%20".repeat(17)),
         format!("/api/v1/logs/histogram?search={}", "x".repeat(257)),
+        format!("/api/v1/logs?search=ok%20{}", "y".repeat(65)),
         "/api/v1/bounty?search=%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20%20".to_owned(),
         "/api/v1/logs/histogram?interval_minutes=0".to_owned(),
         "/api/v1/attackers?sort_by=evil".to_owned(),
@@ -557,6 +558,36 @@ async fn bad_inputs_are_400_with_the_stable_shape() {
     )
     .await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
+}
+
+/// A histogram answers with at most 10,000 buckets: more is a 400 that says what to change.
+#[tokio::test]
+async fn a_histogram_of_too_many_buckets_is_refused() {
+    let s = setup().await;
+    let (_, viewer, _) = admin_and_viewer(&s.app).await;
+    let rows: Vec<(u64, Event)> = (0..10_001u64)
+        .map(|i| {
+            (
+                i,
+                event(1_700_000_000 + i as i64 * 60, "web01", "10.0.0.5", "probe"),
+            )
+        })
+        .collect();
+    s.state.repo.insert_segment(1, &rows).await.unwrap();
+    let uri = "/api/v1/logs/histogram?interval_minutes=1";
+    let (st, v) = call(&s.app, "GET", uri, Some(&viewer), None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer interval"),
+        "{v}"
+    );
+    let uri = "/api/v1/logs/histogram?interval_minutes=2";
+    let (st, v) = call(&s.app, "GET", uri, Some(&viewer), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 5_001);
 }
 
 #[tokio::test]

@@ -24,6 +24,8 @@ const MAX_SEARCH_LEN: usize = 1024;
 const MAX_TOKENS: usize = 16;
 /// Most rows one page may return.
 pub const MAX_PAGE: i64 = 10_000;
+/// Most buckets one histogram answers with.
+pub const MAX_HISTOGRAM_BUCKETS: usize = 10_000;
 
 /// An event as stored, with its row id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -643,12 +645,21 @@ impl SqlRepository {
         let bucket = self.backend.idiv("ts_ns", &ph);
         let _ = write!(sql.text, "{bucket} AS b, COUNT(*) AS n FROM events");
         query.where_clause(&mut sql, self.backend)?;
-        sql.push(" GROUP BY b ORDER BY b");
+        sql.push(" GROUP BY b ORDER BY b LIMIT ");
+        sql.bind(Arg::I64(MAX_HISTOGRAM_BUCKETS as i64 + 1));
         let rows = sql
             .query()
             .fetch_all(&self.pool)
             .await
             .map_err(q("computing the histogram"))?;
+        // One bucket per interval that holds events: a one-minute interval over a year of
+        // them answered with half a million.
+        if rows.len() > MAX_HISTOGRAM_BUCKETS {
+            return Err(RepoError::Invalid(format!(
+                "the histogram would have more than {MAX_HISTOGRAM_BUCKETS} buckets: \
+                 use a longer interval or a shorter time range"
+            )));
+        }
         rows.iter()
             .map(|r| {
                 Ok(HistogramBucket {
