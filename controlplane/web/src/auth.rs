@@ -350,6 +350,8 @@ pub struct Tickets(Mutex<HashMap<String, (String, Instant)>>);
 
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
 const MAX_TICKETS: usize = 10_000;
+/// Unexpired tickets one user may hold.
+const MAX_TICKETS_PER_USER: usize = 16;
 
 impl Tickets {
     pub fn issue(&self, user_uuid: &str) -> String {
@@ -360,6 +362,19 @@ impl Tickets {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.retain(|_, (_, t)| now.duration_since(*t) < TICKET_TTL);
+        // A user's newest tickets only: one user asking in a loop once filled the table, and
+        // then nobody's live stream could connect.
+        let mut own: Vec<(Instant, String)> = map
+            .iter()
+            .filter(|(_, (user, _))| user == user_uuid)
+            .map(|(id, (_, at))| (*at, id.clone()))
+            .collect();
+        if own.len() >= MAX_TICKETS_PER_USER {
+            own.sort_unstable();
+            for (_, old) in &own[..=own.len() - MAX_TICKETS_PER_USER] {
+                map.remove(old);
+            }
+        }
         if map.len() < MAX_TICKETS {
             map.insert(id.clone(), (user_uuid.to_owned(), now));
         }
@@ -489,6 +504,22 @@ mod tests {
         assert!(l.attempt("other").is_ok());
         l.clear("k");
         assert!(l.attempt("k").is_ok());
+    }
+
+    #[test]
+    fn one_user_holds_at_most_its_newest_tickets() {
+        let t = Tickets::default();
+        let first = t.issue("u1");
+        let mut last = String::new();
+        for _ in 0..20_000 {
+            last = t.issue("u1");
+        }
+        assert_eq!(t.redeem(&first), None, "the oldest went first");
+        assert_eq!(t.redeem(&last).as_deref(), Some("u1"));
+        // Another user still gets tickets.
+        let other = t.issue("u2");
+        assert_eq!(t.redeem(&other).as_deref(), Some("u2"));
+        assert!(t.0.lock().unwrap().len() <= MAX_TICKETS_PER_USER);
     }
 
     #[test]

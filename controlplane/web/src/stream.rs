@@ -28,8 +28,14 @@ use tokio::sync::{broadcast, watch};
 
 use crate::{ApiError, AppState, error::ApiQuery, routes::event_json};
 
-/// Batches the channel holds per client before a slow client is declared lagged.
-pub const CHANNEL_BATCHES: usize = 256;
+/// Batches the channel holds (the last ones sent stay in it until overwritten) before a slow
+/// client is declared lagged.
+pub const CHANNEL_BATCHES: usize = 64;
+/// Bytes of events (parsed and serialized) one batch holds at most; a read that holds more is
+/// sent as several batches. With [`CHANNEL_BATCHES`] this bounds what the channel keeps at
+/// 128 MiB plus a batch, where 256 batches of 1,000 events of attacker-sized fields (up to
+/// ~270 KB each) could have held gigabytes.
+const BATCH_BYTES: usize = 2 << 20;
 /// Most events one feeder read (and one backfill) takes.
 const READ_LIMIT: i64 = 1000;
 /// How often the feeder refreshes the stats frame while events arrive.
@@ -54,6 +60,29 @@ impl LiveEvent {
         let json = serde_json::to_string(&event_json(&row)).unwrap_or_default();
         Self { row, json }
     }
+
+    /// Memory it holds: its JSON, and the parsed event (about as large again).
+    fn bytes(&self) -> usize {
+        self.json.len() * 2
+    }
+}
+
+/// `events` cut into batches of at most [`BATCH_BYTES`] (each holds at least one event).
+fn batches(events: impl Iterator<Item = LiveEvent>) -> Vec<Vec<LiveEvent>> {
+    let mut out: Vec<Vec<LiveEvent>> = Vec::new();
+    let mut held = 0;
+    for event in events {
+        let bytes = event.bytes();
+        match out.last_mut() {
+            Some(batch) if held + bytes <= BATCH_BYTES => batch.push(event),
+            _ => {
+                held = 0;
+                out.push(vec![event]);
+            }
+        }
+        held += bytes;
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -113,8 +142,9 @@ pub async fn run_feeder(state: AppState) {
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
                 state.live.cursor.store(cursor, Ordering::Release);
                 // No receivers is fine: nobody is watching.
-                let batch: Vec<LiveEvent> = rows.into_iter().map(LiveEvent::of).collect();
-                let _ = state.live.tx.send(Arc::new(batch));
+                for batch in batches(rows.into_iter().map(LiveEvent::of)) {
+                    let _ = state.live.tx.send(Arc::new(batch));
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "live feeder read failed; retrying"),
@@ -388,5 +418,50 @@ mod word_tests {
         assert!(contains_lowercase("grüße AUS köln", "aus k", &mut scratch));
         assert!(!contains_lowercase("wget", "curl", &mut scratch));
         assert!(contains_lowercase("anything", "", &mut scratch));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use decnet_store::Severity;
+
+    use super::*;
+
+    /// An event of about `kib` KiB of fields (at most 64 of 4 KiB).
+    fn live(id: i64, kib: usize) -> LiveEvent {
+        let mut e = Event::new(1, "d", "ssh", "command", Severity::Info);
+        for i in 0..kib.div_ceil(4) {
+            let len = (kib * 1024 - i * 4096).min(4000);
+            e.push_field(&format!("f{i}"), &"x".repeat(len)).unwrap();
+        }
+        LiveEvent::of(StoredEvent { id, event: e })
+    }
+
+    /// A read is sent as batches of at most `BATCH_BYTES`, in order, every event once, and an
+    /// event larger than a batch alone in its own.
+    #[test]
+    fn reads_are_cut_into_bounded_batches() {
+        let events: Vec<LiveEvent> = (0..40).map(|i| live(i, 200)).collect();
+        let one = events[0].bytes();
+        let cut = batches(events.into_iter());
+        assert!(cut.len() > 1);
+        assert!(cut.iter().all(|b| !b.is_empty()));
+        assert!(
+            cut.iter()
+                .all(|b| b.iter().map(LiveEvent::bytes).sum::<usize>() <= BATCH_BYTES)
+        );
+        let ids: Vec<i64> = cut.iter().flatten().map(|e| e.row.id).collect();
+        assert_eq!(ids, (0..40).collect::<Vec<_>>());
+        assert_eq!(cut[0].len(), BATCH_BYTES / one);
+        let mixed = batches([live(1, 1), live(2, 250), live(3, 1)].into_iter());
+        assert_eq!(
+            mixed.len(),
+            1,
+            "{:?}",
+            mixed.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        let small = batches((0..1000).map(|i| live(i, 0)));
+        assert_eq!(small.len(), 1, "the usual read stays one batch");
     }
 }
