@@ -162,6 +162,7 @@ impl Protocol for Http {
             site: self.clone(),
             buf: Vec::new(),
             wait: None,
+            progress: parse::Progress::default(),
             #[cfg(test)]
             parses: 0,
             served: 0,
@@ -202,6 +203,8 @@ pub struct HttpSession {
     buf: Vec<u8>,
     /// What the buffered, incomplete request waits for before it is parsed again.
     wait: Option<parse::Wait>,
+    /// How far that request was parsed.
+    progress: parse::Progress,
     /// Times the buffer was parsed, for the tests that bound it.
     #[cfg(test)]
     parses: usize,
@@ -525,7 +528,7 @@ impl Session for HttpSession {
             {
                 self.parses += 1;
             }
-            match parse::parse(&self.buf) {
+            match parse::parse_from(&self.buf, &mut self.progress) {
                 Parsed::Incomplete(wait) => {
                     self.wait = Some(wait);
                     break;

@@ -56,10 +56,26 @@ pub enum Parsed {
 }
 
 /// The wait for the rest of the line starting at `from` (at most `max` bytes long).
-fn line_wait(from: usize, max: usize) -> Parsed {
-    Parsed::Incomplete(Wait::Line {
+fn line_wait(from: usize, max: usize) -> Unfinished {
+    Unfinished::Wait(Wait::Line {
         limit: from.saturating_add(max),
     })
+}
+
+/// Why a request head is not ready: it waits for more, or it is refused.
+#[derive(Debug)]
+enum Unfinished {
+    Wait(Wait),
+    Reject(u16, &'static str),
+}
+
+impl From<Unfinished> for Parsed {
+    fn from(u: Unfinished) -> Self {
+        match u {
+            Unfinished::Wait(wait) => Self::Incomplete(wait),
+            Unfinished::Reject(status, why) => Self::Reject(status, why),
+        }
+    }
 }
 
 fn line_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -73,50 +89,53 @@ fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Parse one request from the start of `buf`.
-pub fn parse(buf: &[u8]) -> Parsed {
+/// The request line and headers at the start of `buf`, where its body starts, and how the body
+/// is framed; `Err` with what to answer while they are incomplete or refused.
+fn head(buf: &[u8]) -> Result<(Request, usize, Framing), Unfinished> {
+    #[cfg(test)]
+    HEADS_PARSED.with(|n| n.set(n.get() + 1));
     // Apache ignores empty lines before a request line (RFC 9112 §2.2).
     let mut pos = 0;
     while buf.get(pos..pos + 2) == Some(b"\r\n") {
         pos += 2;
     }
     let Some(end) = line_end(buf, pos) else {
-        return if buf.len() - pos > MAX_LINE {
-            Parsed::Reject(414, "request line too long")
+        return Err(if buf.len() - pos > MAX_LINE {
+            Unfinished::Reject(414, "request line too long")
         } else {
             line_wait(pos, MAX_LINE)
-        };
+        });
     };
     if end - pos > MAX_LINE {
-        return Parsed::Reject(414, "request line too long");
+        return Err(Unfinished::Reject(414, "request line too long"));
     }
     let line = String::from_utf8_lossy(trim_cr(&buf[pos..end])).into_owned();
     let mut parts = line.split(' ').filter(|p| !p.is_empty());
     let (Some(method), Some(target), version) = (parts.next(), parts.next(), parts.next()) else {
-        return Parsed::Reject(400, "malformed request line");
+        return Err(Unfinished::Reject(400, "malformed request line"));
     };
     if parts.next().is_some()
         || !method
             .bytes()
             .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
     {
-        return Parsed::Reject(400, "malformed request line");
+        return Err(Unfinished::Reject(400, "malformed request line"));
     }
     let version = match version {
         Some("HTTP/1.1") => "1.1",
         Some("HTTP/1.0") => "1.0",
         // HTTP/0.9 (no version) and anything else: Apache answers 400.
-        _ => return Parsed::Reject(400, "unsupported protocol version"),
+        _ => return Err(Unfinished::Reject(400, "unsupported protocol version")),
     };
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut cursor = end + 1;
     loop {
         let Some(end) = line_end(buf, cursor) else {
-            return if buf.len() - cursor > MAX_LINE {
-                Parsed::Reject(400, "header field too long")
+            return Err(if buf.len() - cursor > MAX_LINE {
+                Unfinished::Reject(400, "header field too long")
             } else {
                 line_wait(cursor, MAX_LINE)
-            };
+            });
         };
         let raw = trim_cr(&buf[cursor..end]);
         cursor = end + 1;
@@ -124,26 +143,26 @@ pub fn parse(buf: &[u8]) -> Parsed {
             break;
         }
         if raw.len() > MAX_LINE {
-            return Parsed::Reject(400, "header field too long");
+            return Err(Unfinished::Reject(400, "header field too long"));
         }
         if raw[0] == b' ' || raw[0] == b'\t' {
             // Obsolete line folding (RFC 9112 §5.2): refused like a modern server.
-            return Parsed::Reject(400, "obsolete header folding");
+            return Err(Unfinished::Reject(400, "obsolete header folding"));
         }
         let Some(colon) = raw.iter().position(|&b| b == b':') else {
-            return Parsed::Reject(400, "header field without colon");
+            return Err(Unfinished::Reject(400, "header field without colon"));
         };
         if headers.len() >= MAX_FIELDS {
-            return Parsed::Reject(400, "too many header fields");
+            return Err(Unfinished::Reject(400, "too many header fields"));
         }
         let name = String::from_utf8_lossy(&raw[..colon]).trim().to_owned();
         let value = String::from_utf8_lossy(&raw[colon + 1..]).trim().to_owned();
         if name.is_empty() || name.contains(' ') {
-            return Parsed::Reject(400, "malformed header name");
+            return Err(Unfinished::Reject(400, "malformed header name"));
         }
         headers.push((name, value));
     }
-    let mut request = Request {
+    let request = Request {
         method: method.to_owned(),
         target: target.to_owned(),
         version: version.to_owned(),
@@ -153,42 +172,107 @@ pub fn parse(buf: &[u8]) -> Parsed {
     let chunked = request
         .header("transfer-encoding")
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if chunked {
-        return match dechunk(buf, cursor) {
-            Ok(Ok((body, used))) => {
-                request.body = body;
-                Parsed::Request(request, used)
-            }
-            Ok(Err(wait)) => Parsed::Incomplete(wait),
-            Err(status) => Parsed::Reject(status, "bad chunked body"),
-        };
+    let framing = if chunked {
+        Framing::Chunked
+    } else {
+        match request.header("content-length") {
+            None => Framing::Length(0),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n <= MAX_BODY => Framing::Length(n),
+                Ok(_) => return Err(Unfinished::Reject(413, "body too large")),
+                Err(_) => return Err(Unfinished::Reject(400, "bad content-length")),
+            },
+        }
+    };
+    Ok((request, cursor, framing))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Request heads parsed on this thread, for the tests that bound it.
+    pub static HEADS_PARSED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How a request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+/// How far parsing the request at the start of the buffer got, kept between reads: a wait
+/// then resumes where the last parse stopped. Re-reading from the first byte each time made a
+/// body of many small chunks behind large headers cost the headers once per chunk.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The request (without its body), where the body starts and how it is framed.
+    head: Option<(Request, usize, Framing)>,
+    /// Chunked bodies: where the next chunk-size line starts, the chunks read so far
+    /// (offset, length) and their total length.
+    next: usize,
+    chunks: Vec<(usize, usize)>,
+    total: usize,
+}
+
+/// Parse one request from the start of `buf`.
+#[cfg(test)]
+pub fn parse(buf: &[u8]) -> Parsed {
+    parse_from(buf, &mut Progress::default())
+}
+
+/// [`parse`], resuming from and updating `progress` (reset once a request is complete or
+/// refused).
+pub fn parse_from(buf: &[u8], progress: &mut Progress) -> Parsed {
+    let parsed = continue_parse(buf, progress);
+    if !matches!(parsed, Parsed::Incomplete(_)) {
+        *progress = Progress::default();
     }
-    let length = match request.header("content-length") {
-        None => 0,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if n <= MAX_BODY => n,
-            Ok(_) => return Parsed::Reject(413, "body too large"),
-            Err(_) => return Parsed::Reject(400, "bad content-length"),
+    parsed
+}
+
+fn continue_parse(buf: &[u8], progress: &mut Progress) -> Parsed {
+    let (body_at, framing) = match &progress.head {
+        Some((_, at, framing)) => (*at, *framing),
+        None => match head(buf) {
+            Ok((request, at, framing)) => {
+                progress.head = Some((request, at, framing));
+                progress.next = at;
+                (at, framing)
+            }
+            Err(unfinished) => return unfinished.into(),
         },
     };
-    if buf.len() < cursor + length {
-        return Parsed::Incomplete(Wait::Len(cursor + length));
+    let body = match framing {
+        Framing::Length(length) => {
+            if buf.len() < body_at + length {
+                return Parsed::Incomplete(Wait::Len(body_at + length));
+            }
+            (buf[body_at..body_at + length].to_vec(), body_at + length)
+        }
+        Framing::Chunked => match dechunk(buf, progress) {
+            Ok(Ok(done)) => done,
+            Ok(Err(wait)) => return Parsed::Incomplete(wait),
+            Err(status) => return Parsed::Reject(status, "bad chunked body"),
+        },
+    };
+    match progress.head.take() {
+        Some((mut request, _, _)) => {
+            request.body = body.0;
+            Parsed::Request(request, body.1)
+        }
+        None => Parsed::Reject(500, "request head lost"),
     }
-    request.body = buf[cursor..cursor + length].to_vec();
-    Parsed::Request(request, cursor + length)
 }
 
 /// Longest chunk-size line.
 const MAX_CHUNK_LINE: usize = 64;
 
-/// Decode a chunked body starting at `from`: `Ok(Err(wait))` until the last chunk and trailers
-/// are buffered. The chunks' sizes are read before any byte is copied, so a wait costs a walk
-/// over the chunk lines, not a copy of the body.
-fn dechunk(buf: &[u8], from: usize) -> Result<Result<(Vec<u8>, usize), Wait>, u16> {
-    let mut chunks: Vec<(usize, usize)> = Vec::new();
-    let mut total = 0usize;
-    let mut pos = from;
+/// Decode a chunked body from where `progress` stopped: `Ok(Err(wait))` until the last chunk
+/// and trailers are buffered. Chunks are noted (offset, length) as they complete and copied
+/// only once the body is whole, so a wait costs nothing already read.
+fn dechunk(buf: &[u8], progress: &mut Progress) -> Result<Result<(Vec<u8>, usize), Wait>, u16> {
     loop {
+        let pos = progress.next;
         let Some(end) = line_end(buf, pos) else {
             return if buf.len() - pos > MAX_CHUNK_LINE {
                 Err(400)
@@ -201,43 +285,43 @@ fn dechunk(buf: &[u8], from: usize) -> Result<Result<(Vec<u8>, usize), Wait>, u1
         let size_text = String::from_utf8_lossy(trim_cr(&buf[pos..end]));
         let size_text = size_text.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16).map_err(|_| 400u16)?;
-        pos = end + 1;
+        let data = end + 1;
         if size == 0 {
             // Trailers until an empty line.
+            let mut at = data;
             loop {
-                let Some(end) = line_end(buf, pos) else {
+                let Some(end) = line_end(buf, at) else {
                     return Ok(Err(Wait::Line {
-                        limit: pos + MAX_LINE,
+                        limit: at + MAX_LINE,
                     }));
                 };
-                let empty = trim_cr(&buf[pos..end]).is_empty();
-                if !empty && end - pos > MAX_LINE {
+                let empty = trim_cr(&buf[at..end]).is_empty();
+                if !empty && end - at > MAX_LINE {
                     return Err(400);
                 }
-                pos = end + 1;
+                at = end + 1;
                 if empty {
-                    let mut body = Vec::with_capacity(total);
-                    for (start, len) in chunks {
-                        body.extend_from_slice(&buf[start..start + len]);
+                    let mut body = Vec::with_capacity(progress.total);
+                    for (start, len) in &progress.chunks {
+                        body.extend_from_slice(&buf[*start..*start + *len]);
                     }
-                    return Ok(Ok((body, pos)));
+                    return Ok(Ok((body, at)));
                 }
             }
         }
         // `size` is the peer's (up to 2^64 - 1): compared so nothing can overflow.
-        if size > MAX_BODY.saturating_sub(total) {
+        if size > MAX_BODY.saturating_sub(progress.total) {
             return Err(413);
         }
-        if buf.len() < pos + size + 2 {
-            return Ok(Err(Wait::Len(pos + size + 2)));
+        if buf.len() < data + size + 2 {
+            return Ok(Err(Wait::Len(data + size + 2)));
         }
-        chunks.push((pos, size));
-        total += size;
-        pos += size;
-        match buf.get(pos..pos + 2) {
-            Some(b"\r\n") => pos += 2,
-            _ => return Err(400),
+        if buf.get(data + size..data + size + 2) != Some(b"\r\n") {
+            return Err(400);
         }
+        progress.chunks.push((data, size));
+        progress.total += size;
+        progress.next = data + size + 2;
     }
 }
 

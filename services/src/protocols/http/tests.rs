@@ -16,6 +16,7 @@ fn session(env: &[(&str, &str)]) -> HttpSession {
         site,
         buf: Vec::new(),
         wait: None,
+        progress: parse::Progress::default(),
         parses: 0,
         served: 0,
         port: 80,
@@ -284,4 +285,33 @@ fn requests_in_pieces_are_answered_alike_and_parsed_once_per_line_or_chunk() {
         s.parses,
         chunked.len()
     );
+}
+
+/// A body of many small chunks behind large headers reads the headers once and each chunk
+/// once, however it is cut into reads (every wait once re-read the headers and every earlier
+/// chunk).
+#[test]
+fn a_chunked_body_in_pieces_reads_its_head_once() {
+    let mut input = b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n".to_vec();
+    for i in 0..90 {
+        input.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "p".repeat(8000)).as_bytes());
+    }
+    input.extend_from_slice(b"\r\n");
+    for _ in 0..5000 {
+        input.extend_from_slice(b"1\r\na\r\n");
+    }
+    input.extend_from_slice(b"0\r\n\r\n");
+    let mut whole = session(&[]);
+    let (expected, _) = drive(&mut whole, &input);
+    assert!(expected.starts_with("HTTP/1.1 "), "{expected}");
+    let mut s = session(&[]);
+    parse::HEADS_PARSED.with(|n| n.set(0));
+    let mut out = String::new();
+    for part in input.chunks(3) {
+        out.push_str(&drive(&mut s, part).0);
+    }
+    assert_eq!(out, expected);
+    // The head is parsed once per line of it while incomplete, then never again.
+    let heads = parse::HEADS_PARSED.with(std::cell::Cell::get);
+    assert!(heads <= 100, "{heads} head parses");
 }

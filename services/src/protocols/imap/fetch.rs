@@ -73,8 +73,9 @@ pub fn sequence_set(set: &str, msgs: &[Msg], uid: bool) -> Option<Vec<usize>> {
             if hi > max {
                 return None;
             }
-            for seq in lo..=hi {
-                if let Some(w) = wanted.get_mut(usize::try_from(seq).ok()? - 1) {
+            // `*` of an empty folder is 0: no message, where `0 - 1` once underflowed.
+            for seq in lo.max(1)..=hi {
+                if let Some(w) = wanted.get_mut(usize::try_from(seq - 1).ok()?) {
                     *w = true;
                 }
             }
@@ -356,6 +357,9 @@ mod tests {
         assert_eq!(sequence_set("100:*", &m, true), Some(vec![3]));
         assert_eq!(sequence_set("1:4", &m, true), Some(vec![]));
         assert_eq!(sequence_set("0", &m, true), None);
+        // `*` in an empty folder (it once underflowed, a panic in checked builds).
+        assert_eq!(sequence_set("*", &[], false), Some(vec![]));
+        assert_eq!(sequence_set("1:*", &[], false), None);
     }
 
     #[test]
