@@ -323,9 +323,11 @@ impl Direction {
         pkt
     }
 
-    /// Takes one complete packet off the front of `input` and returns its payload, `Ok(None)`
-    /// while more bytes are needed.
-    pub fn open(&mut self, input: &mut Vec<u8>) -> Result<Option<Vec<u8>>, PacketError> {
+    /// Reads one complete packet from the front of `input` and returns its payload with the
+    /// bytes it took, `Ok(None)` while more bytes are needed. The caller cuts what packets took
+    /// once per read: cutting each packet off the buffer moved the rest of a 64 KiB slice of
+    /// tiny packets once per packet.
+    pub fn open(&mut self, input: &[u8]) -> Result<Option<(Vec<u8>, usize)>, PacketError> {
         let block = self.block_size();
         let tag_len = self.tag_len();
         let seq = self.seq;
@@ -368,8 +370,7 @@ impl Direction {
                     return Err(PacketError::BadMac);
                 }
                 self.first_block = None;
-                input.drain(..total + tag_len);
-                plain
+                (plain, total + tag_len)
             }
             Cipher::Plain | Cipher::Ctr(_) => {
                 // Encrypt-then-MAC: the length is in clear and authenticated.
@@ -392,8 +393,7 @@ impl Direction {
                 if let Cipher::Ctr(c) = &mut self.cipher {
                     c.apply(&mut plain[4..]);
                 }
-                input.drain(..total + tag_len);
-                plain
+                (plain, total + tag_len)
             }
             Cipher::ChaCha { main, header } => {
                 if input.len() < 4 {
@@ -421,8 +421,7 @@ impl Direction {
                 plain[..4].copy_from_slice(&len_bytes);
                 mc.seek(64u64);
                 mc.apply_keystream(&mut plain[4..]);
-                input.drain(..total + tag_len);
-                plain
+                (plain, total + tag_len)
             }
             Cipher::Gcm { aead, iv } => {
                 if input.len() < 4 {
@@ -447,10 +446,10 @@ impl Direction {
                     return Err(PacketError::BadMac);
                 }
                 gcm_next_iv(iv);
-                input.drain(..total + tag_len);
-                plain
+                (plain, total + tag_len)
             }
         };
+        let (plain, used) = plain;
         self.seq = self.seq.wrapping_add(1);
         // plain = length(4) || padding_length(1) || payload || padding
         let pad = plain.get(4).copied().unwrap_or(0);
@@ -464,7 +463,7 @@ impl Direction {
         let Some(end) = end else {
             return Err(PacketError::BadPadding(pad));
         };
-        Ok(Some(plain[5..end].to_vec()))
+        Ok(Some((plain[5..end].to_vec(), used)))
     }
 }
 

@@ -337,6 +337,8 @@ impl Transport {
         upper: &mut Vec<Vec<u8>>,
         events: &mut Vec<TransportEvent>,
     ) {
+        // Bytes the packets read so far took, cut from the buffer once at the end.
+        let mut at = 0;
         loop {
             match self.phase {
                 Phase::Closed => {
@@ -345,17 +347,20 @@ impl Transport {
                 }
                 Phase::Version => {
                     if !self.read_version(out, events) {
-                        return;
+                        break;
                     }
                 }
                 Phase::Packets => {
                     let seq = self.rx.seq;
-                    match self.rx.open(&mut self.input) {
-                        Ok(None) => return,
-                        Ok(Some(payload)) => match self.decompress(payload) {
-                            Some(payload) => self.dispatch(seq, &payload, out, upper, events),
-                            None => self.fail("decompression failed", None, out, events),
-                        },
+                    let Some(rest) = self.input.get(at..) else {
+                        break;
+                    };
+                    match self.rx.open(rest) {
+                        Ok(None) => break,
+                        Ok(Some((payload, used))) => {
+                            at += used;
+                            self.packet(seq, payload, out, upper, events);
+                        }
                         Err(e) => {
                             let reply = match &e {
                                 // sshd queues "Packet corrupt" for a bad length but dies
@@ -370,6 +375,22 @@ impl Transport {
                     }
                 }
             }
+        }
+        self.input.drain(..at.min(self.input.len()));
+    }
+
+    /// One packet's payload: decompressed and dispatched.
+    fn packet(
+        &mut self,
+        seq: u32,
+        payload: Vec<u8>,
+        out: &mut Vec<u8>,
+        upper: &mut Vec<Vec<u8>>,
+        events: &mut Vec<TransportEvent>,
+    ) {
+        match self.decompress(payload) {
+            Some(payload) => self.dispatch(seq, &payload, out, upper, events),
+            None => self.fail("decompression failed", None, out, events),
         }
     }
 
