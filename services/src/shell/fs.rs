@@ -6,6 +6,8 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
+use crate::memory::{self, Held, MemoryPool};
+
 /// Bytes an attacker may write into one session's overlay.
 pub const MAX_OVERLAY_BYTES: usize = 4 * 1024 * 1024;
 
@@ -92,10 +94,13 @@ impl HostInfo {
 }
 
 /// A path-keyed tree (absolute, normalised paths).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FakeFs {
     nodes: BTreeMap<String, Node>,
     overlay_bytes: usize,
+    /// The overlay's bytes in the process's memory pool (`crate::memory`): a few shells
+    /// filling their 4 MiB overlays would otherwise outgrow a decky's container.
+    held: Held,
 }
 
 /// Normalise `path` relative to `cwd` (handles `.`, `..`, `~` as /root or the home given).
@@ -129,10 +134,16 @@ fn alnum(rng: &mut StdRng, len: usize) -> String {
 
 impl FakeFs {
     pub fn for_host(host: &HostInfo) -> Self {
+        Self::for_host_in(host, memory::process_pool())
+    }
+
+    /// [`Self::for_host`] with the overlay drawing on `pool`.
+    pub fn for_host_in(host: &HostInfo, pool: &'static MemoryPool) -> Self {
         let mut rng = StdRng::seed_from_u64(host.seed());
         let mut fs = Self {
             nodes: BTreeMap::new(),
             overlay_bytes: 0,
+            held: pool.hold(),
         };
         for dir in [
             "/",
@@ -308,7 +319,7 @@ impl FakeFs {
             Some(Node::File { content: old, .. }) if append => [old, content.as_slice()].concat(),
             _ => content,
         };
-        if self.overlay_bytes + new.len() > MAX_OVERLAY_BYTES {
+        if self.overlay_bytes + new.len() > MAX_OVERLAY_BYTES || !self.hold(new.len()) {
             return false;
         }
         self.overlay_bytes += new.len();
@@ -331,6 +342,7 @@ impl FakeFs {
             || self.nodes.len() > 10_000
             || !name_fits(path)
             || self.overlay_bytes + path.len() > MAX_OVERLAY_BYTES
+            || !self.hold(path.len())
         {
             return false;
         }
@@ -338,6 +350,16 @@ impl FakeFs {
         // otherwise hold 40 MiB.
         self.overlay_bytes += path.len();
         self.nodes.insert(path.to_owned(), Node::Dir);
+        true
+    }
+
+    /// Take `bytes` more from the memory pool, all or nothing.
+    fn hold(&mut self, bytes: usize) -> bool {
+        let granted = self.held.grow(bytes);
+        if granted < bytes {
+            self.held.shrink(granted);
+            return false;
+        }
         true
     }
 
@@ -358,6 +380,22 @@ fn name_fits(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_overlay_draws_on_the_memory_pool() {
+        let pool: &'static MemoryPool = Box::leak(Box::new(MemoryPool::new(1000)));
+        let mut a = FakeFs::for_host_in(&host("web1"), pool);
+        assert!(a.write("/tmp/a", vec![1; 600], false));
+        let mut b = FakeFs::for_host_in(&host("web2"), pool);
+        assert!(
+            !b.write("/tmp/b", vec![2; 600], false),
+            "the pool has 400 left"
+        );
+        assert!(b.write("/tmp/b", vec![2; 300], false));
+        assert!(!b.mkdir(&format!("/tmp/{}", "d".repeat(120))), "100 left");
+        drop(a);
+        assert!(b.write("/tmp/c", vec![3; 600], false));
+    }
 
     #[test]
     fn names_past_linux_limits_cannot_be_created() {

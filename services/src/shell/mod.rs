@@ -19,6 +19,8 @@ const MAX_BUILT: usize = fs::MAX_OVERLAY_BYTES + MAX_OUTPUT;
 const MAX_LINE_WORK: usize = 4 * MAX_BUILT;
 /// History entries kept per session.
 const MAX_HISTORY: usize = 1000;
+/// Bytes of history kept: a thousand lines of 4 KiB would hold 4 MiB per shell.
+const MAX_HISTORY_BYTES: usize = 256 * 1024;
 
 /// What one command line produced.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -51,6 +53,7 @@ pub struct Shell {
     cwd: String,
     fs: FakeFs,
     history: Vec<String>,
+    history_bytes: usize,
     /// Seconds since boot at login, for `uptime`/`w`.
     uptime: u64,
     /// Bytes produced so far by the line being run ([`MAX_LINE_WORK`]).
@@ -74,6 +77,7 @@ impl Shell {
             cwd,
             fs,
             history: Vec::new(),
+            history_bytes: 0,
             uptime,
             work: 0,
         }
@@ -135,7 +139,9 @@ impl Shell {
         if line.is_empty() {
             return out;
         }
-        if self.history.len() < MAX_HISTORY {
+        if self.history.len() < MAX_HISTORY && self.history_bytes + line.len() <= MAX_HISTORY_BYTES
+        {
+            self.history_bytes += line.len();
             self.history.push(line.to_owned());
         }
         out.event(
