@@ -169,20 +169,22 @@ async fn login(
     check_len("username", &body.username, 1, 64)?;
     check_len("password", &body.password, 1, MAX_PASSWORD)?;
     let ip_key = login_ip_key(peer.ip());
-    let user_key = body.username.to_lowercase();
-    // Counted before the check, so attempts sent at once cannot all pass the limit.
-    if let Err(wait) = state
-        .ip_limiter
-        .attempt(&ip_key)
-        .and_then(|()| state.user_limiter.attempt(&user_key))
-    {
+    let throttled = |wait| {
         state
             .metrics
             .logins_throttled
             .fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::TooManyRequests { retry_after: wait });
-    }
+        ApiError::TooManyRequests { retry_after: wait }
+    };
+    // Counted before the check, so attempts sent at once cannot all pass the limit.
+    state.ip_limiter.attempt(&ip_key).map_err(throttled)?;
     let user = state.repo.user_by_name(&body.username).await?;
+    // Per account when the name finds one: spellings the database's collation takes for the
+    // same name (case, and on MariaDB accents and trailing spaces) share one count.
+    let user_key = user
+        .as_ref()
+        .map_or_else(|| body.username.to_lowercase(), |u| u.uuid.clone());
+    state.user_limiter.attempt(&user_key).map_err(throttled)?;
     let ok = verify_blocking(
         body.password,
         user.as_ref().map(|u| u.password_hash.clone()),

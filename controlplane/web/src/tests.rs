@@ -440,6 +440,56 @@ async fn logins_sent_at_once_cannot_pass_the_limit() {
     assert_eq!(login_ip_key("::ffff:10.0.0.9".parse().unwrap()), "10.0.0.9");
 }
 
+/// The per-user count follows the account the name finds, not the spelling: failures against
+/// `vera` do not lock out a different account `Vera` (a lower-cased key shared them), and on
+/// databases whose collation folds spellings together they share one count.
+#[tokio::test]
+async fn login_failures_count_per_account() {
+    let s = setup().await;
+    let (admin, _, _) = admin_and_viewer(&s.app).await;
+    let (st, v) = call(
+        &s.app,
+        "POST",
+        "/api/v1/config/users",
+        Some(&admin),
+        Some(json!({"username": "Vera", "password": "other-temp-1", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    for i in 0..5u8 {
+        let (st, _, _) = call_full(
+            &s.app,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "vera", "password": "wrong"})),
+            [10, 1, 0, i],
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+    }
+    let (st, _, _) = call_full(
+        &s.app,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "vera", "password": "viewer-final-1"})),
+        [10, 1, 0, 9],
+    )
+    .await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "vera is throttled");
+    let (st, _, v) = call_full(
+        &s.app,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "Vera", "password": "other-temp-1"})),
+        [10, 1, 0, 10],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "Vera is another account: {v}");
+}
+
 #[tokio::test]
 async fn bad_inputs_are_400_with_the_stable_shape() {
     let s = setup().await;
