@@ -458,7 +458,7 @@ pub struct Profiler {
 
 /// Most attackers remembered only by address while their sessions stay open; past it, one
 /// evicted with open sessions has them ended when it comes back or the profiler restarts.
-const MAX_DORMANT: usize = 1 << 20;
+pub const MAX_DORMANT: usize = 1 << 20;
 /// What a new attacker's state holds before any list grows (its strings, maps and vectors).
 const NEW_ATTACKER_BYTES: usize = 1024;
 /// Most dormant attackers restored in one batch to end their sessions.
@@ -699,12 +699,12 @@ impl AttackerState {
     /// since the row was last written.
     fn attacker_row(&self, min_deckies: usize) -> Attacker {
         let traversal = self.is_traversal(min_deckies);
-        let fingerprints: Vec<_> = self
-            .fingerprints
-            .iter()
-            .map(|(kind, value)| FingerprintJson { kind, value })
-            .collect();
         let (fingerprints, commands) = if self.lists_changed {
+            let fingerprints: Vec<_> = self
+                .fingerprints
+                .iter()
+                .map(|(kind, value)| FingerprintJson { kind, value })
+                .collect();
             let commands: Vec<_> = self.commands.iter().map(CommandJson::of).collect();
             (json_text(&fingerprints), json_text(&commands))
         } else {
@@ -1529,14 +1529,19 @@ impl Profiler {
             return;
         }
         let (cap, budget) = (cap - cap / 4, budget - budget / 4);
-        let mut written: Vec<(bool, i64, IpAddr)> = self
+        // Prober-only IPs go last: they weigh next to nothing and have no saved state to come
+        // back from.
+        let mut written: Vec<(bool, bool, i64, IpAddr)> = self
             .states
             .iter()
             .filter(|(ip, _)| !dirty.contains(*ip) && !taken.contains(*ip))
-            .map(|(ip, st)| (!st.sessions.is_empty(), st.last_seen_ns, *ip))
+            .map(|(ip, st)| {
+                let prober_only = st.event_count == 0;
+                (prober_only, !st.sessions.is_empty(), st.last_seen_ns, *ip)
+            })
             .collect();
         written.sort_unstable();
-        for (_, _, ip) in written {
+        for (_, _, _, ip) in written {
             if self.states.len() <= cap && self.held_bytes <= budget {
                 break;
             }

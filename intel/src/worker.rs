@@ -104,7 +104,8 @@ async fn committed(committing: Committing) -> Result<(), IntelError> {
 /// states and sessions together could hold more than the cache may).
 async fn engine_over(repo: &SqlRepository, config: Config) -> Result<Profiler, IntelError> {
     let mut engine = Profiler::new(config);
-    for (ip, end_ns) in repo.open_session_ends(i64::MAX).await? {
+    let most = i64::try_from(crate::engine::MAX_DORMANT).unwrap_or(i64::MAX);
+    for (ip, end_ns) in repo.open_session_ends(most).await? {
         engine.add_dormant(&ip, end_ns)?;
     }
     Ok(engine)

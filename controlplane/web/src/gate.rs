@@ -8,42 +8,44 @@
 //! - Packet exports: each reads retained segments on a blocking thread for as long as its
 //!   client reads.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::ApiError;
 
 #[derive(Debug)]
 pub struct Gate {
+    /// Places to work in.
     permits: Semaphore,
-    waiting: AtomicUsize,
-    queue: usize,
+    /// Places in the building: working or waiting (`permits + queue`). Held as a permit, so a
+    /// request dropped while it waits gives its place back too.
+    admitted: Semaphore,
+}
+
+/// A place at a [`Gate`], given back when dropped.
+#[derive(Debug)]
+pub struct Place {
+    _work: SemaphorePermit<'static>,
+    _admitted: SemaphorePermit<'static>,
 }
 
 impl Gate {
     pub const fn new(permits: usize, queue: usize) -> Self {
         Self {
             permits: Semaphore::const_new(permits),
-            waiting: AtomicUsize::new(0),
-            queue,
+            admitted: Semaphore::const_new(permits + queue),
         }
     }
 
     /// A place, once one is free; 503 `busy` (retry in a second) at once when the queue is
     /// full too.
-    pub async fn enter(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        if let Ok(permit) = self.permits.try_acquire() {
-            return Ok(permit);
-        }
-        let busy = ApiError::Busy { retry_after: 1 };
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(busy);
-        }
-        let permit = self.permits.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        permit.map_err(|_| busy)
+    pub async fn enter(&'static self) -> Result<Place, ApiError> {
+        let busy = || ApiError::Busy { retry_after: 1 };
+        let admitted = self.admitted.try_acquire().map_err(|_| busy())?;
+        let work = self.permits.acquire().await.map_err(|_| busy())?;
+        Ok(Place {
+            _work: work,
+            _admitted: admitted,
+        })
     }
 }
 
@@ -68,7 +70,7 @@ mod tests {
         // Two more may wait for a place; a fifth is turned away at once.
         let third = tokio::spawn(async move { gate.enter().await.map(drop) });
         let fourth = tokio::spawn(async move { gate.enter().await.map(drop) });
-        while gate.waiting.load(Ordering::Relaxed) < 2 {
+        while gate.admitted.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
         assert!(matches!(gate.enter().await, Err(ApiError::Busy { .. })));
@@ -76,5 +78,22 @@ mod tests {
         drop(second);
         assert!(third.await.unwrap().is_ok() && fourth.await.unwrap().is_ok());
         assert!(gate.enter().await.is_ok());
+    }
+
+    /// A request dropped while it waits gives its place in the queue back.
+    #[tokio::test]
+    async fn a_waiter_that_goes_away_leaves_its_place() {
+        let gate: &'static Gate = Box::leak(Box::new(Gate::new(1, 1)));
+        let working = gate.enter().await.unwrap();
+        for _ in 0..3 {
+            let waiting = tokio::spawn(async move { gate.enter().await.map(drop) });
+            while gate.admitted.available_permits() > 0 {
+                tokio::task::yield_now().await;
+            }
+            waiting.abort();
+            let _ = waiting.await;
+        }
+        drop(working);
+        assert!(gate.enter().await.is_ok(), "the queue place leaked");
     }
 }

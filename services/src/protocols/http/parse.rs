@@ -291,9 +291,13 @@ fn dechunk(buf: &[u8], progress: &mut Progress) -> Result<Result<(Vec<u8>, usize
             let mut at = data;
             loop {
                 let Some(end) = line_end(buf, at) else {
-                    return Ok(Err(Wait::Line {
-                        limit: at + MAX_LINE,
-                    }));
+                    return if buf.len() - at > MAX_LINE {
+                        Err(400)
+                    } else {
+                        Ok(Err(Wait::Line {
+                            limit: at + MAX_LINE,
+                        }))
+                    };
                 };
                 let empty = trim_cr(&buf[at..end]).is_empty();
                 if !empty && end - at > MAX_LINE {
@@ -403,6 +407,15 @@ mod tests {
         assert_eq!(
             parse(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"),
             Parsed::Incomplete(Wait::Len(49))
+        );
+        // A trailer line is bounded like a header line: past it the request is refused, where
+        // an unterminated one was re-read on every read that followed.
+        let mut long_trailer =
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: ".to_vec();
+        long_trailer.extend(std::iter::repeat_n(b'a', MAX_LINE + 1));
+        assert_eq!(
+            parse(&long_trailer),
+            Parsed::Reject(400, "bad chunked body")
         );
     }
 

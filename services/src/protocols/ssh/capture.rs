@@ -94,10 +94,10 @@ impl Upload {
         }
         let want_end = start.saturating_add(data.len());
         if want_end > self.kept.len() {
-            let grow = budget.take(want_end - self.kept.len());
-            let allowed = self.kept.len() + grow;
-            // The connection's allowance, and then what the process can hold (see `memory`).
-            let new_len = memory::room(&mut self.kept, allowed, &mut self.held, usize::MAX);
+            // What the process can hold (see `memory`), then the connection's allowance for
+            // what that leaves: bytes the pool refuses are not taken from the allowance.
+            let room = memory::room(&mut self.kept, want_end, &mut self.held, usize::MAX);
+            let new_len = self.kept.len() + budget.take(room - self.kept.len());
             if new_len < want_end {
                 self.truncated = true;
             }

@@ -47,7 +47,7 @@ const MIN_PACKET: u32 = 512;
 /// sshd's default MaxSessions.
 const MAX_CHANNELS: usize = 10;
 /// Output queued per channel while the client's window is shut; beyond it output is lost.
-const MAX_PENDING: usize = 4 * 1024 * 1024;
+pub(super) const MAX_PENDING: usize = 4 * 1024 * 1024;
 /// Longest string (host, env value, command) kept in an event.
 const MAX_FIELD: usize = 1024;
 

@@ -11,8 +11,8 @@ use crate::{session::ServiceEvent, shell::Shell};
 /// Longest input line kept; a longer one is cut, as a terminal's line buffer would.
 const MAX_LINE: usize = 4096;
 /// Output one batch of input may produce before the rest of that input is dropped: what a
-/// channel holds for a client that does not read (`connection::MAX_PENDING`).
-const MAX_OUTPUT_PER_INPUT: usize = 4 << 20;
+/// channel holds for a client that does not read.
+const MAX_OUTPUT_PER_INPUT: usize = super::connection::MAX_PENDING;
 
 /// What the client asked for with `pty-req`.
 #[derive(Debug, Clone, PartialEq, Eq)]
