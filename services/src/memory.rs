@@ -75,6 +75,16 @@ impl Held {
         granted
     }
 
+    /// Hold `bytes` more if the pool has them all; nothing otherwise.
+    pub fn try_grow(&mut self, bytes: usize) -> bool {
+        let granted = self.grow(bytes);
+        if granted < bytes {
+            self.shrink(granted);
+            return false;
+        }
+        true
+    }
+
     /// Give back up to `bytes` of what is held.
     pub fn shrink(&mut self, bytes: usize) {
         let bytes = bytes.min(self.bytes);

@@ -97,9 +97,9 @@ impl HostInfo {
 #[derive(Debug)]
 pub struct FakeFs {
     nodes: BTreeMap<String, Node>,
-    overlay_bytes: usize,
-    /// The overlay's bytes in the process's memory pool (`crate::memory`): a few shells
-    /// filling their 4 MiB overlays would otherwise outgrow a decky's container.
+    /// The overlay's bytes (files written, directories' names, ever), held from the process's
+    /// memory pool (`crate::memory`): a few shells filling their 4 MiB overlays would
+    /// otherwise outgrow a decky's container.
     held: Held,
 }
 
@@ -142,7 +142,6 @@ impl FakeFs {
         let mut rng = StdRng::seed_from_u64(host.seed());
         let mut fs = Self {
             nodes: BTreeMap::new(),
-            overlay_bytes: 0,
             held: pool.hold(),
         };
         for dir in [
@@ -319,10 +318,9 @@ impl FakeFs {
             Some(Node::File { content: old, .. }) if append => [old, content.as_slice()].concat(),
             _ => content,
         };
-        if self.overlay_bytes + new.len() > MAX_OVERLAY_BYTES || !self.hold(new.len()) {
+        if self.held.bytes() + new.len() > MAX_OVERLAY_BYTES || !self.held.try_grow(new.len()) {
             return false;
         }
-        self.overlay_bytes += new.len();
         self.nodes.insert(
             path.to_owned(),
             Node::File {
@@ -341,25 +339,14 @@ impl FakeFs {
             || self.nodes.contains_key(path)
             || self.nodes.len() > 10_000
             || !name_fits(path)
-            || self.overlay_bytes + path.len() > MAX_OVERLAY_BYTES
-            || !self.hold(path.len())
+            || self.held.bytes() + path.len() > MAX_OVERLAY_BYTES
+            || !self.held.try_grow(path.len())
         {
             return false;
         }
-        // Names count against the overlay too: 10,000 directories of 4 KiB paths each would
-        // otherwise hold 40 MiB.
-        self.overlay_bytes += path.len();
+        // Names count against the overlay too (held above): 10,000 directories of 4 KiB paths
+        // each would otherwise hold 40 MiB.
         self.nodes.insert(path.to_owned(), Node::Dir);
-        true
-    }
-
-    /// Take `bytes` more from the memory pool, all or nothing.
-    fn hold(&mut self, bytes: usize) -> bool {
-        let granted = self.held.grow(bytes);
-        if granted < bytes {
-            self.held.shrink(granted);
-            return false;
-        }
         true
     }
 

@@ -94,9 +94,9 @@ struct Channel {
     local_window: u32,
     consumed: u32,
     pending: VecDeque<Pending>,
-    pending_bytes: usize,
-    /// What the pending data holds of the process's memory pool: a client that opens its ten
-    /// channels and never widens their windows holds up to 40 MiB of output per connection.
+    /// The pending data's bytes, held from the process's memory pool: a client that opens
+    /// its ten channels and never widens their windows holds up to 40 MiB of output per
+    /// connection.
     held: Held,
     pty: Option<Pty>,
     mode: Mode,
@@ -246,7 +246,6 @@ impl Connection {
                         local_window: 0,
                         consumed: 0,
                         pending: VecDeque::new(),
-                        pending_bytes: 0,
                         held: Held::default(),
                         pty: None,
                         mode: Mode::Larval,
@@ -529,7 +528,6 @@ impl Connection {
         if !ch.close_sent {
             // The client hung up first: what was still queued is dropped.
             ch.pending.clear();
-            ch.pending_bytes = 0;
             ch.held.shrink(usize::MAX);
             let mut w = Writer::message(MSG_CHANNEL_CLOSE);
             w.u32(ch.remote);
@@ -599,11 +597,10 @@ fn queue(ch: &mut Channel, data: Vec<u8>, msgs: &mut Vec<Vec<u8>>) {
     }
     // Past the channel's cap or what the process can hold, output is dropped (as when the
     // client's window never opens, it would never be read).
-    let room = MAX_PENDING.saturating_sub(ch.pending_bytes);
+    let room = MAX_PENDING.saturating_sub(ch.held.bytes());
     let mut data = data;
     data.truncate(ch.held.grow(data.len().min(room)));
     if !data.is_empty() {
-        ch.pending_bytes += data.len();
         ch.pending.push_back(Pending::Data(data, 0));
     }
     flush(ch, msgs);
@@ -653,7 +650,6 @@ fn flush(ch: &mut Channel, msgs: &mut Vec<Vec<u8>>) {
                 msgs.push(w.finish());
                 *sent += n;
                 ch.window -= u32::try_from(n).unwrap_or(0);
-                ch.pending_bytes -= n;
                 ch.held.shrink(n);
                 if *sent >= buf.len() {
                     ch.pending.pop_front();
