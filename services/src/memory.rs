@@ -123,6 +123,16 @@ pub fn room(buf: &mut Vec<u8>, want_len: usize, held: &mut Held, limit: usize) -
     want_len.min(paid.max(buf.len()))
 }
 
+/// Append as much of `data` to `buf` as `limit` and the pool allow. False when the pool
+/// refused part of what the limit allowed: the caller then keeps nothing more, since a later
+/// grant would leave a gap in what it keeps.
+pub fn append(buf: &mut Vec<u8>, data: &[u8], held: &mut Held, limit: usize) -> bool {
+    let want = buf.len() + data.len().min(limit.saturating_sub(buf.len()));
+    let room = room(buf, want, held, limit);
+    buf.extend_from_slice(&data[..room - buf.len()]);
+    room == want
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         self.pool.give_back(self.bytes);

@@ -237,11 +237,7 @@ async fn receive(
         total += n as u64;
         stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
         if keeping {
-            let want = data.len() + n;
-            let room = memory::room(&mut data, want, &mut held, limit);
-            data.extend_from_slice(&buf[..room - data.len()]);
-            // Once refused, keep nothing more: a later grant would leave a gap in the file.
-            keeping = room == want;
+            keeping = memory::append(&mut data, &buf[..n], &mut held, limit);
         }
     }
     (DataEvent::Received { data, total }, held)

@@ -35,14 +35,9 @@ impl Message {
 
     pub fn push(&mut self, data: &[u8]) {
         self.total += data.len() as u64;
-        if self.refused {
-            return;
+        if !self.refused {
+            self.refused = !memory::append(&mut self.bytes, data, &mut self.held, self.limit);
         }
-        let want = self.bytes.len() + data.len().min(self.limit.saturating_sub(self.bytes.len()));
-        let room = memory::room(&mut self.bytes, want, &mut self.held, self.limit);
-        self.refused = room < want;
-        self.bytes
-            .extend_from_slice(&data[..room - self.bytes.len()]);
     }
 
     /// Content arrived that was not kept (past the limit or what memory allowed).
